@@ -1,0 +1,144 @@
+r"""Gradient flow with a stop at a train-loss threshold.
+
+Integrates
+
+.. math::  \frac{dw}{dt} = -\nabla L_n(w), \qquad w(0) = w_0,
+
+with :func:`scipy.integrate.solve_ivp` until the first time :math:`t_\varepsilon` at which
+:math:`L_n(w(t)) = \varepsilon` (a terminal event, located by solve_ivp's root finder on the dense
+output, so the stop lands on the level set to solver tolerance and never overshoots it), or until
+``t_max``. Divergence (a non-finite state or :math:`\|w\|` above ``blowup``) is a second terminal
+event. The result, like solve_ivp's, carries a ``status`` and a human ``message`` instead of raising.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+STATUSES = ("reached_eps", "time_limit", "diverged", "failed")
+
+
+@dataclass
+class FlowResult:
+    """Outcome of one gradient-flow integration.
+
+    ``t`` and ``w`` hold the accepted solver steps (or ``t_eval``); ``t_final``/``w_final`` the stop.
+    ``status`` is one of ``"reached_eps"`` (the event fired), ``"time_limit"`` (``t_max`` reached),
+    ``"diverged"`` (non-finite or exploding state) or ``"failed"`` (the solver gave up).
+    """
+
+    t: np.ndarray
+    w: np.ndarray
+    t_final: float
+    w_final: np.ndarray
+    loss_final: float
+    status: str
+    message: str
+    nfev: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return self.status == "reached_eps"
+
+
+def _check_positive(name: str, value: float) -> float:
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def gradient_flow(
+    grad: Callable[[np.ndarray], np.ndarray],
+    w0,
+    *,
+    loss: Callable[[np.ndarray], float],
+    eps: float | None,
+    t_max: float,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    method: str = "DOP853",
+    t_eval=None,
+    blowup: float = 1e8,
+) -> FlowResult:
+    """Integrate ``dw/dt = -grad(w)`` from ``w0`` until ``loss(w) = eps`` or ``t = t_max``.
+
+    Parameters
+    ----------
+    grad, loss : callables of a 1-D array ``w``.
+    w0 : initial point, shape ``(d,)``.
+    eps : train-loss threshold (> 0), or ``None`` to run to ``t_max``. If ``loss(w0) <= eps`` the
+        flow stops at once with status ``"reached_eps"``.
+    t_max : time limit (> 0).
+    rtol, atol, method : passed to :func:`scipy.integrate.solve_ivp`.
+    t_eval : optional times at which to store the solution.
+    blowup : the flow is declared diverged once ``||w||`` exceeds this.
+    """
+    w0 = np.asarray(w0, dtype=float)
+    if w0.ndim != 1:
+        raise ValueError(f"w0 must be a 1-D array of shape (d,), got shape {w0.shape}")
+    if not np.all(np.isfinite(w0)):
+        raise ValueError("w0 must contain finite values only")
+    t_max = _check_positive("t_max", t_max)
+    if eps is not None:
+        eps = _check_positive("eps", eps)
+    _check_positive("rtol", rtol)
+    _check_positive("atol", atol)
+
+    l0 = float(loss(w0))
+    if eps is not None and l0 <= eps:
+        return FlowResult(np.array([0.0]), w0[None, :].copy(), 0.0, w0.copy(), l0, "reached_eps",
+                          f"loss(w0) = {l0:.3e} is already <= eps = {eps:.3e}", 0)
+
+    def rhs(_t, w):
+        return -grad(w)
+
+    events = []
+    if eps is not None:
+        def hit_eps(_t, w):
+            return loss(w) - eps
+        hit_eps.terminal = True
+        hit_eps.direction = -1
+        events.append(hit_eps)
+
+    def blow(_t, w):
+        nrm = np.linalg.norm(w)
+        return blowup - nrm if np.isfinite(nrm) else -1.0
+    blow.terminal = True
+    blow.direction = -1
+    events.append(blow)
+
+    sol = solve_ivp(rhs, (0.0, t_max), w0, method=method, rtol=rtol, atol=atol,
+                    events=events, t_eval=t_eval)
+    if sol.status == -1:
+        w_last = sol.y[:, -1]
+        status = "diverged" if not np.all(np.isfinite(w_last)) else "failed"
+        return FlowResult(sol.t, sol.y.T, float(sol.t[-1]), w_last, float(loss(w_last)), status,
+                          sol.message, sol.nfev)
+    if sol.status == 1:  # a terminal event fired
+        if eps is not None and sol.t_events[0].size:
+            t_f, w_f = float(sol.t_events[0][0]), sol.y_events[0][0]
+            return FlowResult(sol.t, sol.y.T, t_f, w_f, float(loss(w_f)), "reached_eps",
+                              f"train loss reached eps = {eps:.3e} at t = {t_f:.6g}", sol.nfev)
+        t_f, w_f = float(sol.t_events[-1][0]), sol.y_events[-1][0]
+        return FlowResult(sol.t, sol.y.T, t_f, w_f, float(loss(w_f)), "diverged",
+                          f"||w|| exceeded {blowup:.1e} at t = {t_f:.6g}", sol.nfev)
+    w_f = sol.y[:, -1]
+    lf = float(loss(w_f))
+    msg = f"time limit t_max = {t_max:.6g} reached with loss {lf:.3e}"
+    if eps is not None:
+        msg += f" > eps = {eps:.3e}"
+    return FlowResult(sol.t, sol.y.T, float(sol.t[-1]), w_f, lf, "time_limit", msg, sol.nfev)
+
+
+def gradient_flow_batch(grad, W0, **kwargs) -> list[FlowResult]:
+    """Run :func:`gradient_flow` from each row of ``W0`` (shape ``(P, d)``); each path stops at its
+    own event time."""
+    W0 = np.asarray(W0, dtype=float)
+    if W0.ndim != 2:
+        raise ValueError(f"W0 must have shape (P, d), got {W0.shape}")
+    return [gradient_flow(grad, w0, **kwargs) for w0 in W0]
