@@ -142,3 +142,53 @@ def gradient_flow_batch(grad, W0, **kwargs) -> list[FlowResult]:
     if W0.ndim != 2:
         raise ValueError(f"W0 must have shape (P, d), got {W0.shape}")
     return [gradient_flow(grad, w0, **kwargs) for w0 in W0]
+
+
+def linear_flow_closed_form(X, y, w0, t) -> np.ndarray:
+    r"""Gradient flow of ``L_n(w) = (1/2n)||X w - y||^2`` (the gamma = 0 model) in closed form.
+
+    With ``X = U S V^T`` (thin SVD) and ``w_inf = (I - V V^T) w_0 + X^+ y``,
+    ``w(t) = w_inf + V exp(-S^2 t / n) V^T (w_0 - X^+ y)``. ``t`` scalar or array; returns
+    ``(d,)`` or ``(len(t), d)``.
+    """
+    X = np.asarray(X, dtype=float)
+    w0 = np.asarray(w0, dtype=float)
+    n = X.shape[0]
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    keep = s > 1e-12 * s.max()
+    s, Vt = s[keep], Vt[keep]
+    w_ls = Vt.T @ ((Vt @ (X.T @ np.asarray(y, dtype=float))) / s**2)
+    w_inf = w0 - Vt.T @ (Vt @ w0) + w_ls
+    c = Vt @ (w0 - w_ls)
+    t_arr = np.atleast_1d(np.asarray(t, dtype=float))
+    out = w_inf + (np.exp(-np.outer(t_arr, s**2) / n) * c) @ Vt
+    return out[0] if np.ndim(t) == 0 else out
+
+
+def problem_gradient_flow(problem, w0=None, *, eps: float | None, t_max: float, reduce: bool = True,
+                          **kwargs) -> FlowResult:
+    """Gradient flow of a :class:`~theory.problem.Problem`'s train loss from ``w0`` (default
+    ``problem.w0``), stopping at ``L_n = eps``.
+
+    With ``reduce=True`` the flow runs in the invariant subspace ``span{w0, x_i}`` (dimension
+    ``n + 1``; exact, see :mod:`theory.reduction`) and is lifted back, so its cost does not grow with
+    ``d``. The stored trajectory ``w`` is lifted too.
+    """
+    from theory import model as m
+    from theory.reduction import Reduction
+
+    w0 = problem.w0 if w0 is None else np.asarray(w0, dtype=float)
+    if reduce:
+        red = Reduction.from_problem(problem, w0[None, :])
+        P = red.reduced
+        u0 = red.project(w0)
+    else:
+        P, u0 = problem, w0
+    X, y, g = P.X, P.y, P.gamma
+    res = gradient_flow(lambda u: m.train_grad(u, X, y, g), u0,
+                        loss=lambda u: float(m.train_loss(u, X, y, g)), eps=eps, t_max=t_max, **kwargs)
+    if reduce:
+        res.w = red.lift(res.w)
+        res.w_final = red.lift(res.w_final)
+        res.extra["reduced_dim"] = red.m
+    return res

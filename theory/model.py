@@ -238,14 +238,13 @@ class NonlinearModel:
         ``a = sigma^2 / n`` it is exactly one step of full-batch label-noise SGD,
         ``w <- w - (eta/n) J^T (res - sigma xi)``. One fused vector-Jacobian product:
         ``D alpha(w) X^T (-res dt / n + c xi / sqrt(n))``. ``dt`` and ``c`` are scalars or per-path
-        arrays ``(P,)``. Returns ``(dW, res)``.
+        columns ``(P, 1)``. Returns ``(dW, res)``.
         """
         r = _norm(W)
         res = _rpow(r, self.gamma) * W @ self.X.T - self.y
-        V = res * (-np.asarray(dt)[..., None] / self.n if np.ndim(dt) else -dt / self.n)
+        V = res * (-np.asarray(dt) / self.n)
         if xi is not None:
-            c = np.asarray(noise_coef)
-            V = V + (c[:, None] if c.ndim else c) * xi / np.sqrt(self.n)
+            V = V + np.asarray(noise_coef) * xi / np.sqrt(self.n)
         return dalpha_apply(W, V @ self.X, self.gamma, r=r), res
 
     def minibatch_increment(self, W, eta, idx, xi, sigma):

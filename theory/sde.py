@@ -19,7 +19,8 @@ paths run together or how they are chunked (results agree to floating-point roun
 chunk sizes can change the BLAS summation order).
 
 Models implement ``dim``, ``noise_dim``, ``increment(W, dt, noise_coef, xi) -> (dW, res or None)``
-and ``observables(W) -> dict``; the nonlinear model also ``minibatch_increment``.
+and ``observables(W) -> dict``; the nonlinear model also ``minibatch_increment``. ``dt`` and
+``noise_coef`` are scalars or per-path columns of shape ``(P, 1)``; ``xi`` is ``(P, noise_dim)``.
 """
 from __future__ import annotations
 
@@ -315,6 +316,8 @@ def _run_chunk(model, W, steps, schedules, per_path, method, batch_size, sigma, 
             active[hit] = False
 
     k = 0
+    errstate = np.errstate(over="ignore", invalid="ignore")  # divergence is detected and reported below
+    errstate.__enter__()
     while k < steps:
         K = min(block, steps - k)
         ks = np.arange(k, k + K)
@@ -329,7 +332,7 @@ def _run_chunk(model, W, steps, schedules, per_path, method, batch_size, sigma, 
                 record(k, W)
             if not active.any():
                 break
-            e = eta[j]
+            e = eta[j][:, None]  # per-path scalars travel as (P, 1) columns
             if batch_size is not None:
                 dW, res = model.minibatch_increment(W, e, idx[j], xi[j] if noisy else np.zeros((P, batch_size)), sigma), None
             else:
@@ -365,4 +368,5 @@ def _run_chunk(model, W, steps, schedules, per_path, method, batch_size, sigma, 
         bar.update(P * (steps - k))
     while ri < len(rec_steps):  # remaining records (final step, or frozen paths after an early exit)
         record(int(rec_steps[ri]), W)
+    errstate.__exit__(None, None, None)
     return records, W, status, stop_step

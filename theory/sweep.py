@@ -398,9 +398,14 @@ def run_sweep(
     n_cached = len(done)
     failures: list[tuple[int, dict, BaseException]] = []
 
-    bar = tqdm(total=len(first_index), initial=n_cached, desc=fn.__name__, unit="task",
-               disable=not progress, dynamic_ncols=True)
-    bar.set_postfix(cached=n_cached, failed=0, refresh=True)
+    bar = None
+
+    def open_bar() -> None:
+        # Opened once the workers exist, so that tqdm's monitor thread is not copied into forked workers.
+        nonlocal bar
+        bar = tqdm(total=len(first_index), initial=n_cached, desc=fn.__name__, unit="task",
+                   disable=not progress, dynamic_ncols=True)
+        bar.set_postfix(cached=n_cached, failed=0, refresh=True)
 
     def finish(k: str, i: int, outcome: Any, error: BaseException | None) -> None:
         if error is None:
@@ -420,20 +425,24 @@ def run_sweep(
 
     # ---- run -------------------------------------------------------------------------------------
     try:
-        if pending and executor == "serial":
+        if not pending:
+            open_bar()
+        elif executor == "serial":
+            open_bar()
             for k, i in pending:
                 try:
                     out, err = fn(json.loads(_canonical_json(canon[i]))), None
                 except Exception as exc:
                     out, err = None, exc
                 finish(k, i, out, err)
-        elif pending:
+        else:
             pool, release = _open_executor(executor, max_workers, len(pending))
             futures: dict[cf.Future, tuple[str, int]] = {}
             interrupted = True
             try:
                 for k, i in pending:
                     futures[pool.submit(fn, json.loads(_canonical_json(canon[i])))] = (k, i)
+                open_bar()
                 for fut in cf.as_completed(futures):
                     k, i = futures.pop(fut)
                     try:
@@ -447,7 +456,8 @@ def run_sweep(
                     fut.cancel()
                 release(not interrupted)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
     if failures:
         failures.sort(key=lambda f: f[0])

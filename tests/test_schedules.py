@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from theory.schedules import Constant, Cosine, MultiStep, StepDecay, WarmupStableDecay, as_schedule
+
+
+def test_constant_and_step_decay():
+    assert Constant(0.1)(5) == 0.1
+    s = StepDecay(0.02, decay_step=3, factor=0.1)
+    np.testing.assert_allclose(s(np.arange(5)), [0.02, 0.02, 0.02, 0.002, 0.002])
+    assert s(2) == 0.02 and np.isclose(s(3), 0.002)
+
+
+def test_multistep():
+    s = MultiStep(1.0, milestones=[2, 5], factor=0.5)
+    np.testing.assert_allclose(s(np.arange(7)), [1, 1, 0.5, 0.5, 0.5, 0.25, 0.25])
+
+
+def test_cosine_endpoints_and_midpoint():
+    s = Cosine(0.4, total_steps=10, eta_min=0.0)
+    assert np.isclose(s(0), 0.4) and np.isclose(s(5), 0.2) and np.isclose(s(10), 0.0) and np.isclose(s(20), 0.0)
+
+
+def test_warmup_stable_decay_shape():
+    s = WarmupStableDecay(1.0, warmup_steps=4, decay_start=10, decay_steps=5, final_factor=0.1)
+    v = s(np.arange(20))
+    np.testing.assert_allclose(v[:5], [0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(v[4:11], 1.0)
+    np.testing.assert_allclose(v[15:], 0.1)
+    assert np.all(np.diff(v[10:16]) < 0)
+
+
+def test_as_schedule():
+    assert isinstance(as_schedule(0.3), Constant)
+    f = lambda k: 0.1  # noqa: E731
+    assert as_schedule(f) is f
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: Constant(0.0), "eta must be a finite number > 0"),
+    (lambda: Constant(float("inf")), "eta must be a finite number > 0"),
+    (lambda: StepDecay(0.1, -1), "decay_step must be an integer >= 0"),
+    (lambda: StepDecay(0.1, 5, factor=1.5), r"factor must be in \(0, 1\]"),
+    (lambda: MultiStep(0.1, [5, 3]), "milestones must be strictly increasing"),
+    (lambda: Cosine(0.1, 0), "total_steps must be an integer >= 1"),
+    (lambda: Cosine(0.1, 10, eta_min=0.2), r"eta_min must be in \[0, eta\]"),
+    (lambda: WarmupStableDecay(0.1, 10, 5, 5), "decay_start must be >= warmup_steps"),
+])
+def test_bad_parameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_negative_step_rejected():
+    with pytest.raises(ValueError, match="step must be >= 0"):
+        Constant(0.1)(-1)
