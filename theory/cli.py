@@ -13,6 +13,7 @@ import sys
 # Modules contributing subcommands, in the order shown by --help.
 COMMAND_MODULES = [
     "theory.demo",
+    "theory.convex",
 ]
 
 

@@ -705,7 +705,7 @@ def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tu
 
 @dataclass
 class Prop1Cell:
-    """Monte Carlo summary for one (alpha, K).
+    r"""Monte Carlo summary for one (alpha, K).
 
     ``n_sep``: draws with the factor-2 separation of Proposition 1, defined as
     :math:`L_{\mathcal D}(\beta_\text{slow}) \ge \frac32(1-\alpha)\varepsilon` and

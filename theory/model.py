@@ -143,6 +143,31 @@ def hessian_trace(w, X, y, gamma: float) -> np.ndarray:
     return (jf2 + gamma * (d + gamma) * _rpow(r, gamma - 2) * s) / n
 
 
+def hessian_trace_grad(w, X, y, gamma: float) -> np.ndarray:
+    r"""Gradient of ``T(w) = tr Hess L_n(w)``. With ``u = X w``, ``q = ||u||^2``, ``F = ||X||_F^2``,
+    ``s = u . (r^gamma u - y)``, ``n T = r^(2g) F + (g^2 + 2g) r^(2g-2) q + g (d + g) r^(g-2) s``:
+
+    ``n grad T = 2g r^(2g-2) F w + (g^2+2g) [(2g-2) r^(2g-4) q w + 2 r^(2g-2) X^T u]
+    + g (d+g) [(g-2) r^(g-4) s w + r^(g-2) (g r^(g-2) q w + 2 r^g X^T u - X^T y)]``.
+    """
+    w = np.asarray(w, dtype=float)
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n, d = X.shape
+    g = gamma
+    r = _norm(w)
+    u = w @ X.T
+    q = np.sum(u**2, axis=-1, keepdims=True)
+    s = np.sum(u * (_rpow(r, g) * u - y), axis=-1, keepdims=True)
+    Xtu, Xty = u @ X, y @ X
+    F = np.sum(X**2)
+    out = 2 * g * _rpow(r, 2 * g - 2) * F * w
+    out = out + (g**2 + 2 * g) * ((2 * g - 2) * _rpow(r, 2 * g - 4) * q * w + 2 * _rpow(r, 2 * g - 2) * Xtu)
+    out = out + g * (d + g) * ((g - 2) * _rpow(r, g - 4) * s * w
+                               + _rpow(r, g - 2) * (g * _rpow(r, g - 2) * q * w + 2 * _rpow(r, g) * Xtu - Xty))
+    return out / n
+
+
 def manifold_hessian_trace(r, X, y, gamma: float) -> np.ndarray:
     """``h(r) = r^(2 gamma) ||X||_F^2 / n + (gamma^2 + 2 gamma) ||y||^2 / (n r^2)`` (trace on M)."""
     X = np.asarray(X, dtype=float)

@@ -1,0 +1,206 @@
+r"""Quasistatic picture of Phase II: normal-space equilibrium and the slow drift along M.
+
+**Normal space.** Near a point ``w`` of M, label-noise SGD linearises to
+``e_{k+1} = (I - eta H) e_k + eta sqrt(a) H^{1/2} xi_k`` with ``H = J^T J / n`` (the Hessian of
+``L_n`` on M) and noise covariance ``eta^2 a H`` per step, ``a = sigma^2 / b`` for batch size ``b``
+(``sigma^2 / n`` full batch). In the eigenbasis of ``H`` (eigenvalues ``lambda_j`` on the normal
+space) the stationary variances are ``eta a / (2 - eta lambda_j)``, so
+
+* stationary covariance ``Sigma = sum_j eta a / (2 - eta lambda_j) v_j v_j^T ~ (eta a / 2) P_N``;
+* train-loss plateau ``E L_n = 1/2 tr(H Sigma) = (eta a / 4) sum_j lambda_j / (1 - eta lambda_j / 2)
+  ~ (eta a / 4) tr Hess L_n``.
+
+**Drift along M** (label-noise SGD; Blanc et al. 2020, Damian et al. 2021, Li, Wang, Arora 2022):
+
+``dw / dtau = -(a / 4) P_T grad tr Hess L_n(w)``,  ``tau = eta^2 k``,
+
+which on M reduces to ``-(a/4) h'(||w||) P_T w_hat`` and in radial form
+``d||w|| / dtau = -(a/4) h'(||w||) ||P_T w_hat||^2``: the norm shrinks until ``w`` is normal to M,
+i.e. ``w = w_mn`` (when ``h`` increases along M). :func:`drift_ode` integrates it on M (reduced
+coordinates, ``solve_ivp``, each stored point retracted onto M).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from theory import io
+from theory import model as m
+from theory.problem import Problem
+
+
+def noise_scale(problem: Problem, batch_size: int | None = None, sigma: float | None = None) -> float:
+    """``a = sigma^2 / b`` (``b = n`` for full batch)."""
+    sig = problem.sigma if sigma is None else float(sigma)
+    b = problem.n if batch_size is None else int(batch_size)
+    if not (1 <= b <= problem.n):
+        raise ValueError(f"batch_size must be an integer in [1, n] = [1, {problem.n}], got {batch_size!r}")
+    return sig**2 / b
+
+
+def normal_hessian_eigs(problem: Problem, w) -> np.ndarray:
+    """Non-zero eigenvalues of ``H = J^T J / n`` at ``w`` (the Hessian of ``L_n`` on M), i.e. the
+    eigenvalues of the n x n matrix ``J J^T / n``."""
+    J = m.jacobian(np.asarray(w, dtype=float), problem.X, problem.gamma)
+    return np.linalg.eigvalsh(J @ J.T / problem.n)
+
+
+@dataclass
+class PlateauPrediction:
+    a: float
+    eta: float
+    eigs: np.ndarray
+    leading: float        # (eta a / 4) tr H
+    exact: float          # (eta a / 4) sum lambda / (1 - eta lambda / 2)
+    stable: bool          # eta lambda_max < 2
+
+    @property
+    def normal_variances(self) -> np.ndarray:
+        """Stationary variances along the eigenvectors of H: ``eta a / (2 - eta lambda_j)``."""
+        return self.eta * self.a / (2 - self.eta * self.eigs)
+
+
+def plateau_prediction(problem: Problem, w, eta: float, batch_size: int | None = None) -> PlateauPrediction:
+    """Predicted Phase II train-loss plateau of label-noise SGD at learning rate ``eta`` near ``w``
+    (``w`` should lie on, or close to, M)."""
+    if not np.isfinite(eta) or eta <= 0:
+        raise ValueError(f"eta must be a finite number > 0, got {eta!r}")
+    a = noise_scale(problem, batch_size)
+    lam = normal_hessian_eigs(problem, w)
+    stable = bool(eta * lam.max() < 2)
+    exact = 0.25 * eta * a * float(np.sum(lam / (1 - eta * lam / 2))) if stable else float("inf")
+    return PlateauPrediction(a, float(eta), lam, 0.25 * eta * a * float(lam.sum()), exact, stable)
+
+
+def drift_velocity(problem: Problem, w, a: float) -> np.ndarray:
+    """``dw/dtau = -(a/4) P_T grad tr Hess L_n(w)`` (batched over leading axes)."""
+    g = m.hessian_trace_grad(w, problem.X, problem.y, problem.gamma)
+    return -0.25 * a * m.project_tangent(w, g, problem.X, problem.gamma)
+
+
+def radial_velocity(problem: Problem, w, a: float) -> np.ndarray:
+    """``d||w||/dtau = -(a/4) h'(||w||) ||P_T w_hat||^2`` (the radial form of the drift on M)."""
+    w = np.asarray(w, dtype=float)
+    r = np.linalg.norm(w, axis=-1)
+    pt = m.project_tangent(w, w / r[..., None], problem.X, problem.gamma)
+    return -0.25 * a * m.manifold_hessian_trace_deriv(r, problem.X, problem.y, problem.gamma) * np.sum(pt**2, axis=-1)
+
+
+@dataclass
+class DriftSolution:
+    tau: np.ndarray
+    w: np.ndarray                 # (len(tau), d), each point retracted onto M
+    norm: np.ndarray
+    test_loss: np.ndarray
+    dist_mn: np.ndarray
+    off_manifold: float           # largest train loss of the integrated points before retraction
+    status: str
+    message: str
+    config: dict = field(default_factory=dict)
+
+
+def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: int = 200,
+              rtol: float = 1e-9, atol: float = 1e-12, method: str = "LSODA") -> DriftSolution:
+    """Integrate the tangent drift ``dw/dtau = -(a/4) P_T grad tr Hess L_n`` from ``w_start``.
+
+    ``w_start`` is first retracted onto M. The ODE runs in the invariant subspace
+    ``span{w_start, x_i}`` (exact: the velocity is a combination of ``w`` and the ``x_i``); every
+    stored point is retracted onto M (the vector field is tangent, so the retraction only removes
+    integration error, reported as ``off_manifold``).
+    """
+    from theory.reduction import Reduction
+
+    if not np.isfinite(tau_max) or tau_max <= 0:
+        raise ValueError(f"tau_max must be a finite number > 0, got {tau_max!r}")
+    if not np.isfinite(a) or a < 0:
+        raise ValueError(f"a must be a finite number >= 0, got {a!r}")
+    w_start = m.retract(np.asarray(w_start, dtype=float), problem.X, problem.y, problem.gamma)
+    red = Reduction.from_problem(problem, w_start[None, :])
+    P = red.reduced
+    u0 = red.project(w_start)
+    tau = np.linspace(0.0, tau_max, n_eval)
+    sol = solve_ivp(lambda _t, u: drift_velocity(P, u, a), (0.0, tau_max), u0, t_eval=tau,
+                    method=method, rtol=rtol, atol=atol)
+    U = sol.y.T
+    off = float(np.max(m.train_loss(U, P.X, P.y, P.gamma)))
+    U = m.retract(U, P.X, P.y, P.gamma)
+    W = red.lift(U)
+    status = "ok" if sol.success else "failed"
+    return DriftSolution(sol.t, W, np.linalg.norm(W, axis=1),
+                         m.test_loss(W, problem.alpha_star, problem.gamma, 0.0, problem.test_offset),
+                         np.linalg.norm(W - problem.w_mn, axis=1), off, status, sol.message,
+                         dict(tau_max=float(tau_max), a=float(a), rtol=rtol, atol=atol, method=method))
+
+
+@dataclass
+class DriftComparison:
+    """SGD (many paths) against the drift ODE on the same problem, at one learning rate."""
+
+    problem: Problem
+    eta: float
+    a: float
+    tau: np.ndarray               # eta^2 k at the SGD records
+    sgd_norm: np.ndarray          # (R, P)
+    sgd_test: np.ndarray
+    sgd_train: np.ndarray
+    ode_norm: np.ndarray          # (R,) on the same tau grid
+    ode_test: np.ndarray
+    plateau_pred: np.ndarray      # (R,) exact plateau prediction at the ODE's point of M
+    plateau: PlateauPrediction    # at the start point
+    config: dict
+
+    @property
+    def norm_rel_error(self) -> float:
+        """``max_tau |mean ||w_SGD|| - ||w_ODE||| / (||w(0)|| - ||w_mn||)``: error relative to the
+        distance the norm travels."""
+        span = abs(self.ode_norm[0] - np.linalg.norm(self.problem.w_mn))
+        return float(np.max(np.abs(self.sgd_norm.mean(1) - self.ode_norm)) / max(span, 1e-12))
+
+    @property
+    def plateau_ratio(self) -> float:
+        """Measured train loss (mean over paths and over the records after the first tenth of the
+        run, once the normal fluctuations have equilibrated) over the predicted plateau
+        ``(eta a / 4) sum lambda_j / (1 - eta lambda_j / 2)`` at the ODE's point for the same tau."""
+        sl = slice(max(1, len(self.tau) // 10), None)
+        return float(self.sgd_train[sl].mean() / self.plateau_pred[sl].mean())
+
+    def save(self, path):
+        arrays = dict(tau=self.tau, sgd_norm=self.sgd_norm, sgd_test=self.sgd_test, sgd_train=self.sgd_train,
+                      ode_norm=self.ode_norm, ode_test=self.ode_test, plateau_pred=self.plateau_pred,
+                      **self.problem.arrays(prefix="problem_"))
+        cfg = {"kind": "DriftComparison", **self.config, "eta": self.eta, "a": self.a,
+               "problem": self.problem.config(), "norm_rel_error": self.norm_rel_error,
+               "plateau_exact": self.plateau.exact, "plateau_leading": self.plateau.leading,
+               "plateau_ratio": self.plateau_ratio, "min_norm_norm": float(np.linalg.norm(self.problem.w_mn)),
+               "min_norm_test_loss": self.problem.min_norm_test_loss}
+        return io.save_result(path, arrays, cfg)
+
+
+def compare_drift_with_sgd(problem: Problem, eta: float, *, tau_max: float, paths: int = 32,
+                           batch_size: int | None = None, seed: int = 0, n_records: int = 100,
+                           progress: bool = False) -> DriftComparison:
+    """Start SGD paths and the drift ODE at the same point of M (the retraction of ``w0``) and
+    compare ``||w||`` and test loss against ``tau = eta^2 k`` (``k = tau_max / eta^2`` steps)."""
+    from theory.sde import simulate
+
+    if not np.isfinite(eta) or eta <= 0:
+        raise ValueError(f"eta must be a finite number > 0, got {eta!r}")
+    steps = int(round(tau_max / eta**2))
+    w_start = m.retract(problem.w0, problem.X, problem.y, problem.gamma)
+    sim = simulate(problem, np.tile(w_start, (paths, 1)), steps=steps, lr=eta, method="sgd",
+                   batch_size=batch_size, seed=seed, record_every=max(1, steps // n_records), reduce=True,
+                   progress=progress)
+    tau = sim.steps * eta**2
+    a = noise_scale(problem, batch_size)
+    ode = drift_ode(problem, w_start, tau_max=tau_max, a=a, n_eval=400)
+    ode_norm = np.interp(tau, ode.tau, ode.norm)
+    ode_test = np.interp(tau, ode.tau, ode.test_loss)
+    nearest = np.clip(np.searchsorted(ode.tau, tau), 0, len(ode.tau) - 1)
+    plateau_pred = np.array([plateau_prediction(problem, ode.w[i], eta, batch_size).exact for i in nearest])
+    cfg = dict(eta=eta, tau_max=tau_max, paths=paths, batch_size=batch_size, seed=seed, steps=steps,
+               sim_message=sim.message, off_manifold=ode.off_manifold)
+    return DriftComparison(problem, eta, a, tau, sim.records["norm"], sim.records["test_loss"],
+                           sim.records["train_loss"], ode_norm, ode_test, plateau_pred,
+                           plateau_prediction(problem, w_start, eta, batch_size), cfg)
