@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = [
     "theory.demo",
     "theory.convex",
+    "theory.drift_study",
 ]
 
 
