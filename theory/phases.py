@@ -102,9 +102,12 @@ def decay_sweep(problem: Problem, *, eta: float = 0.02, decay_steps=(0, 1000, 10
         raise ValueError(f"paths_per_decay must be an integer >= 1, got {paths_per_decay!r}")
     total = int(ds.max()) + int(phase3_steps)
     schedules = [StepDecay(eta, int(k), factor) for k in ds for _ in range(paths_per_decay)]
+    if record_every is None:  # log-spaced early records (Phase I) plus a linear grid
+        rec = np.unique(np.concatenate([np.geomspace(1, total, 150).astype(np.int64), np.linspace(0, total, 301).astype(np.int64)]))
+    else:
+        rec = np.arange(0, total + 1, record_every)
     sim = simulate(problem, n_paths=len(schedules), steps=total, lr=schedules, method="sgd",
-                   batch_size=batch_size, seed=seed, record_every=record_every or max(1, total // 400),
-                   reduce=reduce, progress=progress)
+                   batch_size=batch_size, seed=seed, record_steps=rec, reduce=reduce, progress=progress)
     shape = (len(ds), paths_per_decay)
     cfg = dict(eta=eta, decay_steps=ds.tolist(), factor=factor, phase3_steps=int(phase3_steps),
                paths_per_decay=int(paths_per_decay), seed=int(seed), batch_size=batch_size,
