@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "theory.convex",
     "theory.drift_study",
     "theory.decay_grid",
+    "paper_figures.report",
 ]
 
 
