@@ -265,12 +265,20 @@ class NonlinearModel:
         ``D alpha(w) X^T (-res dt / n + c xi / sqrt(n))``. ``dt`` and ``c`` are scalars or per-path
         columns ``(P, 1)``. Returns ``(dW, res)``.
         """
-        r = _norm(W)
-        res = _rpow(r, self.gamma) * W @ self.X.T - self.y
+        # row norms without a (P, d) temporary; scale the (P, n) product rather than W
+        r = np.sqrt(np.einsum("...i,...i->...", W, W))[..., None]
+        rg = _rpow(r, self.gamma)
+        res = rg * (W @ self.X.T) - self.y
         V = res * (-np.asarray(dt) / self.n)
         if xi is not None:
             V = V + np.asarray(noise_coef) * xi / np.sqrt(self.n)
-        return dalpha_apply(W, V @ self.X, self.gamma, r=r), res
+        U = V @ self.X                       # a fresh (P, d) array: apply D alpha(w) in place
+        if self.gamma == 0:
+            return U, res
+        wu = np.einsum("...i,...i->...", W, U)[..., None]
+        U *= rg
+        U += (self.gamma * _rpow(r, self.gamma - 2.0) * wu) * W
+        return U, res
 
     def minibatch_increment(self, W, eta, idx, xi, sigma):
         """One step of minibatch label-noise SGD: ``-(eta/b) sum_{i in B} grad f_i (f_i - y_i - sigma xi_i)``.
