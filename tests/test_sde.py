@@ -32,6 +32,18 @@ def test_gd_nonlinear_matches_plain_loop_and_schedule():
     assert r.status[0] == "completed"
 
 
+def test_record_times_are_block_independent(monkeypatch):
+    """t_k = sum_{j<k} eta_j per path, whatever the block size of the running sum."""
+    import theory.sde as sde
+    sch = [StepDecay(0.1, 5), StepDecay(0.2, 3, factor=0.5), Constant(0.05)]
+    rec = np.array([0, 1, 4, 5, 9, 10, 17])
+    ref = np.array([[sum(s(j) for j in range(k)) for s in sch] for k in rec])
+    for block in (3, 7, 2**22):
+        monkeypatch.setattr(sde, "_TIMES_BLOCK", block)
+        np.testing.assert_allclose(sde._times(rec, sch, True, "sgd", None, 3), ref, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(sde._times(rec, sch[0], False, "sgd", None, 3), ref[:, 0], rtol=1e-14, atol=1e-15)
+
+
 # ---------------------------------------------------------------- stochastic: SGD and EM ----------
 def _naive_full_batch_sgd(p, W0, eta, steps, seed):
     gens = path_generators(seed, range(W0.shape[0]), 0)

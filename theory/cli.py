@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "theory.demo",
     "theory.convex",
     "theory.drift_study",
+    "theory.gamma_study",
     "theory.decay_grid",
     "paper_figures.report",
 ]

@@ -36,6 +36,7 @@ from theory.schedules import as_schedule
 
 METHODS = ("gd", "sgd", "em")
 _BLOCK_BYTES = 16 * 2**20  # noise drawn in blocks of at most this many bytes per chunk
+_TIMES_BLOCK = 2**22        # learning-rate values summed per block when computing record times
 
 
 @dataclass
@@ -283,18 +284,27 @@ def simulate(
 
 
 def _times(rec_steps, schedules, per_path, method, dt, P):
-    """Time ``t_k`` of each record: ``k dt`` for EM, ``sum_{j<k} eta_j`` otherwise; (R,) or (R, P)."""
+    """Time ``t_k`` of each record: ``k dt`` for EM, ``sum_{j<k} eta_j`` otherwise; (R,) or (R, P).
+
+    The sums run over blocks of steps so that memory stays bounded (about 32 MB) whatever the
+    number of steps and paths."""
     if method == "em":
         return rec_steps * float(dt)
+    out = np.zeros((len(rec_steps), P)) if per_path else np.zeros(len(rec_steps))
+    acc = np.zeros(P) if per_path else 0.0
     top = int(rec_steps[-1])
-    ks = np.arange(top)
-    if per_path:
-        eta = np.stack([np.broadcast_to(s(ks), ks.shape) for s in schedules], axis=1) if top else np.zeros((0, P))
-        cum = np.vstack([np.zeros((1, P)), np.cumsum(eta, axis=0)])
-    else:
-        eta = np.broadcast_to(schedules(ks), ks.shape) if top else np.zeros(0)
-        cum = np.concatenate([[0.0], np.cumsum(eta)])
-    return cum[rec_steps]
+    block = max(1, _TIMES_BLOCK // (P if per_path else 1))
+    ri = int(np.searchsorted(rec_steps, 0, side="right"))  # records at step 0 have t = 0
+    for start in range(0, top, block):
+        ks = np.arange(start, min(start + block, top))
+        eta = (np.stack([np.broadcast_to(s(ks), ks.shape) for s in schedules], axis=1) if per_path
+               else np.broadcast_to(schedules(ks), ks.shape))
+        cum = acc + np.cumsum(eta, axis=0)              # cum[i] = t_{start + i + 1}
+        while ri < len(rec_steps) and rec_steps[ri] <= ks[-1] + 1:
+            out[ri] = cum[rec_steps[ri] - start - 1]
+            ri += 1
+        acc = cum[-1]
+    return out
 
 
 def _run_chunk(model, W, steps, schedules, per_path, method, batch_size, sigma, a, dt, seed, first_path,
