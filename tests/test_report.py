@@ -12,7 +12,7 @@ EXPECTED_IDS = {
     "model.alpha", "model.trace_on_M", "model.min_norm", "model.flatness", "model.invariant_subspace",
     "sde.sgd_is_em", "phase1.scaling", "model.landscape", "phase3.late_decay", "phase2.to_min_norm",
     "phase3.gamma0", "phase3.freeze", "phase2.plateau", "phase2.drift", "phase2.breakdown",
-    "gamma.bound", "gamma.flatness", "gamma.zero", "symbolic.identities", "symbolic.numeric", "convex.prop1_probability", "convex.prop1_ratio", "convex.lemma2", "convex.figure1",
+    "vgg.late_decay", "vgg.landscape", "gamma.bound", "gamma.flatness", "gamma.zero", "symbolic.identities", "symbolic.numeric", "convex.prop1_probability", "convex.prop1_ratio", "convex.lemma2", "convex.figure1",
 }
 
 

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "theory.drift_study",
     "theory.gamma_study",
     "theory.decay_grid",
+    "empirics.cli",
     "paper_figures.report",
 ]
 

@@ -1,0 +1,153 @@
+"""``lrdecay empirics``: every stage through the command line on a tiny dataset, and whole profiles."""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from empirics import cli as C
+from empirics import data as D
+from empirics import profiles as P
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_empirics_train import tiny_arrays  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--set", "width=0.125", "--set", "batch_size=20", "--set", "epochs=2", "--set", "ckpt_every=5",
+        "--set", "decay_epochs=1,2", "--set", "subpath_epochs=1", "--set", "train_size=none", "--set", "eval_batch=50",
+        "--set", "landscape.grid=4", "--set", "landscape.train_size=40", "--set", "landscape.test_size=20",
+        "--set", "landscape.points_per_batch=8", "--set", "landscape.eval_batch=50"]
+
+
+def run(argv):
+    parser = argparse.ArgumentParser(prog="lrdecay")
+    sub = parser.add_subparsers(dest="command")
+    C.register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def datadir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cifar")
+    a = tiny_arrays(100, 40)
+    D.write_python_batches(d, a.x_train, a.y_train, a.x_test, a.y_test)
+    return d
+
+
+def test_stages_one_by_one(datadir, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--data", str(datadir), "--no-progress", "--threads", "1"]
+    assert run(["empirics", "main", *common, *TINY]) == 0
+    assert "main path: 2 epochs, 10 steps" in capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train"]["width"] == 0.125 and cfg["landscape"]["grid"] == 4 and cfg["profile"] == "quick"
+    assert cfg["data"]["source"] == "pickle" and cfg["data"]["train_size"] == 100
+    assert run(["empirics", "subpaths", *common]) == 0
+    text = capsys.readouterr().out
+    assert "decay at epoch     1" in text and "decay at epoch     2" in text
+    assert run(["empirics", "landscape", *common]) == 0
+    assert "explained variance" in capsys.readouterr().out
+    assert run(["empirics", "figures", "--out", str(out)]) == 0
+    for name in ("vgg_landscape.png", "vgg_landscape.pdf", "vgg_decay.png", "vgg_decay.pdf"):
+        assert (out / "figures" / name).stat().st_size > 1000
+    s = P.summarize(out)
+    assert s["decay_epochs"] == [1, 2] and len(s["final_test_loss"]) == 2
+    assert s["landscape"]["grid"] == 4
+    # a main-path setting cannot change once the path exists
+    with pytest.raises(ValueError, match="fix the main path"):
+        run(["empirics", "subpaths", *common, "--set", "lr=0.5"])
+    # extra subpath at another epoch, with the main path reused
+    assert run(["empirics", "subpaths", *common, "--decay-epochs", "1"]) == 0
+
+
+def test_profile_command_runs_and_reuses(datadir, tmp_path, capsys):
+    out = tmp_path / "prof"
+    argv = ["empirics", "profile", "quick", "--out", str(out), "--data", str(datadir), "--no-progress", *TINY]
+    assert run(argv) == 0
+    text = capsys.readouterr().out
+    assert "decay epoch" in text and "main path" in text and "explained variance" in text
+    assert run(argv) == 0  # second run: every stage reused
+    t = json.loads((out / "timings.json").read_text())
+    assert len(t) == 2 and t[1]["stages_s"]["main"] == "reused" and t[1]["stages_s"]["landscape"] == "reused"
+    assert run(["empirics", "profile", "--list"]) == 0
+    assert "authors" in capsys.readouterr().out
+
+
+def test_run_profile_api(datadir, tmp_path):
+    tr, la = C.parse_overrides([a for a in TINY if a != "--set"])
+    s = P.run_profile("quick", tmp_path, datadir, progress=False, train_overrides=tr, landscape_overrides=la)
+    for k in ("decay_epochs", "final_test_loss", "final_test_acc", "main_path_final_test_loss"):
+        assert k in s
+    assert s["decay_epochs"] == [1, 2] and np.all(np.isfinite(s["final_test_loss"]))
+    assert "trend" in s and "landscape" in s
+    assert json.loads((tmp_path / "summary.json").read_text())["decay_epochs"] == [1, 2]
+
+
+def test_parse_overrides_types_and_errors():
+    tr, la = C.parse_overrides(["width=0.5", "epochs=12", "decay_epochs=4, 8", "batch_norm=true", "train_size=none",
+                                "landscape.curved=1", "landscape.grid=9"])
+    assert tr == {"width": 0.5, "epochs": 12, "decay_epochs": (4, 8), "batch_norm": True, "train_size": None}
+    assert la == {"curved": True, "grid": 9}
+    with pytest.raises(ValueError, match="unknown setting 'widht'"):
+        C.parse_overrides(["widht=2"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        C.parse_overrides(["width"])
+    with pytest.raises(ValueError, match="epochs: cannot read"):
+        C.parse_overrides(["epochs=many"])
+    with pytest.raises(ValueError, match="unknown landscape setting"):
+        C.parse_overrides(["landscape.colour=red"])
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cifar-10-python.tar.gz"):
+        run(["empirics", "main", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "none"), *TINY])
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        run(["empirics", "subpaths", "--out", str(tmp_path / "r2"), "--data", str(tmp_path)])
+
+
+def test_cli_import_is_light():
+    code = "import sys, empirics.cli; print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                       env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert r.stdout.strip() == "False", r.stderr
+
+
+# --------------------------------------------------------------------------- the profiles themselves
+def test_authors_profile_is_the_authors_setting():
+    t, la = P.get_profile("authors")
+    assert (t.arch, t.width, t.batch_norm, t.dropout, t.loss) == ("slim_vgg11", 1.0, False, 0.5, "mse")
+    assert (t.lr, t.momentum, t.weight_decay, t.batch_size) == (0.1, 0.9, 1e-4, 125)
+    assert (t.epochs, t.ckpt_every, t.train_size, t.augment) == (3000, 400, 5000, True)
+    assert t.decay_epochs == tuple(range(2000, 3001, 100)) and t.decay_factor == 0.1
+    assert la.curved
+    t.validate(5000)  # every decay epoch falls on a checkpoint (40 steps per epoch)
+
+
+@pytest.mark.parametrize("name,n_train", [("quick", 5000), ("full", 50000)])
+def test_profiles_validate(name, n_train):
+    t, la = P.get_profile(name)
+    t.validate(n_train)
+    la.validate()
+    assert P.get_profile(name)[0] is not P.PROFILES[name]["train"]  # fresh copies
+
+
+def test_unknown_profile():
+    with pytest.raises(ValueError, match="profile: expected one of"):
+        P.get_profile("huge")
+
+
+@pytest.mark.slow
+def test_quick_profile_on_real_subset_shows_the_trend(tmp_path):
+    """The quick profile on the real 5,000-image subset: later decay → lower final test loss."""
+    real = D.default_data_dir()
+    if not (real / D.LAYOUT_DIR / "data_batch_1").is_file():
+        pytest.skip("real subset absent")
+    s = P.run_profile("quick", tmp_path, progress=False)
+    assert s["trend"]["spearman_rho_loss_vs_decay_epoch"] < 0
+    assert s["final_test_loss"][-1] < s["final_test_loss"][0]
