@@ -110,14 +110,7 @@ SEP_RTOL = 1e-6
 # Input checks
 # --------------------------------------------------------------------------------------------------
 
-def _positive(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
+from theory.validation import positive as _positive  # noqa: E402
 
 
 def _open_unit(name: str, value) -> float:

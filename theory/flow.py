@@ -45,11 +45,7 @@ class FlowResult:
         return self.status == "reached_eps"
 
 
-def _check_positive(name: str, value: float) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
+from theory.validation import positive as _check_positive  # noqa: E402
 
 
 def gradient_flow(

@@ -138,21 +138,7 @@ def instance_seeds(seed: int, n_instances: int) -> np.ndarray:
     return INSTANCE_SEED_STRIDE * int(seed) + np.arange(n_instances, dtype=np.int64)
 
 
-def _int(name, v, lo, hi=None):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be an integer {rng}, got {v!r}")
-    return int(v)
-
-
-def _pos(name, v):
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}") from None
-    if not np.isfinite(x) or x <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    return x
+from theory.validation import integer as _int, positive as _pos  # noqa: E402
 
 
 def _gammas(gammas) -> np.ndarray:

@@ -23,6 +23,7 @@ from theory import io
 from theory.problem import Problem
 from theory.schedules import Cosine, Schedule, StepDecay, WarmupStableDecay
 from theory.sde import SimulationResult, simulate
+from theory.validation import integer
 
 
 def _nonneg_ints(name, values) -> np.ndarray:
@@ -96,10 +97,8 @@ def decay_sweep(problem: Problem, *, eta: float = 0.02, decay_steps=(0, 1000, 10
     only difference between rows. Paths of different rows use different noise streams (path index).
     """
     ds = _nonneg_ints("decay_steps", decay_steps)
-    if isinstance(phase3_steps, bool) or not isinstance(phase3_steps, (int, np.integer)) or phase3_steps < 1:
-        raise ValueError(f"phase3_steps must be an integer >= 1, got {phase3_steps!r}")
-    if isinstance(paths_per_decay, bool) or not isinstance(paths_per_decay, (int, np.integer)) or paths_per_decay < 1:
-        raise ValueError(f"paths_per_decay must be an integer >= 1, got {paths_per_decay!r}")
+    integer("phase3_steps", phase3_steps, 1)
+    integer("paths_per_decay", paths_per_decay, 1)
     total = int(ds.max()) + int(phase3_steps)
     schedules = [StepDecay(eta, int(k), factor) for k in ds for _ in range(paths_per_decay)]
     if record_every is None:  # log-spaced early records (Phase I) plus a linear grid

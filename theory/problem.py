@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from theory import io
+from theory.validation import integer, nonneg as check_nonneg
 
 
 class UnderparameterizedWarning(UserWarning):
@@ -40,17 +41,8 @@ def check_gamma(gamma) -> float:
     return g
 
 
-def check_nonneg(name: str, value) -> float:
-    v = float(value)
-    if not np.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
-
-
 def check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+    return integer(name, value, 1)
 
 
 @dataclass(frozen=True, eq=False)

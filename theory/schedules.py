@@ -10,18 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from theory.validation import integer, positive
 
-def _pos(name, v):
-    v = float(v)
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    return v
+
+_pos = positive
 
 
 def _nonneg_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
-    return int(v)
+    return integer(name, v, 0)
 
 
 def _fraction(name, v):

@@ -33,6 +33,7 @@ import numpy as np
 from theory import io
 from theory.problem import Problem
 from theory.schedules import as_schedule
+from theory.validation import integer
 
 METHODS = ("gd", "sgd", "em")
 _BLOCK_BYTES = 16 * 2**20  # noise drawn in blocks of at most this many bytes per chunk
@@ -109,8 +110,7 @@ def _record_grid(steps: int, record_every, record_steps) -> np.ndarray:
         return rs
     if record_every is None:
         record_every = max(1, steps // 200)
-    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
-        raise ValueError(f"record_every must be an integer >= 1, got {record_every!r}")
+    integer("record_every", record_every, 1)
     return np.unique(np.append(np.arange(0, steps + 1, record_every), steps))
 
 
@@ -164,11 +164,8 @@ def simulate(
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    steps = int(steps)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    steps = integer("steps", steps, 0)
+    integer("seed", seed, 0)
 
     problem = model if isinstance(model, Problem) else getattr(model, "problem", None)
     reduction = None
@@ -239,8 +236,7 @@ def simulate(
         raise ValueError(f"stop_loss must be a finite number > 0, got {stop_loss!r}")
     if chunk_size is None:
         chunk_size = P
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    integer("chunk_size", chunk_size, 1)
 
     rec_steps = _record_grid(steps, record_every, record_steps)
     noisy = (method == "sgd" and sig > 0) or (method == "em" and a > 0)
