@@ -11,7 +11,7 @@ from theory.io import load_json, load_result, save_json, save_result
 EXPECTED_IDS = {
     "model.alpha", "model.trace_on_M", "model.min_norm", "model.flatness", "model.invariant_subspace",
     "sde.sgd_is_em", "phase1.scaling", "model.landscape", "phase3.late_decay", "phase2.to_min_norm",
-    "phase3.gamma0", "phase3.freeze", "phase2.plateau", "phase2.drift", "phase2.breakdown",
+    "phase3.gamma0", "phase3.freeze", "phase3.schedules", "phase2.plateau", "phase2.drift", "phase2.breakdown",
     "vgg.late_decay", "vgg.landscape", "gamma.bound", "gamma.flatness", "gamma.zero", "symbolic.identities", "symbolic.numeric", "convex.prop1_probability", "convex.prop1_ratio", "convex.lemma2", "convex.figure1",
 }
 
@@ -72,7 +72,12 @@ def test_broken_inputs_turn_verdicts_to_fail(smoke, tmp_path):
     c = load_json(broken / "core" / "core_checks.json")
     c["reduction_max_diff"] = 1e-3
     save_json(broken / "core" / "core_checks.json", c)
+    # 5. cosine made better than the late decays
+    sc = load_json(broken / "demo" / "schedules.json")
+    sc["final_test_mean"][sc["names"].index("cosine")] = 0.0
+    save_json(broken / "demo" / "schedules.json", sc)
     after = {c.id: c.verdict for c in evaluate(broken)}
+    assert before["phase3.schedules"] == PASS and after["phase3.schedules"] == FAIL
     assert before["phase3.late_decay"] == PASS and after["phase3.late_decay"] == FAIL
     assert before["phase3.gamma0"] == PASS and after["phase3.gamma0"] == FAIL
     assert before["phase2.drift"] == PASS and after["phase2.drift"] == FAIL

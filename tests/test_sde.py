@@ -180,6 +180,20 @@ def test_stop_fn_and_save_load(tmp_path):
     np.testing.assert_array_equal(p2.X, p.X)
 
 
+def test_chosen_observables_and_custom_functions():
+    p = Problem.generate(d=40, n=5, gamma=1.0, sigma=0.2, seed=2)
+    full = simulate(p, n_paths=3, steps=50, lr=0.05, seed=0, record_every=10)
+    r = simulate(p, n_paths=3, steps=50, lr=0.05, seed=0, record_every=10, reduce=True,
+                 observables=["norm", ("sq_norm", lambda W: np.sum(W**2, axis=1))])
+    assert set(r.records) == {"norm", "sq_norm"}
+    np.testing.assert_allclose(r.records["norm"], full.records["norm"], rtol=1e-10)
+    np.testing.assert_allclose(r.records["sq_norm"], full.records["norm"] ** 2, rtol=1e-10)
+    with pytest.raises(ValueError, match="unknown names"):
+        simulate(p, steps=1, lr=0.1, observables=["speed"])
+    with pytest.raises(ValueError, match="items must be names or"):
+        simulate(p, steps=1, lr=0.1, observables=[3])
+
+
 # ---------------------------------------------------------------- Euler–Maruyama orders ------------
 class _OU:
     """dX = -theta X dt + s dB (d = 1)."""

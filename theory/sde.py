@@ -136,6 +136,7 @@ def simulate(
     reduce: bool = False,
     progress: bool = False,
     path_offset: int = 0,
+    observables=None,
 ) -> SimulationResult:
     """Simulate ``P`` paths for ``steps`` steps.
 
@@ -159,6 +160,10 @@ def simulate(
         :mod:`theory.reduction`).
     progress : show a tqdm progress bar.
     path_offset : global index of the first path (for splitting a batch across processes).
+    observables : what to record: ``None`` for all of the model's (``train_loss``, ``test_loss``,
+        ``norm``, ``dist_mn``), or a list whose items are those names or ``(name, fn)`` pairs, where
+        ``fn(W) -> (P,)`` receives the states in the simulation's coordinates (reduced when
+        ``reduce=True``; norms, inner products with ``w_mn`` and losses are unchanged by the reduction).
     """
     from theory.model import NonlinearModel
 
@@ -239,6 +244,7 @@ def simulate(
     integer("chunk_size", chunk_size, 1)
 
     rec_steps = _record_grid(steps, record_every, record_steps)
+    observe = _observer(model_obj, observables)
     noisy = (method == "sgd" and sig > 0) or (method == "em" and a > 0)
 
     config = dict(method=method, steps=steps, seed=int(seed), n_paths=P, batch_size=batch_size,
@@ -259,7 +265,7 @@ def simulate(
         sch = schedules[c0:c1] if per_path else schedules
         outs.append(_run_chunk(model_obj, W0[c0:c1].copy(), steps, sch, per_path, method, batch_size,
                                sig, a, dt, seed, path_offset + c0, rec_steps, stop_loss, stop_fn,
-                               divergence_loss, noisy, bar))
+                               divergence_loss, noisy, bar, observe))
     if bar is not None:
         bar.close()
 
@@ -303,8 +309,35 @@ def _times(rec_steps, schedules, per_path, method, dt, P):
     return out
 
 
+def _observer(model, observables):
+    """A function ``W -> dict`` of the chosen observables (validated once, up front)."""
+    if observables is None:
+        return model.observables
+    builtin, extra = [], []
+    for item in observables:
+        if isinstance(item, str):
+            builtin.append(item)
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and callable(item[1]):
+            extra.append(item)
+        else:
+            raise ValueError(f"observables: items must be names or (name, function) pairs, got {item!r}")
+    W_probe = np.zeros((1, model.dim))
+    W_probe[0, 0] = 1.0
+    known = set(model.observables(W_probe))
+    unknown = [b for b in builtin if b not in known]
+    if unknown:
+        raise ValueError(f"observables: unknown names {unknown}; the model records {sorted(known)}")
+
+    def observe(W):
+        obs = model.observables(W) if builtin else {}
+        out = {k: obs[k] for k in builtin}
+        out.update({name: np.asarray(fn(W), dtype=float).reshape(W.shape[0]) for name, fn in extra})
+        return out
+    return observe
+
+
 def _run_chunk(model, W, steps, schedules, per_path, method, batch_size, sigma, a, dt, seed, first_path,
-               rec_steps, stop_loss, stop_fn, divergence_loss, noisy, bar):
+               rec_steps, stop_loss, stop_fn, divergence_loss, noisy, bar, observe):
     P = W.shape[0]
     paths = range(first_path, first_path + P)
     noise_gens = path_generators(seed, paths, 0) if noisy else None
@@ -320,7 +353,7 @@ def _run_chunk(model, W, steps, schedules, per_path, method, batch_size, sigma, 
 
     def record(k, W):
         nonlocal ri
-        obs = model.observables(W)
+        obs = observe(W)
         for name, v in obs.items():
             records.setdefault(name, np.empty((len(rec_steps), P)))[ri] = v
         ri += 1
