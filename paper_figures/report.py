@@ -419,6 +419,12 @@ def claims_gamma(out: Path) -> list[Claim]:
     cl[0].measured = "; ".join(f"γ={r['gamma']:g}: {r['n_converged']}/{r['n']} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
                                f"vs {r['bound']:.3f}" for r in rows)
     cl[0].verdict = _verdict(all(r["respects_ci"] for r in rows))
+    below = [r for r in rows if not r["respects_ci"]]
+    if below:
+        cl[0].note = ("The data refute the stated bound at γ = " + ", ".join(f"{r['gamma']:g}" for r in below)
+                      + ": at fixed n the flatness condition fails more often as γ grows (fraction holding: "
+                      + ", ".join(f"{r['flat_fraction']:.2f}" for r in below)
+                      + "), and instances failing it never converge (claim gamma.flatness).")
     bad = [r for r in rows if r["gamma"] > 0 and r["n_flat"] < r["n"] and r["conv_given_not_flat"] > 0]
     n_fail = sum(r["n"] - r["n_flat"] for r in rows if r["gamma"] > 0)
     cl[1].measured = (f"{n_fail} instances fail the condition; converged among them: "
@@ -464,7 +470,7 @@ def claims_empirics(out: Path) -> list[Claim]:
     return cl
 
 
-CLAIM_GROUPS = [claims_core, claims_symbolic, claims_gamma, claims_gamma, claims_landscape, claims_demo, claims_drift, claims_convex, claims_empirics]
+CLAIM_GROUPS = [claims_core, claims_symbolic, claims_gamma, claims_landscape, claims_demo, claims_drift, claims_convex, claims_empirics]
 
 
 def evaluate(out) -> list[Claim]:
@@ -490,6 +496,9 @@ def write_pages(out: Path, claims: list[Claim], meta: dict) -> tuple[Path, Path]
         fig = f"[png]({c.figure})" if c.figure else ""
         md.append(f"| `{c.id}` {c.status} | {c.statement} | {c.prediction} | {c.measured} | {c.tolerance} | "
                   f"**{c.verdict}** | {fig} |")
+    notes = [c for c in claims if c.note]
+    if notes:
+        md += ["", "## Notes", ""] + [f"* `{c.id}` ({c.verdict}): {c.note}" for c in notes]
     md += ["", "## Figures", ""]
     for f in sorted({c.figure for c in claims if c.figure} | set(meta.get("extra_figures", []))):
         if (out / f).exists():
@@ -506,6 +515,7 @@ def write_pages(out: Path, claims: list[Claim], meta: dict) -> tuple[Path, Path]
 <style>body{{font-family:sans-serif;max-width:1400px;margin:auto}} td,th{{border:1px solid #ddd;padding:4px;vertical-align:top;font-size:13px}} table{{border-collapse:collapse}}</style></head>
 <body><h1>Verification report: late learning-rate decay</h1><p><b>{html.escape(head)}</b></p>
 <p>Generated {html.escape(meta['date'])} in {meta['seconds']:.0f} s (size: {html.escape(meta['size'])}).</p>
+{"".join(f"<p><code>{html.escape(c.id)}</code> ({html.escape(c.verdict)}): {html.escape(c.note)}</p>" for c in claims if c.note)}
 <table><tr><th>claim</th><th>statement</th><th>prediction</th><th>measured</th><th>tolerance</th><th>verdict</th><th>figure</th></tr>
 {rows}</table></body></html>"""
     html_path = atomic_write_text(out / "report.html", page)

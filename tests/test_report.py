@@ -26,6 +26,7 @@ def smoke(tmp_path_factory):
 def test_every_claim_present_with_a_computed_verdict(smoke):
     out, claims = smoke
     ids = {c.id for c in claims}
+    assert len(ids) == len(claims), "a claim is listed twice"
     assert EXPECTED_IDS <= ids
     for c in claims:
         assert c.verdict != MISSING, c.id
