@@ -70,8 +70,11 @@ def _run_job(name: str, d: Path, cfg: dict, fn: Callable[[Path, dict], None], us
     log(f"[{name}] running ...")
     t0 = time.perf_counter()
     d.mkdir(parents=True, exist_ok=True)
+    (d / "error.json").unlink(missing_ok=True)
     fn(d, cfg)
     sec = time.perf_counter() - t0
+    if (d / "error.json").exists():   # not run (e.g. data missing): no stamp, so the next run tries again
+        return {"name": name, "cached": False, "seconds": sec, "error": True}
     save_json(d / ".job.json", {"config": cfg, "seconds": sec})
     log(f"[{name}] done in {sec:.1f} s")
     return {"name": name, "cached": False, "seconds": sec}

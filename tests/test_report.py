@@ -95,3 +95,11 @@ def test_missing_results_are_reported_not_run(tmp_path):
 def test_bad_size_rejected(tmp_path):
     with pytest.raises(ValueError, match="size must be one of"):
         run_report(tmp_path, size="huge")
+
+
+def test_missing_dataset_marks_vgg_claims_not_run_and_retries(tmp_path, monkeypatch):
+    monkeypatch.setenv("LRDECAY_CIFAR10", str(tmp_path / "nowhere"))
+    claims = run_report(tmp_path, size="smoke", only=["empirics"], progress=False, log=lambda *a: None)
+    vgg = [c for c in claims if c.id.startswith("vgg.")]
+    assert vgg and all(c.verdict == MISSING and "CIFAR-10 not found" in c.measured for c in vgg)
+    assert not (tmp_path / "empirics" / ".job.json").exists()   # not cached: a later run tries again
