@@ -42,8 +42,8 @@ def run_demo(out="results/demo", *, seed=0, paths=4, quick=False, progress=True)
     from theory.phases import equal_budget_schedules, schedule_comparison
     total = max(cfg["decay_steps"]) + cfg["phase3_steps"]
     prob1 = sweeps[1.0].problem if 1.0 in sweeps else Problem.generate(d=cfg["d"], n=cfg["n"], gamma=1.0, sigma=cfg["sigma"], seed=seed)
-    comp = schedule_comparison(prob1, equal_budget_schedules(cfg["eta"], total, cfg["factor"], (0.1, 0.5, 0.9)),
-                               total_steps=total, paths=paths, seed=seed, progress=progress)
+    schedules = equal_budget_schedules(cfg["eta"], total, cfg["factor"], (0.1, 0.5, 0.9))
+    comp = schedule_comparison(prob1, schedules, total_steps=total, paths=paths, seed=seed, progress=progress)
     ft = comp["final_test"]
     sem = ft.std(1, ddof=1) / np.sqrt(ft.shape[1]) if ft.shape[1] > 1 else np.zeros(len(ft))
     print(f"\nequal budget of {total} steps, gamma = 1 (eta = {cfg['eta']} decayed to x{cfg['factor']}):")
@@ -53,8 +53,7 @@ def run_demo(out="results/demo", *, seed=0, paths=4, quick=False, progress=True)
     save_json(out / "schedules.json", {"total_steps": total, "names": comp["names"], "final_test_mean": ft.mean(1),
                                        "final_test_sem": sem, "final_train_mean": comp["final_train"].mean(1),
                                        "min_norm_test_loss": comp["min_norm_test_loss"], "seed": seed, "paths": paths,
-                                       "schedules": {k: v.describe() for k, v in equal_budget_schedules(
-                                           cfg["eta"], total, cfg["factor"], (0.1, 0.5, 0.9)).items()}})
+                                       "schedules": {k: v.describe() for k, v in schedules.items()}})
     arrays = {}
     for g, sw in sweeps.items():
         arrays[f"g{g:g}_decay_steps"] = sw.decay_steps
