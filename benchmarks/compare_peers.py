@@ -162,6 +162,13 @@ def path_xi(seed, P, steps, n):
     return np.stack([g.standard_normal((steps, n)) for g in path_generators(seed, range(P), 0)])
 
 
+def neg_grad_single(w, X, y, g, n):
+    """``-grad L_n(w)`` for one path in plain numpy: the drift every peer integrates."""
+    r = np.linalg.norm(w)
+    u = (r**g * (X @ w) - y) @ X / n
+    return -(r**g * u + g * r ** (g - 2) * (w @ u) * w)
+
+
 def naive_run(problem, P, steps, seed=SEED, xi=None):
     """One path at a time, one step at a time; the same random streams as the toolkit."""
     X, y, g, n = problem.X, problem.y, problem.gamma, problem.n
@@ -261,9 +268,7 @@ def make_sdeint(problem):
     cn = noise_coef(problem) / np.sqrt(n)
 
     def f(w, t):
-        r = np.linalg.norm(w)
-        u = (r**g * (X @ w) - y) @ X / n
-        return -(r**g * u + g * r ** (g - 2) * (w @ u) * w)
+        return neg_grad_single(w, X, y, g, n)
 
     def G(w, t):
         r = np.linalg.norm(w)
@@ -509,23 +514,12 @@ def section_flow(cfg, results, rows, quick):
     log(f"\n## 2. Gradient flow to L_n = {eps:g}: d = {d}, n = {n}, {method}, rtol = {rtol:g}, atol = {atol:g}")
 
     def toolkit():
-        if hasattr(flow, "problem_gradient_flow"):
-            return flow.problem_gradient_flow(problem, eps=eps, t_max=t_max, reduce=True, rtol=rtol,
-                                              atol=atol, method=method)
-        from theory.reduction import Reduction  # older API: reduce by hand
-        red = Reduction.from_problem(problem)
-        Xr, yr = red.reduced.X, red.reduced.y
-        res = flow.gradient_flow(lambda u: M.train_grad(u, Xr, yr, g), red.project(problem.w0),
-                                 loss=lambda u: float(M.train_loss(u, Xr, yr, g)), eps=eps, t_max=t_max,
-                                 rtol=rtol, atol=atol, method=method)
-        res.w_final = red.lift(res.w_final)
-        return res
+        return flow.problem_gradient_flow(problem, eps=eps, t_max=t_max, reduce=True, rtol=rtol, atol=atol,
+                                          method=method)
 
     def full():
         def rhs(t, w):
-            r = np.linalg.norm(w)
-            u = (r**g * (X @ w) - y) @ X / n
-            return -(r**g * u + g * r ** (g - 2) * (w @ u) * w)
+            return neg_grad_single(w, X, y, g, n)
 
         def event(t, w):
             r = np.linalg.norm(w)
