@@ -29,7 +29,7 @@ import pytest
 from theory.flow import problem_gradient_flow
 from theory.problem import Problem
 from theory.reduction import Reduction
-from theory.sde import simulate
+from theory.engine import simulate
 
 GAMMA, SIGMA, N, DT, ETA = 1.0, 1.0, 50, 2.0**-8, 1.0
 

@@ -20,7 +20,7 @@ What is measured:
    nonlinear model (gamma = 1, d = 1000, n = 50) from ``w0``, Euler–Maruyama with the same ``dt``
    and number of steps everywhere, float64 everywhere:
 
-   * this toolkit: ``theory.sde.simulate(problem, method="em", dt=dt, ...)``, all paths in one batch;
+   * this toolkit: ``theory.engine.simulate(problem, method="em", dt=dt, ...)``, all paths in one batch;
    * a naive per-path numpy loop (the same update written for one path at a time);
    * torchsde ``sdeint(method="euler")``, ``noise_type="general"``, batched over paths: with the
      diffusion matrix ``g = c J(w)^T / sqrt n`` of shape (P, d, n) (the documented interface), and
@@ -89,7 +89,7 @@ if str(ROOT) not in sys.path:
 
 from theory import model as M  # noqa: E402
 from theory.problem import Problem  # noqa: E402
-from theory.sde import path_generators, simulate  # noqa: E402
+from theory.engine import path_generators, simulate  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # configuration

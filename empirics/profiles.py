@@ -1,4 +1,4 @@
-"""Named experiment profiles and the driver that runs a whole one: main path → subpaths → landscape → figures.
+"""Named experiment profiles and the driver that runs a whole one: main path → subpaths → landscape (the figures are drawn by the caller from the saved results).
 
 * ``quick`` — CPU, minutes on 2 cores: the authors' recipe (slim VGG-11, MSE, SGD 0.1 with momentum
   0.9 and weight decay 1e-4, batch 125, crop + flip, the 5,000-image subset) at reduced width and with
@@ -109,7 +109,6 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
     """
     from . import landscape as L
     from . import train as T
-    from paper_figures import vgg_decay, vgg_landscape
 
     tcfg, lcfg = get_profile(name)
     tcfg = replace(tcfg, **(train_overrides or {}))
@@ -148,10 +147,6 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
         L.run_landscape(out_dir, tcfg, lcfg, data, progress=progress)
         timings["landscape"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    vgg_landscape.make(out_dir)
-    vgg_decay.make(out_dir)
-    timings["figures"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
     log = load_json(out_dir / "timings.json") if (out_dir / "timings.json").exists() else []
     log.append({"profile": name, "device": str(dev), "threads": _threads(), "stages_s": timings,

@@ -35,3 +35,8 @@ def save_figure(fig, stem: str | Path) -> list[Path]:
         paths.append(p)
     plt.close(fig)
     return paths
+
+
+def as_result(obj, cls):
+    """``obj`` if it already is a ``cls`` result, else ``cls.load(obj)`` (a path or a directory)."""
+    return obj if isinstance(obj, cls) else cls.load(obj)

@@ -1,36 +1,36 @@
 """Final test loss against decay step, one curve per gamma, with the min-norm and gradient-flow
-landing reference lines (reads DecaySweep result files)."""
+landing reference lines (reads :class:`theory.studies.decay.DecaySweep` results). Error bars: one standard
+error of the mean over the paths of a row."""
 from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import plt, save_figure
-from theory.io import load_result
+from paper_figures._style import as_result, plt, save_figure
+from theory.stats import mean_sem
+from theory.studies.decay import DecaySweep
 
 
-def make_figure(result_paths, out_stem):
+def make_figure(sweeps, out_stem):
+    """``sweeps``: DecaySweep results or their files, one curve each."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, path in enumerate(result_paths):
-        arr, cfg = load_result(path)
-        g = cfg["problem"]["gamma"]
+    for i, sw in enumerate(as_result(s, DecaySweep) for s in sweeps):
+        g = sw.problem.gamma
         c = colors[i % len(colors)]
-        ds = arr["decay_steps"]
-        ft = arr["final_test"]
+        ds = sw.decay_steps
+        mean, sem = mean_sem(sw.final_test)
         x = np.maximum(ds, 1)
-        axes[0].errorbar(x, ft.mean(1), yerr=ft.std(1, ddof=1) / np.sqrt(ft.shape[1]) if ft.shape[1] > 1 else None,
-                         marker="o", color=c, label=f"γ = {g:g}: SGD, decay at step k", capsize=3)
+        axes[0].errorbar(x, mean, yerr=sem if sw.paths_per_decay > 1 else None,
+                         marker="o", color=c, label=f"γ = {g:g}: SGD, decay at step k (± 1 s.e.)", capsize=3)
         if i == 0:  # alpha_mn = X^+ y does not depend on gamma: one reference line
-            axes[0].axhline(cfg["min_norm_test_loss"], color="k", ls="--", lw=1, label="min-norm solution")
-        axes[0].axhline(cfg["flow_landing_test_loss"], color=c, ls=":", lw=1, label=f"γ = {g:g}: gradient-flow landing")
+            axes[0].axhline(sw.min_norm_test_loss, color="k", ls="--", lw=1, label="min-norm solution")
+        axes[0].axhline(sw.flow_landing_test_loss, color=c, ls=":", lw=1, label=f"γ = {g:g}: gradient-flow landing")
         # test loss along the runs: one path per decay step
-        steps = arr["steps"]
-        rec = arr["rec_test_loss"]
-        per = cfg["paths_per_decay"]
         if i == 0:
             for j, k in enumerate(ds):
-                axes[1].plot(np.maximum(steps, 1), rec[:, j * per], lw=1, label=f"decay at {k}")
-            axes[1].axhline(cfg["min_norm_test_loss"], color="k", ls="--", lw=1, label="min-norm")
+                axes[1].plot(np.maximum(sw.sim.steps, 1), sw.row_records("test_loss", j)[:, 0], lw=1,
+                             label=f"decay at {k}")
+            axes[1].axhline(sw.min_norm_test_loss, color="k", ls="--", lw=1, label="min-norm")
             axes[1].set_title(f"test loss along single paths (γ = {g:g})")
     axes[0].set_xscale("log")
     axes[0].set_xlabel("decay step k (0 shown at 1)")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import plt, save_figure
+from paper_figures._style import as_result, plt, save_figure
+from theory.studies.gamma import GammaStudyResult, source_bound
 
 
-def make_figure(result_path, out_stem):
-    """Draw the figure from ``result_path`` (a ``gamma_study.npz``); writes ``<out_stem>.png`` and ``.pdf``."""
-    from theory.gamma_study import GammaStudyResult, source_bound
-
-    res = GammaStudyResult.load(result_path)
+def make_figure(result, out_stem):
+    """Draw the figure from a :class:`GammaStudyResult` (or its ``gamma_study.npz``); writes
+    ``<out_stem>.png`` and ``.pdf``."""
+    res = as_result(result, GammaStudyResult)
     rows = res.summary()
     c = res.config
     g = res.gammas

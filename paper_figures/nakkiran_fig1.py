@@ -4,7 +4,8 @@
 (b) K gradient-descent steps with the large step eta = 1/gamma_1, then gradient flow to the same eps;
 (c) the test-loss landscape with both end points, on the same train-loss ellipse.
 
-Drawn from the ``fig_*`` arrays that ``lrdecay convex`` saves (see :func:`theory.convex.figure1_data`).
+Drawn from the ``fig_*`` arrays of a :class:`theory.studies.convex_mc.ConvexStudy` (see
+:func:`theory.studies.convex_mc.figure1_data`).
 """
 from __future__ import annotations
 
@@ -13,21 +14,23 @@ from typing import Mapping
 
 import numpy as np
 
+from paper_figures._style import as_result
+
 _KEYS = ("fig_S", "fig_Sigma", "fig_beta_star", "fig_eps", "fig_K", "fig_eta", "fig_slow_path", "fig_gd_path",
          "fig_fast_flow_path", "fig_beta_slow", "fig_beta_fast", "fig_test_slow", "fig_test_fast")
 
 
 def _load(result_path_or_data) -> dict:
+    from theory.studies.convex_mc import ConvexStudy
+
     if isinstance(result_path_or_data, Mapping):
         data = dict(result_path_or_data)
     else:
-        from theory.io import load_result
-
-        data, _ = load_result(result_path_or_data)
+        data = as_result(result_path_or_data, ConvexStudy).figure
     missing = [k for k in _KEYS if k not in data]
     if missing:
         raise ValueError(f"result_path_or_data: missing Figure 1 arrays {missing}; "
-                         "expected the output of theory.convex.figure1_data or of 'lrdecay convex'")
+                         "expected the output of theory.studies.convex_mc.figure1_data or of 'lrdecay convex'")
     return {k: np.asarray(v) for k, v in data.items()}
 
 

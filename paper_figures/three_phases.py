@@ -1,30 +1,28 @@
 """Three-phase trajectories: train loss, test loss and ||w|| along label-noise SGD with decays at
-several steps (reads a DecaySweep result file); the predicted Phase II plateau is drawn."""
+several steps (reads a :class:`theory.studies.decay.DecaySweep`); the predicted Phase II plateau is drawn."""
 from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import plt, save_figure
-from theory.io import load_result
+from paper_figures._style import as_result, plt, save_figure
+from theory import model as m
+from theory.quasistatic import plateau_prediction
+from theory.studies.decay import DecaySweep
 
 
-def make_figure(result_path, out_stem):
-    from theory.problem import Problem
-    from theory.quasistatic import plateau_prediction
-    from theory import model as m
-
-    arr, cfg = load_result(result_path)
-    prob = Problem.from_arrays(arr, cfg["problem"], prefix="problem_")
-    steps = np.maximum(arr["steps"], 1)
-    per = cfg["paths_per_decay"]
-    ds = arr["decay_steps"]
-    eta = cfg["eta"]
+def make_figure(sweep, out_stem):
+    """``sweep``: a DecaySweep result or its file."""
+    sw = as_result(sweep, DecaySweep)
+    prob = sw.problem
+    steps = np.maximum(sw.sim.steps, 1)
+    ds = sw.decay_steps
+    eta = sw.config["eta"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, k in enumerate(ds):
         c = colors[j % len(colors)]
-        for key, ax in zip(("rec_train_loss", "rec_test_loss", "rec_norm"), axes):
-            ax.plot(steps, arr[key][:, j * per], color=c, lw=1, label=f"decay at {k}")
+        for key, ax in zip(("train_loss", "test_loss", "norm"), axes):
+            ax.plot(steps, sw.row_records(key, j)[:, 0], color=c, lw=1, label=f"decay at {k}")
             if k > 0:
                 ax.axvline(k, color=c, ls=":", lw=0.8)
     landing = m.retract(prob.w0, prob.X, prob.y, prob.gamma)

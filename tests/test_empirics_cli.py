@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from empirics import cli as C
+from lrdecay import empirics_commands as C
 from empirics import data as D
 from empirics import profiles as P
 
@@ -112,7 +112,7 @@ def test_missing_data_is_a_clear_error(tmp_path):
 
 
 def test_cli_import_is_light():
-    code = "import sys, empirics.cli; print('torch' in sys.modules)"
+    code = "import sys, lrdecay.cli; lrdecay.cli.build_parser(); print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert r.stdout.strip() == "False", r.stderr

@@ -66,31 +66,10 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
-    "NORMALIZATION",
-    "EigenBasis",
-    "simultaneous_eigenbasis",
-    "sample_covariance",
-    "train_loss",
-    "population_loss",
-    "train_grad",
-    "gf_delta",
-    "gf_stopping_time",
-    "gd_delta",
-    "gradient_flow_numerical",
-    "gradient_descent_numerical",
-    "Lemma2Result",
-    "lemma2",
-    "PROP1_SIGMA",
-    "prop1_beta_star",
+    "NORMALIZATION", "EigenBasis", "simultaneous_eigenbasis", "sample_covariance", "train_loss",
+    "population_loss", "train_grad", "gf_delta", "gf_stopping_time", "gd_delta", "gradient_flow_numerical",
+    "gradient_descent_numerical", "Lemma2Result", "lemma2", "PROP1_SIGMA", "PROP1_N", "prop1_beta_star",
     "prop1_sample_covariance",
-    "clopper_pearson",
-    "Prop1Cell",
-    "Prop1MonteCarlo",
-    "proposition1_monte_carlo",
-    "lemma2_k_sweep",
-    "figure1_data",
-    "register",
-    "run_cli",
 ]
 
 NORMALIZATION = (
@@ -101,37 +80,18 @@ NORMALIZATION = (
 )
 
 # Relative tolerance used when comparing floating-point losses against the lemma's bounds.
-_BOUND_RTOL = 1e-9
-# Relative slack on the 0.75 eps side of Proposition 1's separation event (stands in for the tail).
-SEP_RTOL = 1e-6
+BOUND_RTOL = 1e-9
 
 
 # --------------------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------------------
 
-from theory.validation import positive as _positive  # noqa: E402
-
-
-def _open_unit(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in the open interval (0, 1), got {value!r}") from None
-    if not (0.0 < v < 1.0):
-        raise ValueError(f"{name} must be a number in the open interval (0, 1), got {value!r}")
-    return v
+from theory.validation import integer, open_unit as _open_unit, positive as _positive  # noqa: E402
 
 
 def _nonneg_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return int(value)
+    return integer(name, value, 0)
 
 
 def _sym_matrix(name: str, value, d: int | None = None) -> np.ndarray:
@@ -333,7 +293,7 @@ def gd_delta(gam, delta0, eta, k) -> np.ndarray:
     return (1.0 - 2.0 * eta * np.asarray(gam, float)) ** k * np.asarray(delta0, float)
 
 
-def _gd_phase_closed(gam, delta0, eta, K, eps):
+def gd_phase_closed(gam, delta0, eta, K, eps):
     """Closed-form GD phase with the early stop at train loss <= eps; returns (steps, path (steps+1, d))."""
     factors = 1.0 - 2.0 * eta * gam
     ks = np.arange(K + 1)
@@ -499,11 +459,11 @@ class Lemma2Result:
 
     @property
     def slow_bound_holds(self) -> bool:
-        return bool(self.test_slow >= self.bound_slow * (1 - _BOUND_RTOL))
+        return bool(self.test_slow >= self.bound_slow * (1 - BOUND_RTOL))
 
     @property
     def fast_bound_holds(self) -> bool:
-        return bool(self.test_fast <= self.bound_fast * (1 + _BOUND_RTOL) + 1e-300)
+        return bool(self.test_fast <= self.bound_fast * (1 + BOUND_RTOL) + 1e-300)
 
     @property
     def ratio(self) -> float:
@@ -609,7 +569,7 @@ def lemma2(Sigma, S, beta_star, beta0=None, *, eps, alpha, K, eta=None, n_small=
     beta_slow = basis.from_eigen(d_slow, beta_star)
 
     # annealed gradient descent (closed form)
-    steps, gd_path_delta = _gd_phase_closed(gam, delta0, eta, K, eps)
+    steps, gd_path_delta = gd_phase_closed(gam, delta0, eta, K, eps)
     d_K = gd_path_delta[-1]
     T_fast = gf_stopping_time(gam, d_K, eps)
     d_fast = gf_delta(gam, d_K, T_fast)
@@ -676,369 +636,3 @@ def prop1_sample_covariance(idx) -> np.ndarray:
         raise ValueError(f"idx must be a 1-D array of sample coordinates in {{0, 1}}, got {idx!r}")
     X = np.eye(2)[idx]
     return sample_covariance(X)
-
-
-def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    r"""Exact (Clopper–Pearson) binomial interval: the :math:`\frac{1-c}{2}` and :math:`\frac{1+c}{2}`
-    quantiles of :math:`\mathrm{Beta}(x, n-x+1)` and :math:`\mathrm{Beta}(x+1, n-x)`."""
-    from scipy.stats import beta as beta_dist
-
-    trials = _nonneg_int("trials", trials)
-    if trials < 1:
-        raise ValueError(f"trials must be an integer >= 1, got {trials}")
-    successes = _nonneg_int("successes", successes)
-    if successes > trials:
-        raise ValueError(f"successes must be an integer in [0, trials={trials}], got {successes}")
-    confidence = _open_unit("confidence", confidence)
-    a = 1.0 - confidence
-    lo = 0.0 if successes == 0 else float(beta_dist.ppf(a / 2, successes, trials - successes + 1))
-    hi = 1.0 if successes == trials else float(beta_dist.ppf(1 - a / 2, successes + 1, trials - successes))
-    return lo, hi
-
-
-@dataclass
-class Prop1Cell:
-    r"""Monte Carlo summary for one (alpha, K).
-
-    ``n_sep``: draws with the factor-2 separation of Proposition 1, defined as
-    :math:`L_{\mathcal D}(\beta_\text{slow}) \ge \frac32(1-\alpha)\varepsilon` and
-    :math:`L_{\mathcal D}(\beta_\text{fast}) \le \frac34\varepsilon\,(1 + 10^{-6})` (the tolerance stands in
-    for the tail :math:`\tau_K`, which is 0 up to rounding for :math:`K \ge 1` here because
-    :math:`1 - 2\gamma_2/\gamma_1 = 0`); ``p_hat`` and the Clopper–Pearson interval ``ci``. On the draws where exactly two samples coincide
-    ("2-1 draws"): the ratio, both test losses and both bounds divided by eps, and the fraction where
-    Lemma 2's conditions and both bounds hold. On the draws where all samples coincide ("same-x"):
-    the fraction with equal test losses and with equal end points.
-    """
-
-    alpha: float
-    K: int
-    trials: int
-    n_sep: int
-    p_hat: float
-    ci: tuple[float, float]
-    n_21: int
-    ratio_21: float
-    ratio_21_min: float
-    test_slow_21: float
-    test_fast_21: float
-    bound_slow_21: float
-    bound_fast_21: float
-    lemma_ok_21: float
-    n_same: int
-    same_losses_equal: float
-    same_beta_equal: float
-    max_discrepancy: float
-
-
-@dataclass
-class Prop1MonteCarlo:
-    """All cells of the Monte Carlo, the draws and the configuration."""
-
-    cells: list
-    alphas: list
-    Ks: list
-    eps: float
-    trials: int
-    seed: int
-    confidence: float
-    draws: np.ndarray
-
-    def cell(self, alpha, K) -> Prop1Cell:
-        for c in self.cells:
-            if c.alpha == alpha and c.K == K:
-                return c
-        raise KeyError((alpha, K))
-
-    def to_arrays(self) -> dict:
-        names = ["alpha", "K", "n_sep", "p_hat", "n_21", "ratio_21", "ratio_21_min", "test_slow_21",
-                 "test_fast_21", "bound_slow_21", "bound_fast_21", "lemma_ok_21", "n_same",
-                 "same_losses_equal", "same_beta_equal", "max_discrepancy"]
-        out = {f"mc_{n}": np.array([getattr(c, n) for c in self.cells]) for n in names}
-        out["mc_ci_low"] = np.array([c.ci[0] for c in self.cells])
-        out["mc_ci_high"] = np.array([c.ci[1] for c in self.cells])
-        out["mc_draws"] = self.draws
-        return out
-
-    def table(self) -> str:
-        pct = int(round(100 * self.confidence))
-        head = (f"{'alpha':>7} {'K':>3} {'P(sep)':>7} {f'{pct}% CI':>17} {'ratio(2-1)':>11} "
-                f"{'2-ratio':>9} {'L_GF/eps':>9} {'L_AGD/eps':>9} {'bnd_GF':>7} {'bnd_AGD':>10} "
-                f"{'lemma ok':>8} {'same-x: L=':>10} {'beta=':>6} {'|cf-num|':>8}")
-        lines = [head, "-" * len(head)]
-        for c in self.cells:
-            lines.append(
-                f"{c.alpha:>7.3g} {c.K:>3d} {c.p_hat:>7.4f} [{c.ci[0]:.4f}, {c.ci[1]:.4f}] "
-                f"{c.ratio_21:>11.6f} {2 - c.ratio_21:>9.2e} {c.test_slow_21:>9.5f} {c.test_fast_21:>9.5f} "
-                f"{c.bound_slow_21:>7.4f} {c.bound_fast_21:>10.4g} {c.lemma_ok_21:>8.3f} "
-                f"{c.same_losses_equal:>10.3f} {c.same_beta_equal:>6.3f} {c.max_discrepancy:>8.1e}")
-        return "\n".join(lines)
-
-
-def _draw_pattern(idx) -> tuple[int, ...]:
-    return tuple(int(v) for v in np.sort(idx))
-
-
-def proposition1_monte_carlo(alphas: Sequence[float], Ks: Sequence[int], *, trials: int, eps: float = 0.1,
-                             seed: int = 0, confidence: float = 0.95, numerical: bool = True) -> Prop1MonteCarlo:
-    r"""Monte Carlo over sample draws for Proposition 1.
-
-    Each trial draws :math:`n = 3` points :math:`x_i` uniformly from :math:`\{e_1, e_2\}` (one set of
-    draws, from ``numpy.random.default_rng(seed)``, shared by every :math:`(\alpha, K)`), forms
-    :math:`S = \frac13\sum x_i x_i^\top`, and runs gradient flow and annealed GD
-    (:math:`\eta = 1/\gamma_1`, :math:`K` steps) from 0 to train loss ``eps`` with
-    :math:`\beta^* = 100\alpha^{-1/2}(1,1)`, :math:`\Sigma = I/2`. Given the draw, everything is
-    deterministic, so :func:`lemma2` runs once per distinct multiset of sample points (at most 4),
-    with the numerical integrations when ``numerical``.
-    """
-    trials = _nonneg_int("trials", trials)
-    if trials < 1:
-        raise ValueError(f"trials must be an integer >= 1, got {trials}")
-    eps = _positive("eps", eps)
-    alphas = [_open_unit("alpha", a) for a in alphas]
-    Ks = [_nonneg_int("K", k) for k in Ks]
-    if not alphas or not Ks:
-        raise ValueError("alphas and Ks must each hold at least one value")
-    confidence = _open_unit("confidence", confidence)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, 2, size=(trials, PROP1_N))
-    patterns = [_draw_pattern(r) for r in draws]
-    distinct = sorted(set(patterns))
-    counts = {p: patterns.count(p) for p in distinct}
-    cells = []
-    for a in alphas:
-        bstar = prop1_beta_star(a)
-        for K in Ks:
-            per = {}
-            for p in distinct:
-                S = prop1_sample_covariance(np.array(p))
-                same = len(set(p)) == 1
-                if same:
-                    per[p] = _same_x_case(S, bstar, eps, K, numerical)
-                else:
-                    r = lemma2(PROP1_SIGMA, S, bstar, np.zeros(2), eps=eps, alpha=a, K=K, n_small=1,
-                               numerical=numerical)
-                    per[p] = dict(
-                        slow=r.test_slow, fast=r.test_fast, bound_slow=r.bound_slow, bound_fast=r.bound_fast,
-                        lemma_ok=r.conditions_hold and r.slow_bound_holds and r.fast_bound_holds,
-                        disc=max(r.slow_discrepancy, r.fast_discrepancy) if numerical else float("nan"),
-                        beta_equal=bool(np.allclose(r.beta_slow, r.beta_fast, rtol=1e-9, atol=1e-9 * np.abs(bstar).max())),
-                        same=False)
-            n_sep = 0
-            n21 = nsame = 0
-            r21, s21, f21, bs21, bf21, ok21 = [], [], [], [], [], []
-            same_L = same_b = 0
-            disc = 0.0
-            for p in distinct:
-                q = per[p]
-                cnt = counts[p]
-                ratio = q["slow"] / q["fast"] if q["fast"] > 0 else float("inf")
-                if (q["slow"] >= 1.5 * (1 - a) * eps * (1 - _BOUND_RTOL)
-                        and q["fast"] <= 0.75 * eps * (1 + SEP_RTOL)):
-                    n_sep += cnt
-                if numerical:
-                    disc = max(disc, q["disc"])
-                if q["same"]:
-                    nsame += cnt
-                    same_L += cnt * bool(abs(q["slow"] - q["fast"]) <= 1e-9 * max(q["slow"], 1e-300))
-                    same_b += cnt * q["beta_equal"]
-                else:
-                    n21 += cnt
-                    r21.append(ratio)
-                    s21.append(q["slow"] / eps)
-                    f21.append(q["fast"] / eps)
-                    bs21.append(q["bound_slow"] / eps)
-                    bf21.append(q["bound_fast"] / eps)
-                    ok21 += [q["lemma_ok"]] * cnt
-            lo, hi = clopper_pearson(n_sep, trials, confidence)
-            nan = float("nan")
-            cells.append(Prop1Cell(
-                alpha=a, K=K, trials=trials, n_sep=n_sep, p_hat=n_sep / trials, ci=(lo, hi), n_21=n21,
-                ratio_21=float(np.mean(r21)) if r21 else nan, ratio_21_min=float(np.min(r21)) if r21 else nan,
-                test_slow_21=float(np.mean(s21)) if s21 else nan, test_fast_21=float(np.mean(f21)) if f21 else nan,
-                bound_slow_21=float(np.mean(bs21)) if bs21 else nan,
-                bound_fast_21=float(np.max(bf21)) if bf21 else nan,
-                lemma_ok_21=float(np.mean(ok21)) if ok21 else nan, n_same=nsame,
-                same_losses_equal=same_L / nsame if nsame else nan,
-                same_beta_equal=same_b / nsame if nsame else nan,
-                max_discrepancy=disc if numerical else nan))
-    return Prop1MonteCarlo(cells=cells, alphas=alphas, Ks=Ks, eps=eps, trials=trials, seed=int(seed),
-                           confidence=confidence, draws=draws)
-
-
-def _same_x_case(S, bstar, eps, K, numerical):
-    """All samples at one point: S = diag(1, 0) up to order; one-dimensional dynamics (Lemma 2 needs a
-    block with gamma > 0, so the two optimizers are run directly)."""
-    basis = simultaneous_eigenbasis(PROP1_SIGMA, S)
-    gam = basis.gam
-    delta0 = basis.to_eigen(np.zeros(2), bstar)
-    T = gf_stopping_time(gam, delta0, eps)
-    b_slow = basis.from_eigen(gf_delta(gam, delta0, T), bstar)
-    eta = 1.0 / gam[0]
-    _, path = _gd_phase_closed(gam, delta0, eta, K, eps)
-    T2 = gf_stopping_time(gam, path[-1], eps)
-    b_fast = basis.from_eigen(gf_delta(gam, path[-1], T2), bstar)
-    disc = float("nan")
-    if numerical:
-        slow = gradient_flow_numerical(S, bstar, np.zeros(2), eps)
-        _, gdp = gradient_descent_numerical(S, bstar, np.zeros(2), eta, K, eps)
-        fast = gradient_flow_numerical(S, bstar, gdp[-1], eps)
-        scale = 2 * np.linalg.norm(bstar) + 1
-        disc = max(np.linalg.norm(slow.beta_final - b_slow), np.linalg.norm(fast.beta_final - b_fast)) / scale
-    return dict(slow=population_loss(b_slow, PROP1_SIGMA, bstar), fast=population_loss(b_fast, PROP1_SIGMA, bstar),
-                bound_slow=float("nan"), bound_fast=float("nan"), lemma_ok=False, disc=disc,
-                beta_equal=bool(np.allclose(b_slow, b_fast, rtol=1e-9, atol=1e-9 * np.abs(bstar).max())),
-                same=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Lemma 2 dependence on K (a 3-D instance where the tail decays geometrically)
-# --------------------------------------------------------------------------------------------------
-
-#: A fixed 3-D instance for the K-sweep: Sigma and S share the basis of a fixed rotation.
-_DEMO_GAM = np.array([1.0, 0.7, 0.25])
-_DEMO_LAM = np.array([0.4, 1.0, 0.8])
-
-
-def _demo_instance():
-    c, s = math.cos(0.6), math.sin(0.6)
-    U = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.array(
-        [[1.0, 0.0, 0.0], [0.0, math.cos(0.3), -math.sin(0.3)], [0.0, math.sin(0.3), math.cos(0.3)]])
-    Sigma = U @ np.diag(_DEMO_LAM) @ U.T
-    S = U @ np.diag(_DEMO_GAM) @ U.T
-    beta_star = U @ np.array([30.0, 30.0, 30.0])
-    return Sigma, S, beta_star
-
-
-def lemma2_k_sweep(Ks: Sequence[int], *, eps: float = 0.1, alpha: float = 0.1, numerical: bool = True) -> list:
-    r"""Lemma 2 on a fixed 3-D instance (:math:`\gamma = (1, 0.7, 0.25)`, :math:`\lambda = (0.4, 1, 0.8)`
-    in a rotated basis, :math:`|\mathcal S| = 1`) for several :math:`K`: the annealed-GD test loss
-    approaches :math:`\varepsilon\lambda_1/\gamma_1` as the tail :math:`\tau_K = c^K\sum_Q\lambda_i\delta_i(0)^2`,
-    :math:`c = \max(|1-1.4|, |1-0.5|)^2 = 0.25`, vanishes."""
-    Sigma, S, beta_star = _demo_instance()
-    return [lemma2(Sigma, S, beta_star, eps=eps, alpha=alpha, K=k, n_small=1, numerical=numerical) for k in Ks]
-
-
-def _k_sweep_table(rows) -> str:
-    head = (f"{'K':>3} {'L_AGD/eps':>10} {'excess':>9} {'tau_K':>9} {'paper e^-Om':>11} {'paper ok':>8} "
-            f"{'L_GF/eps':>9} {'GF bnd/eps':>10} {'conds':>5}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        excess = r.test_fast - r.bound_fast_main
-        lines.append(f"{r.K:>3d} {r.test_fast / r.eps:>10.5f} {excess:>9.2e} {r.tail:>9.2e} {r.tail_paper:>11.2e} "
-                     f"{'yes' if excess <= r.tail_paper else 'NO':>8} {r.test_slow / r.eps:>9.5f} "
-                     f"{r.bound_slow / r.eps:>10.5f} {'yes' if r.conditions_hold else 'no':>5}")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------------
-# Figure 1 data
-# --------------------------------------------------------------------------------------------------
-
-def figure1_data(*, beta_star=(1.0, 1.0), eps: float = 0.05, K: int = 5, n_points: int = 400) -> dict:
-    r"""Trajectories for Figure 1 on the 2-1 draw :math:`\{e_1, e_1, e_2\}` (:math:`S=\mathrm{diag}(2/3,1/3)`,
-    :math:`\Sigma = I/2`): (a) gradient flow from 0 to :math:`\hat L = \varepsilon`; (b) ``K`` GD steps with
-    :math:`\eta = 1/\gamma_1 = 3/2`, then gradient flow to :math:`\hat L = \varepsilon`. Closed-form paths
-    (sampled at ``n_points`` times) plus the numerical end points."""
-    K = _nonneg_int("K", K)
-    eps = _positive("eps", eps)
-    S = prop1_sample_covariance(np.array([0, 0, 1]))
-    bstar = _vector("beta_star", beta_star, 2)
-    r = lemma2(PROP1_SIGMA, S, bstar, np.zeros(2), eps=eps, alpha=0.5, K=K, n_small=1, numerical=True)
-    basis = EigenBasis(r.U, r.lam, r.gam, 0.0)
-    ts = np.linspace(0.0, r.T_slow, n_points)
-    slow_path = basis.from_eigen(gf_delta(r.gam, r.delta0, ts), bstar)
-    dK = basis.to_eigen(r.gd_path[-1], bstar)
-    ts2 = np.linspace(0.0, r.T_fast, n_points)
-    fast_flow = basis.from_eigen(gf_delta(r.gam, dK, ts2), bstar)
-    return {
-        "fig_S": S, "fig_Sigma": PROP1_SIGMA, "fig_beta_star": bstar, "fig_eps": np.array(eps),
-        "fig_K": np.array(K), "fig_eta": np.array(r.eta),
-        "fig_slow_path": slow_path, "fig_gd_path": r.gd_path, "fig_fast_flow_path": fast_flow,
-        "fig_beta_slow": r.beta_slow, "fig_beta_fast": r.beta_fast,
-        "fig_beta_slow_num": r.beta_slow_num, "fig_beta_fast_num": r.beta_fast_num,
-        "fig_test_slow": np.array(r.test_slow), "fig_test_fast": np.array(r.test_fast),
-        "fig_train_slow": np.array(r.train_slow), "fig_train_fast": np.array(r.train_fast),
-    }
-
-
-# --------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------
-
-DEFAULT_ALPHAS = (0.5, 0.1, 0.01, 0.001)
-DEFAULT_KS = (0, 1, 2, 5, 20)
-
-
-def register(subparsers) -> None:
-    """Add the ``convex`` subcommand (Nakkiran 2020: Proposition 1 Monte Carlo, Lemma 2, Figure 1)."""
-    p = subparsers.add_parser(
-        "convex",
-        help="Nakkiran (2020) convex example: Proposition 1 Monte Carlo, Lemma 2 and Figure 1",
-        description="Monte Carlo of Proposition 1 of Nakkiran (2020) over sample draws (probability of the "
-                    "factor-2 separation with a Clopper-Pearson interval, test-loss ratio for several alpha and "
-                    "K), Lemma 2 on a 3-D instance for several K, and Figure 1. Normalization: " + NORMALIZATION)
-    p.add_argument("--out", default="results/convex", help="output directory (default: results/convex)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample draws (default: 0)")
-    p.add_argument("--trials", type=int, default=10000, help="number of sample draws, >= 1 (default: 10000)")
-    p.add_argument("--eps", type=float, default=0.1, help="early-stopping train loss eps > 0 (default: 0.1)")
-    p.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS),
-                   help="values of alpha in (0, 1) (default: 0.5 0.1 0.01 0.001)")
-    p.add_argument("--Ks", type=int, nargs="+", default=list(DEFAULT_KS),
-                   help="numbers of large steps K >= 0 (default: 0 1 2 5 20)")
-    p.add_argument("--no-figure", action="store_true", help="skip Figure 1")
-    p.set_defaults(func=run_cli)
-
-
-def run_cli(args) -> int:
-    """Run the Monte Carlo, print the tables, save ``<out>/convex.npz`` and Figure 1."""
-    from theory.io import save_json, save_result
-
-    out = Path(args.out)
-    trials = _nonneg_int("--trials", args.trials)
-    if trials < 1:
-        raise ValueError(f"--trials must be an integer >= 1, got {trials}")
-    mc = proposition1_monte_carlo(args.alphas, args.Ks, trials=trials, eps=args.eps, seed=args.seed)
-    pct = int(round(100 * mc.confidence))
-    print(f"Proposition 1 (Nakkiran 2020): x uniform on {{e1, e2}}, n = 3, beta* = 100 alpha^(-1/2) (1, 1), "
-          f"start 0, eps = {mc.eps:g}, eta = 1/gamma_1; {trials} draws, seed {mc.seed}")
-    print(f"P(sep): fraction of draws with L_D(GF) >= 1.5 (1 - alpha) eps and L_D(AGD) <= 0.75 eps (1 + 1e-6), "
-          f"exact binomial {pct}% CI (Proposition 1: P = 3/4 for K >= 1). On the 2-1 draws: ratio L_D(GF)/L_D(AGD), "
-          "L_D/eps of both, the bounds 1.5 (1 - alpha) and 0.75 + tau_K/eps, fraction where Lemma 2's conditions "
-          "and both bounds hold. On the same-x draws: fraction with equal test loss and with equal end point. "
-          "|cf-num|: largest closed-form vs numerical end-point gap (relative).")
-    print(mc.table())
-    ks_rows = lemma2_k_sweep(sorted(set([0, 1, 2, 5, 10, 20, 40] + list(mc.Ks))), eps=mc.eps)
-    print()
-    print("Lemma 2 on a 3-D instance (gamma = (1, 0.7, 0.25), lambda = (0.4, 1, 0.8), |S| = 1, alpha = 0.1): "
-          "annealed-GD test loss -> eps lambda_1/gamma_1 = 0.4 eps as K grows; excess = L_AGD - 0.4 eps <= tau_K "
-          "(Lemma 2's tail with its constant); 'paper ok': excess <= the paper's exp(-Omega(K)) taken literally")
-    print(_k_sweep_table(ks_rows))
-
-    arrays = mc.to_arrays()
-    arrays.update({
-        "ks_K": np.array([r.K for r in ks_rows]),
-        "ks_test_fast": np.array([r.test_fast for r in ks_rows]),
-        "ks_bound_fast": np.array([r.bound_fast for r in ks_rows]),
-        "ks_tail": np.array([r.tail for r in ks_rows]),
-        "ks_test_slow": np.array([r.test_slow for r in ks_rows]),
-        "ks_bound_slow": np.array([r.bound_slow for r in ks_rows]),
-    })
-    fig_cfg = dict(beta_star=[1.0, 1.0], eps=0.05, K=5)
-    arrays.update(figure1_data(**fig_cfg))
-    config = {
-        "command": "convex", "seed": mc.seed, "trials": trials, "eps": mc.eps, "alphas": mc.alphas, "Ks": mc.Ks,
-        "confidence": mc.confidence, "n": PROP1_N, "Sigma": PROP1_SIGMA, "beta_star": "100 alpha^(-1/2) (1, 1)",
-        "beta0": [0.0, 0.0], "eta": "1/gamma_1", "normalization": NORMALIZATION,
-        "separation": "L_D(GF)/L_D(AGD) >= 2(1-alpha)", "ci": "Clopper-Pearson",
-        "figure": fig_cfg, "k_sweep": {"gam": _DEMO_GAM, "lam": _DEMO_LAM, "alpha": 0.1, "eps": mc.eps},
-    }
-    res_path = save_result(out / "convex.npz", arrays, config)
-    save_json(out / "convex_table.json", {"config": config, "cells": [
-        {**{k: getattr(c, k) for k in c.__dataclass_fields__ if k != "ci"}, "ci": list(c.ci)} for c in mc.cells]})
-    print(f"\nsaved {res_path}")
-    if not getattr(args, "no_figure", False):
-        from paper_figures.nakkiran_fig1 import make_figure
-
-        paths = make_figure(res_path, out / "figures" / "nakkiran_fig1")
-        print("wrote " + ", ".join(str(p) for p in paths))
-    return 0

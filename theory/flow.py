@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from theory.validation import positive as _check_positive
+
 STATUSES = ("reached_eps", "time_limit", "diverged", "failed")
 
 
@@ -43,9 +45,6 @@ class FlowResult:
     @property
     def success(self) -> bool:
         return self.status == "reached_eps"
-
-
-from theory.validation import positive as _check_positive  # noqa: E402
 
 
 def gradient_flow(

@@ -1,28 +1,51 @@
-"""Result files: arrays plus their configuration, written atomically.
+"""Result files: arrays plus their configuration, written atomically, read back as objects.
 
 A result file is a single ``.npz`` archive. Its arrays are stored under their own names and the
-configuration (a JSON-serialisable dict: parameters, seed, problem description, package version)
-under the reserved key ``__config__``. Writes go to a temporary file in the same directory which is
-then renamed over the target, so an interrupted run never leaves a truncated file behind.
+configuration (a JSON-serialisable dict: parameters, seed, problem description, provenance) under the
+reserved key ``__config__``. Writes go to a temporary file in the same directory which is then renamed
+over the target, so an interrupted run never leaves a truncated file behind.
+
+:class:`Result` is the one way a study's outcome is saved and loaded: a dataclass whose fields are
+arrays, JSON values, a :class:`~theory.problem.Problem` or another ``Result`` is written by
+``save(path)`` and read back, as the same class, by ``Cls.load(path)``. Every saved result carries a
+``provenance`` block (package version, git commit, library versions, creation time).
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import io as _io
 import json
+import math
 import os
+import platform
+import subprocess
 import tempfile
+import zipfile
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 CONFIG_KEY = "__config__"
+FIELDS_KEY = "__fields__"
 
 
-def _to_jsonable(obj: Any) -> Any:
+class ResultFileError(ValueError):
+    """A result file is missing, damaged or of the wrong kind (the message names the file)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------------
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain-JSON copy of ``obj``: mappings, sequences, numpy arrays and scalars, paths."""
     if isinstance(obj, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
@@ -32,8 +55,37 @@ def _to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def canonical_json(obj: Any) -> str:
+    """Canonical JSON text (sorted keys, no spaces, floats by ``repr``): equal values, equal text."""
+    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------------------
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same directory, then rename)."""
+    """Write ``data`` to ``path`` atomically: a temporary file in the same directory, fsync, rename,
+    fsync of the directory. The file gets the usual permissions (``0o666`` less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -42,11 +94,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
     return path
 
 
@@ -54,42 +108,231 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def clean_temporary_files(directory: str | os.PathLike) -> list[Path]:
+    """Remove leftovers ``.<name>.*.tmp`` of interrupted atomic writes in ``directory`` (recursively)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for p in directory.rglob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def save_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
-    return atomic_write_text(path, json.dumps(_to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
 def load_json(path: str | os.PathLike) -> Any:
-    with open(path, "r", encoding="utf-8") as fh:
-        return json.load(fh)
+    """Read a JSON file; a missing or damaged file raises an error that names it."""
+    path = Path(path)
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultFileError(f"{path}: not valid JSON ({exc}); delete it or recompute") from None
 
+
+# --------------------------------------------------------------------------------------------------
+# Provenance
+# --------------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    if out.returncode != 0 or not commit:
+        return None
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    return commit + ("+dirty" if dirty else "")
+
+
+@lru_cache(maxsize=1)
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("lrdecay")
+    except Exception:  # not installed (e.g. run from a source tree on PYTHONPATH)
+        return "unknown"
+
+
+def provenance(wall_time: float | None = None) -> dict:
+    """Where a result came from: package version, git commit, Python, numpy, scipy (and torch when
+    it is already imported), the machine, the creation time and the wall time if given."""
+    import sys
+
+    out = {"package_version": _package_version(), "git_commit": _git_commit(),
+           "python": platform.python_version(), "numpy": np.__version__,
+           "machine": f"{platform.machine()} {platform.system()} {os.cpu_count()} cpus",
+           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if "scipy" in sys.modules:
+        out["scipy"] = sys.modules["scipy"].__version__
+    if "torch" in sys.modules:
+        out["torch"] = getattr(sys.modules["torch"], "__version__", "unknown")
+    if wall_time is not None:
+        out["wall_time"] = float(wall_time)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Result files
+# --------------------------------------------------------------------------------------------------
 
 def save_result(path: str | os.PathLike, arrays: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
     """Save ``arrays`` (name -> array-like) and ``config`` (JSON-serialisable) to one ``.npz`` file.
 
     The write is atomic. ``config`` should hold everything needed to reproduce the arrays: the
-    parameters, the seed and the problem instance (or the path of its own file).
+    parameters, the seed and the problem instance. A ``provenance`` entry is added unless present.
     """
     if CONFIG_KEY in arrays:
         raise ValueError(f"arrays: the name {CONFIG_KEY!r} is reserved for the configuration")
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"path: result files end in '.npz', got {str(path)!r}")
-    import io as _io
-
+    cfg = dict(config)
+    cfg.setdefault("provenance", provenance())
     buf = _io.BytesIO()
     payload = {k: np.asarray(v) for k, v in arrays.items()}
-    payload[CONFIG_KEY] = np.array(json.dumps(_to_jsonable(dict(config)), sort_keys=True))
+    payload[CONFIG_KEY] = np.array(json.dumps(to_jsonable(cfg), sort_keys=True))
     np.savez_compressed(buf, **payload)
     return atomic_write_bytes(path, buf.getvalue())
 
 
 def load_result(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Load a file written by :func:`save_result`; returns ``(arrays, config)``."""
+    """Load a file written by :func:`save_result`; returns ``(arrays, config)``. A missing file raises
+    ``FileNotFoundError``, a damaged one :class:`ResultFileError`; both name the file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"result file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files if k != CONFIG_KEY}
-        config = json.loads(str(data[CONFIG_KEY])) if CONFIG_KEY in data.files else {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files if k != CONFIG_KEY}
+            config = json.loads(str(data[CONFIG_KEY])) if CONFIG_KEY in data.files else {}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise ResultFileError(f"{path}: damaged result file ({type(exc).__name__}: {exc}); delete it or "
+                              "recompute") from None
     return arrays, config
+
+
+_RECORDS: dict[str, type] = {}
+
+
+def record_type(cls):
+    """Register a class that a :class:`Result` field may hold and that saves as arrays plus a JSON
+    configuration: it has ``arrays(prefix) -> dict``, ``config() -> dict`` and the classmethod
+    ``from_arrays(arrays, config, prefix)`` (e.g. :class:`~theory.problem.Problem`)."""
+    _RECORDS[cls.__name__] = cls
+    return cls
+
+
+class Result:
+    """Mixin for dataclasses saved as one result file and loaded back as the same class.
+
+    Fields holding numpy arrays are stored as arrays; a registered record (:func:`record_type`, e.g. a
+    :class:`~theory.problem.Problem`) as its arrays (prefixed by the field name) and its configuration;
+    another ``Result`` likewise, recursively; a
+    ``dict`` whose values are all arrays as prefixed arrays; everything else as JSON in the
+    configuration. ``KIND`` names the class in the file, so that ``load`` refuses a file of another
+    kind. Subclasses may override ``_extra_config`` to store derived numbers for readers of the file
+    (they are not read back).
+    """
+
+    KIND: ClassVar[str] = ""
+    _registry: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("KIND"):
+            Result._registry[cls.KIND] = cls
+
+    # ---- flattening ----------------------------------------------------------------------------
+    def _flatten(self, prefix: str = "") -> tuple[dict, dict, dict]:
+        arrays, config, kinds = {}, {}, {}
+        for f in dataclasses.fields(self):
+            if not f.init:
+                continue
+            v = getattr(self, f.name)
+            key = prefix + f.name
+            if isinstance(v, np.ndarray):
+                arrays[key] = v.astype("U") if v.dtype.kind == "O" else v
+                kinds[f.name] = "array"
+            elif type(v).__name__ in _RECORDS and isinstance(v, _RECORDS[type(v).__name__]):
+                arrays.update(v.arrays(prefix=key + "__"))
+                config[f.name] = v.config()
+                kinds[f.name] = "record:" + type(v).__name__
+            elif isinstance(v, Result):
+                a, c, k = v._flatten(key + "__")
+                arrays.update(a)
+                config[f.name] = {"kind": v.KIND, "config": c, "fields": k}
+                kinds[f.name] = "result"
+            elif isinstance(v, dict) and v and all(isinstance(x, np.ndarray) for x in v.values()):
+                for name, x in v.items():
+                    arrays[f"{key}__{name}"] = x
+                kinds[f.name] = "arrays"
+                config[f.name] = sorted(v)
+            else:
+                config[f.name] = to_jsonable(v)
+                kinds[f.name] = "json"
+        return arrays, config, kinds
+
+    @classmethod
+    def _unflatten(cls, arrays: dict, config: dict, kinds: dict, prefix: str = ""):
+        values = {}
+        for name, kind in kinds.items():
+            key = prefix + name
+            if kind == "array":
+                values[name] = arrays[key]
+            elif kind.startswith("record:"):
+                values[name] = _RECORDS[kind[len("record:"):]].from_arrays(arrays, config[name], prefix=key + "__")
+            elif kind == "result":
+                sub = config[name]
+                sub_cls = Result._registry.get(sub["kind"])
+                if sub_cls is None:
+                    raise ResultFileError(f"unknown nested result kind {sub['kind']!r}")
+                values[name] = sub_cls._unflatten(arrays, sub["config"], sub["fields"], key + "__")
+            elif kind == "arrays":
+                values[name] = {n: arrays[f"{key}__{n}"] for n in config[name]}
+            else:
+                values[name] = config[name]
+        return cls(**values)
+
+    # ---- public --------------------------------------------------------------------------------
+    def _extra_config(self) -> dict:
+        return {}
+
+    def save(self, path, *, wall_time: float | None = None) -> Path:
+        """Write this result (arrays, configuration, provenance) to ``path`` (``.npz``), atomically."""
+        arrays, config, kinds = self._flatten()
+        wt = wall_time if wall_time is not None else getattr(self, "wall_time", None)
+        meta = {"kind": self.KIND, FIELDS_KEY: kinds, "fields": config, "derived": self._extra_config(),
+                "provenance": provenance(wt if isinstance(wt, (int, float)) and math.isfinite(wt) else None)}
+        return save_result(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path):
+        """Read a file written by :meth:`save` for this class; errors name the file."""
+        arrays, cfg = load_result(path)
+        if cfg.get("kind") != cls.KIND or FIELDS_KEY not in cfg:
+            raise ResultFileError(f"{path}: not a saved {cls.__name__} (kind = {cfg.get('kind')!r})")
+        try:
+            obj = cls._unflatten(arrays, cfg["fields"], cfg[FIELDS_KEY])
+        except (KeyError, TypeError) as exc:
+            raise ResultFileError(f"{path}: incomplete {cls.__name__} file (missing {exc})") from None
+        object.__setattr__(obj, "_provenance", cfg.get("provenance", {}))
+        return obj
+
+    @property
+    def provenance(self) -> dict:
+        """The provenance block of the file this result was loaded from ({} for a fresh result)."""
+        return getattr(self, "_provenance", {})

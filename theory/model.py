@@ -26,26 +26,60 @@ def _norm(w: np.ndarray) -> np.ndarray:
     return np.linalg.norm(w, axis=-1, keepdims=True)
 
 
-def _rpow(r: np.ndarray, p: float) -> np.ndarray:
-    """``r**p`` with the convention ``0**p = 0`` for p > 0 and ``0**0 = 1``; r > 0 otherwise."""
+def _col(gamma):
+    """``gamma`` as a scalar, or a per-path array ``(P,)`` as a column ``(P, 1)`` that broadcasts
+    against a batch of points ``(P, d)``."""
+    g = np.asarray(gamma, dtype=float)
+    return float(g) if g.ndim == 0 else g.reshape(-1, 1)
+
+
+def _rpow(r: np.ndarray, p) -> np.ndarray:
+    """``r**p`` with the convention ``0**p = 0`` for p > 0 and ``0**0 = 1``; r > 0 otherwise.
+    ``p`` is a scalar or an array broadcasting against ``r`` (per-path exponents)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.power(r, p)
-    if p > 0:
-        out = np.where(r == 0, 0.0, out)
+    if np.ndim(p) == 0:
+        if p > 0:
+            out = np.where(r == 0, 0.0, out)
+    elif np.any(np.asarray(p) > 0):
+        out = np.where((r == 0) & (np.asarray(p) > 0), 0.0, out)
     return out
 
 
-def alpha(w, gamma: float) -> np.ndarray:
-    """Effective predictor ``alpha(w) = ||w||^gamma w``."""
+def _radial(r: np.ndarray, gamma) -> np.ndarray:
+    """``gamma r^(gamma - 2)``, the coefficient of ``w (w . v)`` in ``D alpha(w) v``; 0 at ``r = 0``
+    (there ``D alpha(0) = 0`` for gamma > 0: ``||alpha(w)|| = ||w||^(gamma + 1) = o(||w||)``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = gamma * np.power(r, np.asarray(gamma) - 2.0)
+    return np.where(r == 0, 0.0, out)
+
+
+def _times_X(a, X) -> np.ndarray:
+    """``X a`` for every point: ``(..., d) -> (..., n)``; ``X`` is ``(n, d)`` or per path ``(P, n, d)``."""
+    if X.ndim == 2:
+        return a @ X.T
+    return np.matmul(X, a[..., None])[..., 0]
+
+
+def _times_XT(v, X) -> np.ndarray:
+    """``X^T v`` for every point: ``(..., n) -> (..., d)``; ``X`` shared ``(n, d)`` or per path ``(P, n, d)``."""
+    if X.ndim == 2:
+        return v @ X
+    return np.matmul(v[..., None, :], X)[..., 0, :]
+
+
+def alpha(w, gamma) -> np.ndarray:
+    """Effective predictor ``alpha(w) = ||w||^gamma w`` (gamma scalar or per path)."""
     w = np.asarray(w, dtype=float)
-    return _rpow(_norm(w), gamma) * w
+    return _rpow(_norm(w), _col(gamma)) * w
 
 
-def alpha_inverse(a, gamma: float) -> np.ndarray:
-    """Inverse map ``w = ||alpha||^(-gamma/(gamma+1)) alpha`` (0 maps to 0)."""
+def alpha_inverse(a, gamma) -> np.ndarray:
+    """Inverse map ``w = ||alpha||^(-gamma/(gamma+1)) alpha`` (0 maps to 0; gamma scalar or per path)."""
     a = np.asarray(a, dtype=float)
+    g = _col(gamma)
     s = _norm(a)
-    scale = np.where(s == 0, 0.0, _rpow(np.where(s == 0, 1.0, s), -gamma / (gamma + 1.0)))
+    scale = np.where(s == 0, 0.0, _rpow(np.where(s == 0, 1.0, s), -g / (g + 1.0)))
     return scale * a
 
 
@@ -53,50 +87,51 @@ def dalpha(w, gamma: float) -> np.ndarray:
     """Jacobian matrix ``D alpha(w) = r^gamma (I + gamma w_hat w_hat^T)``, shape ``(..., d, d)``."""
     w = np.asarray(w, dtype=float)
     r = _norm(w)
-    what = w / r
+    with np.errstate(divide="ignore", invalid="ignore"):
+        what = np.where(r == 0, 0.0, w / r)
     d = w.shape[-1]
     return _rpow(r, gamma)[..., None] * (np.eye(d) + gamma * what[..., :, None] * what[..., None, :])
 
 
-def dalpha_apply(w, v, gamma: float, r=None) -> np.ndarray:
-    """``D alpha(w) v = r^gamma (v + gamma w_hat (w_hat . v))`` without forming the matrix.
+def dalpha_apply(w, v, gamma, r=None) -> np.ndarray:
+    """``D alpha(w) v = r^gamma v + gamma r^(gamma-2) (w . v) w`` without forming the matrix.
 
-    ``D alpha`` is symmetric, so this is also the vector-Jacobian product ``v^T D alpha(w)``.
+    ``D alpha`` is symmetric, so this is also the vector-Jacobian product ``v^T D alpha(w)``. At
+    ``w = 0`` it is ``v`` for gamma = 0 and ``0`` for gamma > 0. ``gamma`` scalar or per path.
     """
     w = np.asarray(w, dtype=float)
+    g = _col(gamma)
     if r is None:
         r = _norm(w)
-    if gamma == 0:
+    if np.ndim(g) == 0 and g == 0:
         return np.asarray(v, dtype=float).copy()
-    rg = _rpow(r, gamma)
-    # w_hat (w_hat . v) = w (w . v) / r^2
     wv = np.sum(w * v, axis=-1, keepdims=True)
-    return rg * v + gamma * _rpow(r, gamma - 2.0) * wv * w
+    return _rpow(r, g) * v + _radial(r, g) * wv * w
 
 
-def predict(w, X, gamma: float) -> np.ndarray:
-    """Predictions ``f(w; x_i) = x_i^T alpha(w)``, shape ``(..., n)``."""
-    return alpha(w, gamma) @ np.asarray(X).T
+def predict(w, X, gamma) -> np.ndarray:
+    """Predictions ``f(w; x_i) = x_i^T alpha(w)``, shape ``(..., n)``; ``X`` shared or per path."""
+    return _times_X(alpha(w, gamma), np.asarray(X, dtype=float))
 
 
-def residual(w, X, y, gamma: float) -> np.ndarray:
+def residual(w, X, y, gamma) -> np.ndarray:
     return predict(w, X, gamma) - y
 
 
-def train_loss(w, X, y, gamma: float) -> np.ndarray:
+def train_loss(w, X, y, gamma) -> np.ndarray:
     """``L_n(w) = (1/2n) ||X alpha(w) - y||^2``."""
     res = residual(w, X, y, gamma)
     return 0.5 * np.mean(res**2, axis=-1)
 
 
-def train_grad(w, X, y, gamma: float) -> np.ndarray:
-    """``grad L_n(w) = D alpha(w) X^T (X alpha(w) - y) / n``."""
-    X = np.asarray(X)
+def train_grad(w, X, y, gamma) -> np.ndarray:
+    """``grad L_n(w) = D alpha(w) X^T (X alpha(w) - y) / n`` (0 at ``w = 0`` for gamma > 0)."""
+    X = np.asarray(X, dtype=float)
     res = residual(w, X, y, gamma)
-    return dalpha_apply(w, res @ X / X.shape[0], gamma)
+    return dalpha_apply(w, _times_XT(res, X) / X.shape[-2], gamma)
 
 
-def test_loss(w, alpha_star, gamma: float, sigma: float = 0.0, offset: float = 0.0) -> np.ndarray:
+def test_loss(w, alpha_star, gamma, sigma: float = 0.0, offset=0.0) -> np.ndarray:
     """``L(w) = 1/2 ||alpha(w) - alpha*||^2 + sigma^2 / 2`` (+ a reduction's constant ``offset``)."""
     diff = alpha(w, gamma) - alpha_star
     return 0.5 * np.sum(diff**2, axis=-1) + 0.5 * sigma**2 + offset
@@ -168,21 +203,26 @@ def hessian_trace_grad(w, X, y, gamma: float) -> np.ndarray:
     return out / n
 
 
-def manifold_hessian_trace(r, X, y, gamma: float) -> np.ndarray:
-    """``h(r) = r^(2 gamma) ||X||_F^2 / n + (gamma^2 + 2 gamma) ||y||^2 / (n r^2)`` (trace on M)."""
+def _fro2_y2(X, y):
     X = np.asarray(X, dtype=float)
-    n = X.shape[0]
+    return X.shape[-2], np.sum(X**2, axis=(-2, -1)), np.sum(np.asarray(y, dtype=float) ** 2, axis=-1)
+
+
+def manifold_hessian_trace(r, X, y, gamma) -> np.ndarray:
+    """``h(r) = r^(2 gamma) ||X||_F^2 / n + (gamma^2 + 2 gamma) ||y||^2 / (n r^2)`` (trace on M).
+    ``X`` shared ``(n, d)`` or per path ``(P, n, d)``, gamma scalar or per path ``(P,)``."""
+    n, fro2, y2 = _fro2_y2(X, y)
     r = np.asarray(r, dtype=float)
-    return _rpow(r, 2 * gamma) * np.sum(X**2) / n + (gamma**2 + 2 * gamma) * np.sum(np.asarray(y) ** 2) / (n * r**2)
+    g = np.asarray(gamma, dtype=float)
+    return _rpow(r, 2 * g) * fro2 / n + (g**2 + 2 * g) * y2 / (n * r**2)
 
 
-def manifold_hessian_trace_deriv(r, X, y, gamma: float) -> np.ndarray:
+def manifold_hessian_trace_deriv(r, X, y, gamma) -> np.ndarray:
     """``h'(r) = 2 gamma r^(2 gamma - 1) ||X||_F^2 / n - 2 (gamma^2 + 2 gamma) ||y||^2 / (n r^3)``."""
-    X = np.asarray(X, dtype=float)
-    n = X.shape[0]
+    n, fro2, y2 = _fro2_y2(X, y)
     r = np.asarray(r, dtype=float)
-    return (2 * gamma * _rpow(r, 2 * gamma - 1) * np.sum(X**2) / n
-            - 2 * (gamma**2 + 2 * gamma) * np.sum(np.asarray(y) ** 2) / (n * r**3))
+    g = np.asarray(gamma, dtype=float)
+    return 2 * g * _rpow(r, 2 * g - 1) * fro2 / n - 2 * (g**2 + 2 * g) * y2 / (n * r**3)
 
 
 def normal_basis(w, X, gamma: float) -> np.ndarray:
@@ -218,14 +258,20 @@ def min_norm_solution(X, y, gamma: float) -> np.ndarray:
     return alpha_inverse(min_norm_alpha(X, y), gamma)
 
 
-def retract(w, X, y, gamma: float) -> np.ndarray:
+def retract(w, X, y, gamma, X_pinv=None) -> np.ndarray:
     """Retraction onto M: project ``alpha(w)`` onto the affine set ``{X alpha = y}`` and map back,
-    ``w' = alpha^{-1}(alpha + X^+ (y - X alpha))``. Exact (one step) and the identity on M."""
+    ``w' = alpha^{-1}(alpha + X^+ (y - X alpha))``. Exact (one step) and the identity on M.
+    ``X`` shared ``(n, d)`` or per path ``(P, n, d)`` (then ``X_pinv``, its pseudo-inverses
+    ``(P, d, n)``, may be passed to avoid recomputing them)."""
     X = np.asarray(X, dtype=float)
     a = alpha(w, gamma)
-    res = np.asarray(y) - a @ X.T
-    corr = np.linalg.lstsq(X, np.atleast_2d(res).T, rcond=None)[0].T
-    return alpha_inverse(a + corr.reshape(a.shape), gamma)
+    res = np.asarray(y) - _times_X(a, X)
+    if X.ndim == 2 and X_pinv is None:
+        corr = np.linalg.lstsq(X, np.atleast_2d(res).T, rcond=None)[0].T.reshape(a.shape)
+    else:
+        pinv = np.linalg.pinv(X) if X_pinv is None else X_pinv
+        corr = _times_X(res, pinv) if pinv.ndim == 3 else res @ pinv.T
+    return alpha_inverse(a + corr, gamma)
 
 
 def flatness_condition(X, y, gamma: float) -> tuple[bool, float, float]:
@@ -239,46 +285,94 @@ def flatness_condition(X, y, gamma: float) -> tuple[bool, float, float]:
 
 
 class NonlinearModel:
-    """The model bound to one :class:`~theory.problem.Problem`, in the form the engine uses.
+    """The model in the form the engine uses: data, labels, gamma and references, shared by all paths
+    (one :class:`~theory.problem.Problem`) or per path (:meth:`stack`: path ``p`` has its own ``X_p``,
+    ``y_p``, ``gamma_p``, ...).
 
-    Engine interface: ``dim``, ``noise_dim``, ``increment(W, dt, noise_coef, xi) -> (dW, res)`` (an
-    Euler–Maruyama increment and the residuals at ``W``, which give the train loss for free),
-    ``minibatch_increment(W, eta, idx, xi, sigma) -> dW``, ``train_loss(W)`` and ``observables(W)``.
+    Engine interface: ``dim``, ``noise_dim``, ``n``;
+    ``increment(W, dt, noise_coef, xi) -> (dW, loss)`` (an Euler–Maruyama increment and the train loss
+    at ``W``, which the residuals give for free); ``minibatch_increment(W, eta, idx, xi, sigma) -> dW``;
+    ``observables(W) -> dict``; ``select(index) -> model`` (the model of a subset of the paths).
     """
 
-    def __init__(self, problem):
-        self.problem = problem
-        self.X = problem.X
-        self.y = problem.y
-        self.gamma = problem.gamma
-        self.n, self.dim = problem.X.shape
+    #: attributes with one entry per path when the model is stacked (sliced by :meth:`select`)
+    PER_PATH = ("X", "y", "gamma", "alpha_star", "w_mn", "test_offset")
+
+    def __init__(self, X, y, gamma, alpha_star, w_mn, test_offset=0.0, problem=None):
+        self.X = np.asarray(X, dtype=float)
+        self.stacked = self.X.ndim == 3
+        self.y = np.asarray(y, dtype=float)
+        self.gamma = _col(gamma)
+        self.alpha_star = np.asarray(alpha_star, dtype=float)
+        self.w_mn = np.asarray(w_mn, dtype=float)
+        self.test_offset = np.asarray(test_offset, dtype=float) if np.ndim(test_offset) else float(test_offset)
+        self.n, self.dim = self.X.shape[-2:]
         self.noise_dim = self.n
-        self.w_mn = problem.w_mn
+        self.problem = problem
+        self._pinv = None
+
+    @classmethod
+    def from_problem(cls, problem) -> "NonlinearModel":
+        return cls(problem.X, problem.y, problem.gamma, problem.alpha_star, problem.w_mn,
+                   problem.test_offset, problem=problem)
+
+    @classmethod
+    def stack(cls, problems, **kw) -> "NonlinearModel":
+        """One path per problem (all with the same ``n`` and ``d``; reduce them first to share ``d``)."""
+        ns = {(p.n, p.d) for p in problems}
+        if len(problems) == 0 or len(ns) != 1:
+            raise ValueError(f"problems must be non-empty and share (n, d), got {sorted(ns)}")
+        return cls(np.stack([p.X for p in problems]), np.stack([p.y for p in problems]),
+                   np.array([p.gamma for p in problems]), np.stack([p.alpha_star for p in problems]),
+                   np.stack([p.w_mn for p in problems]), np.array([p.test_offset for p in problems]), **kw)
+
+    def select(self, index) -> "NonlinearModel":
+        """The model restricted to paths ``index`` (a slice or index array); itself when not stacked."""
+        if not self.stacked:
+            return self
+        import copy
+
+        sub = copy.copy(self)
+        for name in self.PER_PATH:
+            v = getattr(self, name)
+            if np.ndim(v):
+                setattr(sub, name, v[index])
+        sub._pinv = None if self._pinv is None else self._pinv[index]
+        return sub
+
+    @property
+    def X_pinv(self) -> np.ndarray:
+        """Pseudo-inverses of the per-path data (computed once; stacked models)."""
+        if self._pinv is None:
+            self._pinv = np.linalg.pinv(self.X)
+        return self._pinv
 
     # label-noise SDE:  dW = -grad L_n dt + noise_coef * J^T xi / sqrt(n)
     def increment(self, W, dt, noise_coef, xi):
         r"""Euler–Maruyama increment of ``dw = -grad L_n(w) dt + c (J(w)^T / sqrt(n)) xi``.
 
         With ``c = sqrt(eta * a * dt)`` this is the label-noise SDE; with ``dt = eta``,
-        ``a = sigma^2 / n`` it is exactly one step of full-batch label-noise SGD,
+        ``c = eta sigma / sqrt(n)`` it is exactly one step of full-batch label-noise SGD,
         ``w <- w - (eta/n) J^T (res - sigma xi)``. One fused vector-Jacobian product:
         ``D alpha(w) X^T (-res dt / n + c xi / sqrt(n))``. ``dt`` and ``c`` are scalars or per-path
-        columns ``(P, 1)``. Returns ``(dW, res)``.
+        columns ``(P, 1)``. Returns ``(dW, L_n(W))``.
         """
         # row norms without a (P, d) temporary; scale the (P, n) product rather than W
         r = np.sqrt(np.einsum("...i,...i->...", W, W))[..., None]
-        rg = _rpow(r, self.gamma)
-        res = rg * (W @ self.X.T) - self.y
+        g = self.gamma
+        rg = _rpow(r, g)
+        res = rg * _times_X(W, self.X) - self.y
         V = res * (-np.asarray(dt) / self.n)
         if xi is not None:
             V = V + np.asarray(noise_coef) * xi / np.sqrt(self.n)
-        U = V @ self.X                       # a fresh (P, d) array: apply D alpha(w) in place
-        if self.gamma == 0:
-            return U, res
+        U = _times_XT(V, self.X)             # a fresh (P, d) array: apply D alpha(w) in place
+        loss = 0.5 * np.mean(res**2, axis=-1)
+        if np.ndim(g) == 0 and g == 0:
+            return U, loss
         wu = np.einsum("...i,...i->...", W, U)[..., None]
         U *= rg
-        U += (self.gamma * _rpow(r, self.gamma - 2.0) * wu) * W
-        return U, res
+        U += (_radial(r, g) * wu) * W
+        return U, loss
 
     def minibatch_increment(self, W, eta, idx, xi, sigma):
         """One step of minibatch label-noise SGD: ``-(eta/b) sum_{i in B} grad f_i (f_i - y_i - sigma xi_i)``.
@@ -286,20 +380,25 @@ class NonlinearModel:
         ``idx`` (P, b) holds each path's batch, ``xi`` (P, b) its label noise."""
         P, b = idx.shape
         r = _norm(W)
-        Xb = self.X[idx]                                   # (P, b, d)
+        rows = np.arange(P)[:, None]
+        Xb = self.X[rows, idx] if self.stacked else self.X[idx]       # (P, b, d)
+        yb = self.y[rows, idx] if self.stacked else self.y[idx]
         pred = _rpow(r, self.gamma) * np.einsum("pbd,pd->pb", Xb, W)
-        v = (pred - self.y[idx] - sigma * xi) * (-np.asarray(eta).reshape(-1, 1) / b)
+        v = (pred - yb - sigma * xi) * (-np.asarray(eta).reshape(-1, 1) / b)
         return dalpha_apply(W, np.einsum("pb,pbd->pd", v, Xb), self.gamma, r=r)
 
     def train_loss(self, W):
         return train_loss(W, self.X, self.y, self.gamma)
 
+    def retract(self, W):
+        """:func:`retract` onto each path's M."""
+        return retract(W, self.X, self.y, self.gamma, X_pinv=self.X_pinv if self.stacked else None)
+
     def observables(self, W) -> dict:
         """Per-path train loss, test loss, ``||w||`` and ``||w - w_mn||``."""
-        p = self.problem
         return {
             "train_loss": train_loss(W, self.X, self.y, self.gamma),
-            "test_loss": test_loss(W, p.alpha_star, self.gamma, 0.0, p.test_offset),
+            "test_loss": test_loss(W, self.alpha_star, self.gamma, 0.0, self.test_offset),
             "norm": np.linalg.norm(W, axis=-1),
             "dist_mn": np.linalg.norm(W - self.w_mn, axis=-1),
         }

@@ -18,36 +18,24 @@ import warnings
 import numpy as np
 
 from theory import io
-from theory.validation import integer, nonneg as check_nonneg
+from theory.validation import finite_array as _finite_array, integer, nonneg as check_nonneg, positive
 
 
 class UnderparameterizedWarning(UserWarning):
     """n >= d: the minima set is a single point (or empty), not a manifold."""
 
 
-def _finite_array(name: str, value, ndim: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must contain finite values only")
-    return arr
-
-
 def check_gamma(gamma) -> float:
-    g = float(gamma)
-    if not np.isfinite(g) or g < 0:
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-    return g
+    return check_nonneg("gamma", gamma)
 
 
-def check_positive_int(name: str, value) -> int:
-    return integer(name, value, 1)
-
-
+@io.record_type
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """One instance: ``X`` (n, d), ``y`` (n,), ``alpha_star`` (d,), ``w0`` (d,), ``gamma``, ``sigma``."""
+    """One instance: ``X`` (n, d), ``y`` (n,), ``alpha_star`` (d,), ``w0`` (d,), ``gamma``, ``sigma``.
+
+    ``meta`` holds the generation parameters that the arrays do not determine (``alpha_norm``,
+    ``w0_norm``, ``obs_noise``, and ``reduced_from_d`` for a reduced problem)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -121,17 +109,14 @@ class Problem:
                  alpha_norm: float = 1.0, w0_norm: float = 1.5, obs_noise: float = 0.0,
                  seed: int = 0) -> "Problem":
         """Draw an instance from ``seed`` (see module docstring for the distribution)."""
-        d = check_positive_int("d", d)
-        n = check_positive_int("n", n)
+        d = integer("d", d, 1)
+        n = integer("n", n, 1)
         gamma = check_gamma(gamma)
         sigma = check_nonneg("sigma", sigma)
         alpha_norm = check_nonneg("alpha_norm", alpha_norm)
-        w0_norm = float(w0_norm)
-        if not np.isfinite(w0_norm) or w0_norm <= 0:
-            raise ValueError(f"w0_norm must be a finite number > 0, got {w0_norm!r}")
+        w0_norm = positive("w0_norm", w0_norm)
         obs_noise = check_nonneg("obs_noise", obs_noise)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        seed = integer("seed", seed, 0)
         sx, sa, sw, sn = np.random.SeedSequence(int(seed)).spawn(4)
         X = np.random.default_rng(sx).standard_normal((n, d))
         a = np.random.default_rng(sa).standard_normal(d)
@@ -141,8 +126,7 @@ class Problem:
         y = X @ a
         if obs_noise > 0:
             y = y + obs_noise * np.random.default_rng(sn).standard_normal(n)
-        meta = dict(d=d, n=n, gamma=gamma, sigma=sigma, alpha_norm=alpha_norm, w0_norm=w0_norm,
-                    obs_noise=obs_noise, seed=int(seed))
+        meta = dict(alpha_norm=alpha_norm, w0_norm=w0_norm, obs_noise=obs_noise)
         return cls(X=X, y=y, alpha_star=a, w0=w0, gamma=gamma, sigma=sigma, seed=int(seed), meta=meta)
 
     def with_(self, **changes) -> "Problem":
@@ -151,11 +135,13 @@ class Problem:
                       sigma=self.sigma, seed=self.seed, test_offset=self.test_offset,
                       meta=dict(self.meta))
         fields.update(changes)
-        if "gamma" in changes:
-            fields["meta"]["gamma"] = float(changes["gamma"])
         return Problem(**fields)
 
     # ---- persistence ---------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (f"Problem(d={self.d}, n={self.n}, gamma={self.gamma:g}, sigma={self.sigma:g}, seed={self.seed}"
+                + (f", test_offset={self.test_offset:.4g}" if self.test_offset else "") + ")")
+
     def config(self) -> dict:
         """JSON-serialisable description (scalars and generation parameters)."""
         return dict(n=self.n, d=self.d, gamma=self.gamma, sigma=self.sigma, seed=self.seed,
@@ -180,5 +166,8 @@ class Problem:
     def load(cls, path) -> "Problem":
         arrays, config = io.load_result(path)
         if config.get("kind") != "Problem":
-            raise ValueError(f"path: {path} is not a saved Problem (kind = {config.get('kind')!r})")
-        return cls.from_arrays(arrays, config)
+            raise io.ResultFileError(f"path: {path} is not a saved Problem (kind = {config.get('kind')!r})")
+        try:
+            return cls.from_arrays(arrays, config)
+        except KeyError as exc:
+            raise io.ResultFileError(f"{path}: incomplete Problem file (missing {exc})") from None

@@ -17,7 +17,8 @@ space) the stationary variances are ``eta a / (2 - eta lambda_j)``, so
 which on M reduces to ``-(a/4) h'(||w||) P_T w_hat`` and in radial form
 ``d||w|| / dtau = -(a/4) h'(||w||) ||P_T w_hat||^2``: the norm shrinks until ``w`` is normal to M,
 i.e. ``w = w_mn`` (when ``h`` increases along M). :func:`drift_ode` integrates it on M (reduced
-coordinates, ``solve_ivp``, each stored point retracted onto M).
+coordinates, ``solve_ivp``, each stored point retracted onto M). The comparison with label-noise SGD
+over many paths is :mod:`theory.studies.drift`.
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from theory import io
 from theory import model as m
 from theory.problem import Problem
 
@@ -132,75 +132,3 @@ def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: in
                          m.test_loss(W, problem.alpha_star, problem.gamma, 0.0, problem.test_offset),
                          np.linalg.norm(W - problem.w_mn, axis=1), off, status, sol.message,
                          dict(tau_max=float(tau_max), a=float(a), rtol=rtol, atol=atol, method=method))
-
-
-@dataclass
-class DriftComparison:
-    """SGD (many paths) against the drift ODE on the same problem, at one learning rate."""
-
-    problem: Problem
-    eta: float
-    a: float
-    tau: np.ndarray               # eta^2 k at the SGD records
-    sgd_norm: np.ndarray          # (R, P)
-    sgd_test: np.ndarray
-    sgd_train: np.ndarray
-    ode_norm: np.ndarray          # (R,) on the same tau grid
-    ode_test: np.ndarray
-    plateau_pred: np.ndarray      # (R,) exact plateau prediction at the ODE's point of M
-    plateau: PlateauPrediction    # at the start point
-    config: dict
-
-    @property
-    def norm_rel_error(self) -> float:
-        """``max_tau |mean ||w_SGD|| - ||w_ODE||| / (||w(0)|| - ||w_mn||)``: error relative to the
-        distance the norm travels."""
-        span = abs(self.ode_norm[0] - np.linalg.norm(self.problem.w_mn))
-        return float(np.max(np.abs(self.sgd_norm.mean(1) - self.ode_norm)) / max(span, 1e-12))
-
-    @property
-    def plateau_ratio(self) -> float:
-        """Measured train loss (mean over paths and over the records after the first tenth of the
-        run, once the normal fluctuations have equilibrated) over the predicted plateau
-        ``(eta a / 4) sum lambda_j / (1 - eta lambda_j / 2)`` at the ODE's point for the same tau."""
-        sl = slice(max(1, len(self.tau) // 10), None)
-        return float(self.sgd_train[sl].mean() / self.plateau_pred[sl].mean())
-
-    def save(self, path):
-        arrays = dict(tau=self.tau, sgd_norm=self.sgd_norm, sgd_test=self.sgd_test, sgd_train=self.sgd_train,
-                      ode_norm=self.ode_norm, ode_test=self.ode_test, plateau_pred=self.plateau_pred,
-                      **self.problem.arrays(prefix="problem_"))
-        cfg = {"kind": "DriftComparison", **self.config, "eta": self.eta, "a": self.a,
-               "problem": self.problem.config(), "norm_rel_error": self.norm_rel_error,
-               "plateau_exact": self.plateau.exact, "plateau_leading": self.plateau.leading,
-               "plateau_ratio": self.plateau_ratio, "min_norm_norm": float(np.linalg.norm(self.problem.w_mn)),
-               "min_norm_test_loss": self.problem.min_norm_test_loss}
-        return io.save_result(path, arrays, cfg)
-
-
-def compare_drift_with_sgd(problem: Problem, eta: float, *, tau_max: float, paths: int = 32,
-                           batch_size: int | None = None, seed: int = 0, n_records: int = 100,
-                           progress: bool = False) -> DriftComparison:
-    """Start SGD paths and the drift ODE at the same point of M (the retraction of ``w0``) and
-    compare ``||w||`` and test loss against ``tau = eta^2 k`` (``k = tau_max / eta^2`` steps)."""
-    from theory.sde import simulate
-
-    if not np.isfinite(eta) or eta <= 0:
-        raise ValueError(f"eta must be a finite number > 0, got {eta!r}")
-    steps = int(round(tau_max / eta**2))
-    w_start = m.retract(problem.w0, problem.X, problem.y, problem.gamma)
-    sim = simulate(problem, np.tile(w_start, (paths, 1)), steps=steps, lr=eta, method="sgd",
-                   batch_size=batch_size, seed=seed, record_every=max(1, steps // n_records), reduce=True,
-                   progress=progress)
-    tau = sim.steps * eta**2
-    a = noise_scale(problem, batch_size)
-    ode = drift_ode(problem, w_start, tau_max=tau_max, a=a, n_eval=400)
-    ode_norm = np.interp(tau, ode.tau, ode.norm)
-    ode_test = np.interp(tau, ode.tau, ode.test_loss)
-    nearest = np.clip(np.searchsorted(ode.tau, tau), 0, len(ode.tau) - 1)
-    plateau_pred = np.array([plateau_prediction(problem, ode.w[i], eta, batch_size).exact for i in nearest])
-    cfg = dict(eta=eta, tau_max=tau_max, paths=paths, batch_size=batch_size, seed=seed, steps=steps,
-               sim_message=sim.message, off_manifold=ode.off_manifold)
-    return DriftComparison(problem, eta, a, tau, sim.records["norm"], sim.records["test_loss"],
-                           sim.records["train_loss"], ode_norm, ode_test, plateau_pred,
-                           plateau_prediction(problem, w_start, eta, batch_size), cfg)

@@ -50,7 +50,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from theory.io import load_result, save_result
+from theory.io import canonical_json, load_result, save_result
 
 __all__ = ["grid", "task_key", "config_seed", "run_sweep", "SweepError", "EXECUTORS"]
 
@@ -102,9 +102,7 @@ def _canonical(value: Any, where: str) -> Any:
     )
 
 
-def _canonical_json(config: Mapping[str, Any]) -> str:
-    """Canonical JSON text: sorted keys, no spaces, floats by ``repr`` (``nan``/``inf`` allowed)."""
-    return json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_canonical_json = canonical_json  # sorted keys, no spaces, floats by repr (nan/inf allowed)
 
 
 def _check_config(config: Any, where: str = "config") -> dict:
@@ -241,6 +239,7 @@ def _load_cached(path: Path, config: dict) -> dict | None:
     except Exception as exc:  # unreadable file: recompute rather than fail the sweep
         warnings.warn(f"cache file {path} is unreadable ({exc}); recomputing it", RuntimeWarning, stacklevel=3)
         return None
+    stored.pop("provenance", None)   # added by save_result; not part of the task's configuration
     if _canonical_json(stored) != _canonical_json(config):
         warnings.warn(f"cache file {path} holds a different configuration; recomputing it", RuntimeWarning, stacklevel=3)
         return None
@@ -357,10 +356,39 @@ def run_sweep(
     SweepError
         After all other tasks have finished and been cached, if some tasks raised.
     """
-    from tqdm import tqdm
-
-    # ---- validation ------------------------------------------------------------------------------
     name = _task_name(fn)
+    canon = _check_configs(configs)
+    _check_executor(executor)
+    if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):
+        raise ValueError(f"max_workers: must be None or a positive int, got {max_workers!r}")
+    cache_dir = _check_cache_dir(cache_dir)
+
+    keys = [_key(name, c) for c in canon]
+    first_index: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first_index.setdefault(k, i)
+    done = {} if cache_dir is None or recompute else _cached(cache_dir, first_index, canon)
+    pending = [(k, i) for k, i in first_index.items() if k not in done]
+    tracker = _Tracker(name, fn.__name__, canon, cache_dir, done, len(first_index), progress)
+    try:
+        if not pending:
+            tracker.open()
+        elif executor == "serial":
+            _run_serial(fn, pending, canon, tracker)
+        else:
+            _run_pool(fn, pending, canon, tracker, executor, max_workers)
+    finally:
+        tracker.close()
+    if tracker.failures:
+        _raise_failures(name, tracker.failures, len(first_index), cache_dir is not None)
+    results, seen = [], set()
+    for k in keys:
+        results.append(done[k] if k not in seen else dict(done[k]))
+        seen.add(k)
+    return results
+
+
+def _check_configs(configs) -> list[dict]:
     if isinstance(configs, Mapping) or isinstance(configs, (str, bytes)):
         raise ValueError(f"configs: expected a list of dicts (e.g. from grid()), got a single {type(configs).__name__}")
     try:
@@ -369,113 +397,108 @@ def run_sweep(
         raise ValueError(f"configs: expected a list of dicts (e.g. from grid()), got {type(configs).__name__}") from None
     if not configs:
         raise ValueError("configs: the list of configurations is empty; nothing to run")
-    canon = [_check_config(c, f"configs[{i}]") for i, c in enumerate(configs)]
-    _check_executor(executor)
-    if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):
-        raise ValueError(f"max_workers: must be None or a positive int, got {max_workers!r}")
-    if cache_dir is not None:
-        if not isinstance(cache_dir, (str, os.PathLike)):
-            raise ValueError(f"cache_dir: expected a directory path or None, got {cache_dir!r}")
-        cache_dir = Path(cache_dir)
-        if cache_dir.exists() and not cache_dir.is_dir():
-            raise ValueError(f"cache_dir: {str(cache_dir)!r} exists and is not a directory")
-        cache_dir.mkdir(parents=True, exist_ok=True)
+    return [_check_config(c, f"configs[{i}]") for i, c in enumerate(configs)]
 
-    # ---- unique tasks and cache look-up ----------------------------------------------------------
-    keys = []
-    first_index: dict[str, int] = {}
-    for i, c in enumerate(canon):
-        k = _key(name, c)
-        keys.append(k)
-        first_index.setdefault(k, i)
-    done: dict[str, dict] = {}
-    if cache_dir is not None and not recompute:
-        for k, i in first_index.items():
-            cached = _load_cached(cache_dir / f"{k}.npz", canon[i])
-            if cached is not None:
-                done[k] = cached
-    pending = [(k, i) for k, i in first_index.items() if k not in done]
-    n_cached = len(done)
-    failures: list[tuple[int, dict, BaseException]] = []
 
-    bar = None
+def _check_cache_dir(cache_dir) -> Path | None:
+    if cache_dir is None:
+        return None
+    if not isinstance(cache_dir, (str, os.PathLike)):
+        raise ValueError(f"cache_dir: expected a directory path or None, got {cache_dir!r}")
+    cache_dir = Path(cache_dir)
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise ValueError(f"cache_dir: {str(cache_dir)!r} exists and is not a directory")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return cache_dir
 
-    def open_bar() -> None:
-        # Opened once the workers exist, so that tqdm's monitor thread is not copied into forked workers.
-        nonlocal bar
-        bar = tqdm(total=len(first_index), initial=n_cached, desc=fn.__name__, unit="task",
-                   disable=not progress, dynamic_ncols=True)
-        bar.set_postfix(cached=n_cached, failed=0, refresh=True)
 
-    def finish(k: str, i: int, outcome: Any, error: BaseException | None) -> None:
+def _cached(cache_dir: Path, first_index: dict, canon: list) -> dict:
+    done = {}
+    for k, i in first_index.items():
+        cached = _load_cached(cache_dir / f"{k}.npz", canon[i])
+        if cached is not None:
+            done[k] = cached
+    return done
+
+
+class _Tracker:
+    """Collects finished tasks: stores each result (and its cache file), records failures, drives the
+    progress bar (opened once the workers exist, so tqdm's monitor thread is not copied into forks)."""
+
+    def __init__(self, name, label, canon, cache_dir, done, total, progress):
+        self.name, self.label, self.canon, self.cache_dir, self.done = name, label, canon, cache_dir, done
+        self.total, self.progress, self.n_cached = total, progress, len(done)
+        self.failures: list[tuple[int, dict, BaseException]] = []
+        self.bar = None
+
+    def open(self) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, initial=self.n_cached, desc=self.label, unit="task",
+                        disable=not self.progress, dynamic_ncols=True)
+        self.bar.set_postfix(cached=self.n_cached, failed=0, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def finish(self, k: str, i: int, outcome: Any, error: BaseException | None) -> None:
         if error is None:
             try:
                 arrays = _result_arrays(outcome)
-                if cache_dir is not None:
-                    save_result(cache_dir / f"{k}.npz", arrays, canon[i])
-                done[k] = _unwrap(arrays)
+                if self.cache_dir is not None:
+                    save_result(self.cache_dir / f"{k}.npz", arrays, self.canon[i])
+                self.done[k] = _unwrap(arrays)
             except Exception as exc:  # an unstorable result counts as a failed task
                 error = exc
         if error is not None:
-            failures.append((i, canon[i], error))
-            bar.write(f"{name}: task failed for config {_describe(canon[i])}: {type(error).__name__}: {error}",
-                      file=sys.stderr)
-        bar.update(1)
-        bar.set_postfix(cached=n_cached, failed=len(failures), refresh=False)
+            self.failures.append((i, self.canon[i], error))
+            self.bar.write(f"{self.name}: task failed for config {_describe(self.canon[i])}: "
+                           f"{type(error).__name__}: {error}", file=sys.stderr)
+        self.bar.update(1)
+        self.bar.set_postfix(cached=self.n_cached, failed=len(self.failures), refresh=False)
 
-    # ---- run -------------------------------------------------------------------------------------
+
+def _run_serial(fn, pending, canon, tracker: _Tracker) -> None:
+    tracker.open()
+    for k, i in pending:
+        try:
+            out, err = fn(json.loads(_canonical_json(canon[i]))), None
+        except Exception as exc:
+            out, err = None, exc
+        tracker.finish(k, i, out, err)
+
+
+def _run_pool(fn, pending, canon, tracker: _Tracker, executor, max_workers) -> None:
+    pool, release = _open_executor(executor, max_workers, len(pending))
+    futures: dict[cf.Future, tuple[str, int]] = {}
+    interrupted = True
     try:
-        if not pending:
-            open_bar()
-        elif executor == "serial":
-            open_bar()
-            for k, i in pending:
-                try:
-                    out, err = fn(json.loads(_canonical_json(canon[i]))), None
-                except Exception as exc:
-                    out, err = None, exc
-                finish(k, i, out, err)
-        else:
-            pool, release = _open_executor(executor, max_workers, len(pending))
-            futures: dict[cf.Future, tuple[str, int]] = {}
-            interrupted = True
+        for k, i in pending:
+            futures[pool.submit(fn, json.loads(_canonical_json(canon[i])))] = (k, i)
+        tracker.open()
+        for fut in cf.as_completed(futures):
+            k, i = futures.pop(fut)
             try:
-                for k, i in pending:
-                    futures[pool.submit(fn, json.loads(_canonical_json(canon[i])))] = (k, i)
-                open_bar()
-                for fut in cf.as_completed(futures):
-                    k, i = futures.pop(fut)
-                    try:
-                        out, err = fut.result(), None
-                    except Exception as exc:
-                        out, err = None, exc
-                    finish(k, i, out, err)
-                interrupted = False
-            finally:
-                for fut in futures:  # only left when interrupted (e.g. Ctrl-C)
-                    fut.cancel()
-                release(not interrupted)
+                out, err = fut.result(), None
+            except Exception as exc:
+                out, err = None, exc
+            tracker.finish(k, i, out, err)
+        interrupted = False
     finally:
-        if bar is not None:
-            bar.close()
+        for fut in futures:  # only left when interrupted (e.g. Ctrl-C)
+            fut.cancel()
+        release(not interrupted)
 
-    if failures:
-        failures.sort(key=lambda f: f[0])
-        lines = [f"  configs[{i}] = {_describe(c)}: {type(e).__name__}: {e}" for i, c, e in failures[:10]]
-        if len(failures) > 10:
-            lines.append(f"  ... and {len(failures) - 10} more (see .failures)")
-        n_ok = len(first_index) - len(failures)
-        raise SweepError(
-            f"{len(failures)} of {len(first_index)} tasks of {name} failed ({n_ok} finished"
-            f"{' and cached' if cache_dir is not None else ''}; rerun to compute only the failed ones):\n"
-            + "\n".join(lines),
-            failures,
-        ) from failures[0][2]
 
-    results = []
-    seen = set()
-    for k in keys:
-        r = done[k]
-        results.append(r if k not in seen else dict(r))
-        seen.add(k)
-    return results
+def _raise_failures(name, failures, n_tasks, cached: bool):
+    failures.sort(key=lambda f: f[0])
+    lines = [f"  configs[{i}] = {_describe(c)}: {type(e).__name__}: {e}" for i, c, e in failures[:10]]
+    if len(failures) > 10:
+        lines.append(f"  ... and {len(failures) - 10} more (see .failures)")
+    n_ok = n_tasks - len(failures)
+    raise SweepError(
+        f"{len(failures)} of {n_tasks} tasks of {name} failed ({n_ok} finished"
+        f"{' and cached' if cached else ''}; rerun to compute only the failed ones):\n" + "\n".join(lines),
+        failures,
+    ) from failures[0][2]

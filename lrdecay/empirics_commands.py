@@ -1,0 +1,269 @@
+"""``lrdecay empirics``: the VGG-11 experiment, one sub-subcommand per stage and one per whole profile.
+
+    lrdecay empirics main      --out runs/quick [--profile quick] [--set KEY=VALUE ...]
+    lrdecay empirics subpaths  --out runs/quick [--decay-epochs 10 20 ...]
+    lrdecay empirics landscape --out runs/quick [--grid 11] [--curved]
+    lrdecay empirics figures   --out runs/quick
+    lrdecay empirics profile   quick --out runs/quick        (all four stages, resumable)
+    lrdecay empirics profile   --list
+
+Torch is imported inside the handlers, so ``lrdecay --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, data: bool = True, out_required: bool = True) -> None:
+    p.add_argument("--out", required=out_required, type=Path, default=None,
+                   help="run directory (created; reused to resume)")
+    if data:
+        p.add_argument("--data", type=Path, default=None,
+                       help="CIFAR-10 directory (holding cifar-10-batches-py/); default $LRDECAY_CIFAR10, "
+                            "else ../shared/data/cifar10-subset beside the repository")
+        p.add_argument("--source", choices=("auto", "torchvision", "pickle"), default="auto",
+                       help="reader: torchvision (official files, MD5-checked), pickle (any python-version "
+                            "layout, structure-checked) or auto (torchvision when the checksums match)")
+        p.add_argument("--download", action="store_true", help="download CIFAR-10 through torchvision (network)")
+        p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's)")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting: a train field (e.g. epochs=20, width=0.5, decay_epochs=10,20) "
+                            "or landscape.FIELD (e.g. landscape.grid=21); repeatable")
+        p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+        p.add_argument("--tensorboard", action="store_true", help="also log metrics for TensorBoard (<path>/tb)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("empirics", help="VGG-11 on CIFAR-10: main path, decayed subpaths, landscape",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="stage", metavar="STAGE")
+    sub.required = True
+
+    m = sub.add_parser("main", help="train the main path at the large learning rate (resumable)")
+    _common(m)
+    m.add_argument("--profile", default="quick", help="profile whose settings to start from (default quick)")
+    m.set_defaults(func=cmd_main)
+
+    s = sub.add_parser("subpaths", help="branch decayed subpaths from main-path checkpoints (resumable)")
+    _common(s)
+    s.add_argument("--decay-epochs", type=int, nargs="+", default=None, help="decay epochs (default: the run's)")
+    s.set_defaults(func=cmd_subpaths)
+
+    la = sub.add_parser("landscape", help="PCA of all checkpoints and the loss grid in its plane")
+    _common(la)
+    la.add_argument("--grid", type=int, default=None, help="grid points per axis")
+    la.add_argument("--curved", action="store_true", default=None, help="use the authors' curved sheet")
+    la.set_defaults(func=cmd_landscape)
+
+    f = sub.add_parser("figures", help="draw the landscape and decay figures from a run directory")
+    _common(f, data=False)
+    f.set_defaults(func=cmd_figures)
+
+    pr = sub.add_parser("profile", help="run a whole profile: main → subpaths → landscape → figures")
+    pr.add_argument("name", nargs="?", help="quick, authors or full")
+    pr.add_argument("--list", action="store_true", help="list the profiles and exit")
+    _common(pr, out_required=False)
+    pr.set_defaults(func=cmd_profile)
+
+
+# ----------------------------------------------------------------------------- parsing overrides
+def _parse_value(default, text: str, name: str):
+    t = text.strip()
+    if t.lower() in ("none", "null"):
+        return None
+    if isinstance(default, bool):
+        if t.lower() in ("1", "true", "yes", "on"):
+            return True
+        if t.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected true or false, got {text!r}")
+    try:
+        if isinstance(default, tuple):
+            return tuple(int(x) for x in t.replace(" ", "").split(",") if x)
+        if isinstance(default, float):
+            return float(t)
+        if isinstance(default, int) or default is None:
+            return int(t)
+    except ValueError as exc:
+        raise ValueError(f"{name}: cannot read {text!r} as {type(default).__name__ if default is not None else 'int'}") from exc
+    return t
+
+
+def parse_overrides(items: list[str]) -> tuple[dict, dict]:
+    """``KEY=VALUE`` strings → (train overrides, landscape overrides), typed by the dataclass defaults."""
+    from empirics.landscape import LandscapeConfig
+    from empirics.train import TrainConfig
+
+    tdef, ldef = TrainConfig(), LandscapeConfig()
+    tnames, lnames = {f.name for f in fields(TrainConfig)}, {f.name for f in fields(LandscapeConfig)}
+    tr, la = {}, {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set: expected KEY=VALUE, got {item!r}")
+        key, val = item.split("=", 1)
+        key = key.strip()
+        if key.startswith("landscape."):
+            k = key[len("landscape."):]
+            if k not in lnames:
+                raise ValueError(f"--set: unknown landscape setting {k!r}; known: {sorted(lnames)}")
+            la[k] = _parse_value(getattr(ldef, k), val, key)
+        else:
+            if key not in tnames:
+                raise ValueError(f"--set: unknown setting {key!r}; known: {sorted(tnames)} "
+                                 f"and landscape.{{{','.join(sorted(lnames))}}}")
+            tr[key] = _parse_value(getattr(tdef, key), val, key)
+    return tr, la
+
+
+# ----------------------------------------------------------------------------- handlers
+def _setup(args):
+    import torch
+
+    from empirics.train import select_device
+
+    dev = select_device(args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    return dev
+
+
+def _stored(args):
+    """Configuration stored in the run directory, with --set overrides applied."""
+    from empirics.landscape import LandscapeConfig
+    from empirics.train import TrainConfig, load_config
+
+    tcfg, d = load_config(args.out)
+    lcfg = LandscapeConfig.from_dict(d["landscape"]) if "landscape" in d else LandscapeConfig()
+    tr, la = parse_overrides(args.overrides)
+    bad = sorted(set(tr) & set(TrainConfig.MAIN_FIELDS))
+    if bad:
+        raise ValueError(f"--set: {bad} fix the main path of {args.out} and cannot change after it started; "
+                         "use a fresh --out")
+    return replace(tcfg, **tr), replace(lcfg, **la), d
+
+
+def cmd_main(args) -> int:
+    from empirics import train as T
+    from empirics.profiles import PROFILES, get_profile
+
+    tcfg, lcfg = get_profile(args.profile)
+    tr, la = parse_overrides(args.overrides)
+    tcfg, lcfg = replace(tcfg, **tr), replace(lcfg, **la)
+    tcfg.validate()
+    lcfg.validate()
+    if args.threads is None and PROFILES[args.profile]["threads"]:
+        args.threads = PROFILES[args.profile]["threads"]
+    dev = _setup(args)
+    data = T.load_data(tcfg, args.data, dev, args.source, args.download)
+    T.save_config(args.out, tcfg, {"profile": args.profile, "landscape": lcfg.to_dict(), "data": data.info,
+                                   "device": str(dev)})
+    r = T.run_main(args.out, tcfg, data, progress=not args.no_progress, tensorboard=args.tensorboard)
+    print(f"main path: {r['end_epoch']} epochs, {r['steps']} steps; final {_fmt(r['final'])}")
+    print(f"checkpoints and metrics in {Path(args.out) / 'main'}")
+    return 0
+
+
+def cmd_subpaths(args) -> int:
+    from empirics import train as T
+
+    tcfg, lcfg, d = _stored(args)
+    if args.decay_epochs:
+        tcfg = replace(tcfg, decay_epochs=tuple(args.decay_epochs))
+    dev = _setup(args)
+    data = T.load_data(tcfg, args.data, dev, args.source, args.download)
+    T.save_config(args.out, tcfg, {"landscape": lcfg.to_dict()})
+    for r in T.run_subpaths(args.out, tcfg, data, progress=not args.no_progress, tensorboard=args.tensorboard):
+        print(f"decay at epoch {r['meta']['decay_epoch']:>5}: {_fmt(r['final'])}")
+    return 0
+
+
+def cmd_landscape(args) -> int:
+    from empirics import train as T
+    from empirics.landscape import run_landscape
+
+    tcfg, lcfg, d = _stored(args)
+    if args.grid is not None:
+        lcfg = replace(lcfg, grid=args.grid)
+    if args.curved:
+        lcfg = replace(lcfg, curved=True, n_components=max(lcfg.n_components, 3))
+    lcfg.validate()
+    dev = _setup(args)
+    data = T.load_data(tcfg, args.data, dev, args.source, args.download)
+    T.save_config(args.out, tcfg, {"landscape": lcfg.to_dict()})
+    res = run_landscape(args.out, tcfg, lcfg, data, progress=not args.no_progress)
+    a, c = res["arrays"], res["config"]
+    evr = ", ".join(f"{100 * v:.1f}%" for v in a["explained_variance_ratio"])
+    print(f"{c['n_checkpoints']} checkpoints of {c['n_parameters']:,} parameters; explained variance {evr}")
+    print(f"distance off the {'sheet' if lcfg.curved else 'plane'}: median {float(_median(a['distance'])):.4g}, "
+          f"max {float(a['distance'].max()):.4g}; grid {lcfg.grid}×{lcfg.grid} → {Path(args.out) / 'landscape.npz'}")
+    return 0
+
+
+def draw_figures(out) -> list[Path]:
+    """The decay figure and, when the landscape exists, the landscape figure of a run directory."""
+    from paper_figures import vgg_decay, vgg_landscape
+
+    out = Path(out)
+    if not (out / "main" / "result.json").exists():
+        raise FileNotFoundError(f"{out / 'main' / 'result.json'} not found: run the main path first")
+    paths = vgg_decay.make(out)
+    if (out / "landscape.npz").exists():
+        paths += vgg_landscape.make(out)
+    else:
+        print(f"no {out / 'landscape.npz'} yet: landscape figure skipped")
+    return paths
+
+
+def cmd_figures(args) -> int:
+    for p in draw_figures(args.out):
+        print(p)
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from empirics.profiles import PROFILES, run_profile
+
+    if args.list or not args.name:
+        for k, v in PROFILES.items():
+            print(f"{k:8s} {v['description']}")
+        return 0 if args.list else 2
+    if args.out is None:
+        raise ValueError("--out: a run directory is required")
+    if args.name not in PROFILES:
+        raise ValueError(f"profile: expected one of {list(PROFILES)}, got {args.name!r}")
+    tr, la = parse_overrides(args.overrides)
+    s = run_profile(args.name, args.out, args.data, progress=not args.no_progress, device=args.device,
+                    train_overrides=tr, landscape_overrides=la, source=args.source, download=args.download,
+                    tensorboard=args.tensorboard, threads=args.threads)
+    draw_figures(args.out)
+    print(f"profile {args.name} in {args.out}")
+    print(f"{'decay epoch':>11} {'test loss':>10} {'test acc':>9}")
+    for e, l, a in zip(s["decay_epochs"], s["final_test_loss"], s["final_test_acc"]):
+        print(f"{e:>11} {l:>10.5f} {a:>9.4f}")
+    print(f"{'main path':>11} {s['main_path_final_test_loss']:>10.5f} {s['main_path_final_test_acc']:>9.4f}"
+          f"  (epoch {s['main_path_epochs']}, large lr)")
+    if "landscape" in s:
+        print("explained variance: " + ", ".join(f"{100 * v:.1f}%" for v in s["landscape"]["explained_variance_ratio"]))
+    if "timings" in s:
+        print("wall time (s): " + json.dumps({k: (round(v, 1) if isinstance(v, float) else v)
+                                              for k, v in s["timings"]["stages_s"].items()}))
+    return 0
+
+
+def _fmt(row: dict | None) -> str:
+    if not row:
+        return "(no metrics)"
+    return (f"train loss {row['train_loss']:.5f} acc {row['train_acc']:.4f} | "
+            f"test loss {row['test_loss']:.5f} acc {row['test_acc']:.4f}")
+
+
+def _median(x):
+    import numpy as np
+
+    return np.median(x)

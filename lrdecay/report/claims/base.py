@@ -1,0 +1,107 @@
+"""The claim registry: each claim of the science, keyed by id, with the function that judges it.
+
+A claim is declared once with :func:`claim` (its statement, prediction and tolerance text, the job
+whose result files it reads and its figure) on a *judge* function ``judge(job_dir) -> Judgement``
+that reads result files only (through each result's ``load``) and returns the measured value, the
+numbers behind it and the verdict. A judge returns ``None`` when its files are missing ("not run").
+The tolerance text is built from the same constant the judge compares against.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+PASS, FAIL, MISSING, FIGURE, NOT_APPLICABLE = "pass", "FAIL", "not run", "figure", "n/a"
+SECTIONS = ("§1 model", "§1 Phase I", "§1 dynamics", "§1 Phase II", "§1 Phase III", "§2 convex", "§4 VGG-11")
+
+
+@dataclass
+class Judgement:
+    """What a judge measured: the verdict, the measured value as text, its numbers, an optional note
+    (a finding explained on the page) and an optional prediction text that depends on the data."""
+
+    verdict: str
+    measured: str
+    values: dict = field(default_factory=dict)
+    note: str = ""
+    prediction: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    id: str
+    section: str
+    statement: str
+    source: str            # "[seed]" (stated in the sources), "[derived]" (worked out from them)
+    prediction: str
+    tolerance: str
+    job: str               # the report job whose directory the judge reads
+    judge: Callable[[Path], Judgement | None]
+    figure: str | None = None
+    caveat: str = ""
+
+
+@dataclass
+class Claim:
+    """One judged claim, as shown on the page and written to claims.json."""
+
+    id: str
+    section: str
+    statement: str
+    status: str
+    prediction: str = ""
+    measured: str = ""
+    tolerance: str = ""
+    verdict: str = MISSING
+    figure: str | None = None
+    note: str = ""
+    values: dict = field(default_factory=dict)
+    caveat: str = ""
+
+
+REGISTRY: dict[str, ClaimSpec] = {}
+
+
+def claim(id: str, *, section: str, statement: str, source: str, prediction: str, tolerance: str, job: str,
+          figure: str | None = None, caveat: str = ""):
+    """Register the decorated judge under ``id`` (ids are unique)."""
+    def deco(fn):
+        if id in REGISTRY:
+            raise ValueError(f"claim id {id!r} registered twice")
+        REGISTRY[id] = ClaimSpec(id, section, statement, source, prediction, tolerance, job, fn, figure, caveat)
+        return fn
+    return deco
+
+
+def verdict(ok) -> str:
+    return PASS if bool(ok) else FAIL
+
+
+def fmt(x, p=4) -> str:
+    return f"{x:.{p}g}"
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(cls, path: str, mtime: float):
+    return cls.load(path)
+
+
+def load(cls, path: Path):
+    """``cls.load(path)`` (cached while the file is unchanged), or ``None`` if the file is missing."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return _load_cached(cls, str(path), path.stat().st_mtime)
+
+
+def judge_one(spec: ClaimSpec, out: Path) -> Claim:
+    c = Claim(spec.id, spec.section, spec.statement, spec.source, spec.prediction, tolerance=spec.tolerance,
+              figure=spec.figure, caveat=spec.caveat)
+    j = spec.judge(Path(out) / spec.job)
+    if j is not None:
+        c.verdict, c.measured, c.values, c.note = j.verdict, j.measured, dict(j.values), j.note
+        if j.prediction is not None:
+            c.prediction = j.prediction
+    return c

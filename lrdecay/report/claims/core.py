@@ -1,0 +1,103 @@
+"""Claims on the model's geometry, the engine and Phase I (the ``core`` job's checks)."""
+from __future__ import annotations
+
+from theory.studies.checks import (ALPHA_TOL, MIN_NORM_TOL, PHASE1_RATIO_RANGE, REDUCTION_TOL, SGD_EM_TOL, TRACE_TOL,
+                                   Checks)
+
+from .base import Judgement, claim, fmt, load, verdict
+
+
+def _checks(d):
+    return load(Checks, d / "core_checks.npz")
+
+
+@claim("model.alpha", section="§1 model", source="[seed]/[derived]",
+       statement="α(w) = ‖w‖^γ w is a bijection with ‖α‖ = ‖w‖^(γ+1) and inverse w = ‖α‖^(−γ/(γ+1)) α",
+       prediction="relative error 0", tolerance=f"≤ {ALPHA_TOL:g}", job="core")
+def alpha(d):
+    c = _checks(d)
+    if c is None:
+        return None
+    e = c["alpha_rel_error"]
+    return Judgement(verdict(e <= ALPHA_TOL), fmt(e), {"alpha_rel_error": e})
+
+
+@claim("model.trace_on_M", section="§1 model", source="[derived]",
+       statement="On M the trace of the train-loss Hessian is h(r) = r^(2γ)‖X‖_F²/n + (γ²+2γ)‖y‖²/(n r²), a "
+                 "function of r = ‖w‖ alone",
+       prediction="finite-difference Hessian trace = h(‖w‖) at random points of M",
+       tolerance=f"relative error ≤ {TRACE_TOL:g}", job="core")
+def trace_on_M(d):
+    c = _checks(d)
+    if c is None:
+        return None
+    e = c["trace_rel_error"]
+    return Judgement(verdict(e <= TRACE_TOL), f"max relative error {fmt(e)}", {"trace_rel_error": e})
+
+
+@claim("model.min_norm", section="§1 model", source="[derived]",
+       statement="w_mn = ‖α_mn‖^(−γ/(γ+1)) α_mn with α_mn = X⁺y is the minimum-norm point of M (Lagrange: w_mn is "
+                 "normal to M) and its test loss is ½‖(I − X⁺X)α*‖²",
+       prediction="‖P_T w_mn‖/‖w_mn‖ = 0; no retracted random point of M is shorter; test loss matches",
+       tolerance=f"≤ {MIN_NORM_TOL:g}", job="core")
+def min_norm(d):
+    c = _checks(d)
+    if c is None:
+        return None
+    worst = max(c["min_norm_tangent"], c["min_norm_test_rel_error"])
+    measured = (f"‖P_T w_mn‖/‖w_mn‖ = {fmt(c['min_norm_tangent'])}, test-loss rel. error "
+                f"{fmt(c['min_norm_test_rel_error'])}, shortest other point / ‖w_mn‖ = {fmt(c['min_norm_shortest_ratio'], 6)}")
+    vals = {k: c[k] for k in ("min_norm_tangent", "min_norm_test_rel_error", "min_norm_shortest_ratio")}
+    return Judgement(verdict(worst <= MIN_NORM_TOL and c["min_norm_shortest_ratio"] >= 1 - 1e-12), measured, vals)
+
+
+@claim("model.flatness", section="§1 model", source="[derived]",
+       statement="h increases along M (so its minimizer on M is w_mn) iff yᵀ(XXᵀ)⁻¹y ≥ (γ+2)‖y‖²/‖X‖_F²",
+       prediction="condition ⇔ h'(r_mn) ≥ 0 on every random instance", tolerance="no disagreement", job="core")
+def flatness(d):
+    c = _checks(d)
+    if c is None:
+        return None
+    n, N = c["flatness_disagreements"], c["flatness_instances"]
+    return Judgement(verdict(n == 0), f"{n} disagreements in {N} instances",
+                     {"disagreements": float(n), "instances": float(N)})
+
+
+@claim("model.invariant_subspace", section="§1 model", source="[derived]",
+       statement="GD and label-noise SGD stay in span{w₀, x₁…xₙ}: the n+1-dimensional simulation equals the full "
+                 "one on the same noise",
+       prediction="identical paths", tolerance=f"max |Δw| ≤ {REDUCTION_TOL:g}", job="core")
+def invariant_subspace(d):
+    c = _checks(d)
+    if c is None:
+        return None
+    e = c["reduction_max_diff"]
+    return Judgement(verdict(e <= REDUCTION_TOL), f"max |Δw| = {fmt(e)} (d = {c['reduction_d']} vs {c['reduction_m']})",
+                     {"max_diff": e})
+
+
+@claim("sde.sgd_is_em", section="§1 dynamics", source="[derived]",
+       statement="Full-batch label-noise SGD is Euler–Maruyama for dw = −∇L_n dt + √(ηa) (Jᵀ/√n) dB with dt = η "
+                 "and a = σ²/n",
+       prediction="identical iterates", tolerance=f"max |Δw| ≤ {SGD_EM_TOL:g}", job="core")
+def sgd_is_em(d):
+    c = _checks(d)
+    if c is None:
+        return None
+    e = c["sgd_em_max_diff"]
+    return Judgement(verdict(e <= SGD_EM_TOL), f"max |Δw| = {fmt(e)}", {"max_diff": e})
+
+
+@claim("phase1.scaling", section="§1 Phase I", source="[seed]",
+       statement="Phase I: with a large η the iterate falls onto a neighbourhood of M in O(1/η) steps",
+       prediction="steps to enter the plateau band × η is the same at η and η/2",
+       tolerance=f"ratio of η·k₁ between the two runs in [{PHASE1_RATIO_RANGE[0]:g}, {PHASE1_RATIO_RANGE[1]:g}]",
+       job="core")
+def phase1_scaling(d):
+    c = _checks(d)
+    if c is None:
+        return None
+    r, ek, etas = c["phase1_eta_k_ratio"], c["phase1_eta_k"], c["phase1_etas"]
+    measured = (f"η·k₁ = {fmt(ek[0])} at η = {etas[0]:g}, {fmt(ek[1])} at η = {etas[1]:g} (ratio {fmt(r, 3)})")
+    lo, hi = PHASE1_RATIO_RANGE
+    return Judgement(verdict(lo <= r <= hi), measured, {"ratio": r, "eta_k_1": ek[0], "eta_k_2": ek[1]})

@@ -1,0 +1,114 @@
+"""Claims on the late-decay effect, Phase II's end point and Phase III (the ``demo`` job)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from theory.stats import mean_sem
+from theory.studies.decay import (CONVERGED_ATOL, FREEZE_MIN_DROP, FREEZE_RANGE, GAMMA0_SPREAD, LATE_DECAY_SE,
+                                  SCHEDULES_SE, TO_MIN_NORM_RTOL, DecaySweep, ScheduleComparison, freeze_ratios)
+
+from .base import Judgement, claim, load, verdict
+
+FIG_DECAY = "demo/figures/demo_decay.png"
+FIG_PHASE = "demo/figures/three_phases.png"
+
+
+def _sweep(d: Path, gamma: float):
+    return load(DecaySweep, d / f"decay_sweep_gamma{gamma:g}.npz")
+
+
+@claim("phase3.late_decay", section="§1 Phase III", source="[seed]",
+       statement="γ > 0: a later learning-rate decay ends with a lower test loss",
+       prediction="final test loss decreases with the decay step",
+       tolerance=f"each step down by more than {LATE_DECAY_SE:g} standard errors (or both within {CONVERGED_ATOL:g} "
+                 "of the min-norm value)", job="demo", figure=FIG_DECAY)
+def late_decay(d):
+    sw = _sweep(d, 1.0)
+    if sw is None:
+        return None
+    mean, sem = mean_sem(sw.final_test)
+    mn = sw.min_norm_test_loss
+    ok = [(mean[i] - mean[i + 1] > LATE_DECAY_SE * np.hypot(sem[i], sem[i + 1]))
+          or (abs(mean[i] - mn) < CONVERGED_ATOL and abs(mean[i + 1] - mn) < CONVERGED_ATOL)
+          for i in range(len(mean) - 1)]
+    measured = "; ".join(f"k={k}: {m:.4f}" for k, m in zip(sw.decay_steps, mean)) + f" (min-norm {mn:.4f})"
+    vals = {f"k{k}": float(m) for k, m in zip(sw.decay_steps, mean)}
+    vals["min_norm"] = mn
+    return Judgement(verdict(all(ok)), measured, vals,
+                     prediction=f"final test loss decreases with the decay step towards {mn:.4f}")
+
+
+@claim("phase2.to_min_norm", section="§1 Phase II", source="[seed]",
+       statement="Phase II (large η kept long) drifts to the minimum-norm solution",
+       prediction="latest decay: final test loss ≈ min-norm test loss and ‖w‖ ≈ ‖w_mn‖",
+       tolerance=f"relative difference ≤ {100 * TO_MIN_NORM_RTOL:.0f} %", job="demo", figure=FIG_PHASE)
+def to_min_norm(d):
+    sw = _sweep(d, 1.0)
+    if sw is None:
+        return None
+    mean = sw.final_test.mean(1)
+    mn = sw.min_norm_test_loss
+    wn = float(np.linalg.norm(sw.problem.w_mn))
+    norm_last = float(sw.final_norm[-1].mean())
+    rel_t, rel_n = abs(mean[-1] - mn) / mn, abs(norm_last - wn) / wn
+    measured = (f"decay at {sw.decay_steps[-1]}: test {mean[-1]:.4f} vs {mn:.4f} ({100 * rel_t:.2f} %), "
+                f"‖w‖ {norm_last:.4f} vs {wn:.4f} ({100 * rel_n:.2f} %)")
+    return Judgement(verdict(rel_t <= TO_MIN_NORM_RTOL and rel_n <= TO_MIN_NORM_RTOL), measured,
+                     {"test_rel_diff": rel_t, "norm_rel_diff": rel_n})
+
+
+@claim("phase3.schedules", section="§1 Phase III", source="[derived]",
+       statement="At an equal step budget, schedules that keep the large learning rate longer end closer to the "
+                 "min-norm solution: step decay at 90 % of the budget and warmup-stable-decay beat step decay at "
+                 "10 % and are no worse than cosine",
+       prediction="test(step@0.90), test(wsd) < test(step@0.10) and ≤ test(cosine)",
+       tolerance=f"differences beyond {SCHEDULES_SE:g} standard errors (≤: within {SCHEDULES_SE:g} standard errors)",
+       job="demo", figure=FIG_DECAY)
+def schedules(d):
+    sc = load(ScheduleComparison, d / "schedules.npz")
+    if sc is None:
+        return None
+    m_, e_ = sc.mean_sem_test()
+
+    def k_se(a, b):
+        return SCHEDULES_SE * float(np.hypot(e_[a], e_[b]))
+    ok = all(m_[late] < m_["step@0.10"] - k_se(late, "step@0.10") and m_[late] <= m_["cosine"] + k_se(late, "cosine")
+             for late in ("step@0.90", "wsd"))
+    measured = (", ".join(f"{k}: {v:.4f}" for k, v in m_.items())
+                + f" (min-norm {sc.min_norm_test_loss:.4f}; {sc.total_steps} steps)")
+    return Judgement(verdict(ok), measured, {k: float(v) for k, v in m_.items()})
+
+
+@claim("phase3.gamma0", section="§1 Phase III", source="[derived]",
+       statement="γ = 0 (linear model): the decay time does not matter",
+       prediction="final test loss the same for every decay step", tolerance=f"spread ≤ {GAMMA0_SPREAD:g} × mean",
+       job="demo", figure=FIG_DECAY)
+def gamma0(d):
+    sw = _sweep(d, 0.0)
+    if sw is None or _sweep(d, 1.0) is None:
+        return None
+    m0 = sw.final_test.mean(1)
+    spread = float(np.ptp(m0) / m0.mean())
+    return Judgement(verdict(spread <= GAMMA0_SPREAD),
+                     f"final test loss {m0.min():.5f} … {m0.max():.5f} (spread {spread:.1e}); min-norm "
+                     f"{sw.min_norm_test_loss:.4f}", {"spread": spread})
+
+
+@claim("phase3.freeze", section="§1 Phase III", source="[derived]",
+       statement="After the decay to η' the drift along M slows by (η'/η)², freezing the position on M: the test "
+                 "loss then falls only as much as the large-η run falls in (η'/η)² × the remaining steps",
+       prediction="measured drop after the decay / drop of the never-decayed run over (η'/η)² × remaining steps = 1",
+       tolerance=f"ratio in [{FREEZE_RANGE[0]:g}, {FREEZE_RANGE[1]:g}] for every decay after Phase I whose predicted "
+                 f"drop is > {FREEZE_MIN_DROP:g}", job="demo", figure=FIG_PHASE)
+def freeze(d):
+    sw = _sweep(d, 1.0)
+    if sw is None or _sweep(d, 0.0) is None:
+        return None
+    ratios = freeze_ratios(sw)
+    if not ratios:
+        return None
+    lo, hi = FREEZE_RANGE
+    return Judgement(verdict(all(lo <= r <= hi for r in ratios)), "ratios " + ", ".join(f"{r:.3f}" for r in ratios),
+                     {f"ratio_{i}": r for i, r in enumerate(ratios)})

@@ -1,0 +1,60 @@
+"""Claims on Phase II: the plateau and the drift along M (the ``drift`` job)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from theory.studies.drift import NORM_TOL, PLATEAU_TOL, DriftStudy
+
+from .base import Judgement, claim, verdict
+
+FIG = "drift/figures/drift_vs_sgd.png"
+
+
+def _study(d: Path):
+    return DriftStudy.load(d) if (d / "drift_summary.json").exists() else None
+
+
+@claim("phase2.plateau", section="§1 Phase II", source="[derived]",
+       statement="Normal to M the iterate is an Ornstein–Uhlenbeck process; the train loss plateaus near "
+                 "(ηa/4)·tr∇²L_n",
+       prediction="measured/predicted plateau = 1", tolerance=f"|ratio − 1| ≤ {PLATEAU_TOL:.2f} (main cases)",
+       job="drift", figure=FIG)
+def plateau(d):
+    st = _study(d)
+    if st is None:
+        return None
+    pr = [r["plateau_ratio"] for r in st.main_rows()]
+    return Judgement(verdict(max(abs(x - 1) for x in pr) <= PLATEAU_TOL),
+                     f"ratios {min(pr):.3f} … {max(pr):.3f} over {len(pr)} cases",
+                     {"ratio_min": min(pr), "ratio_max": max(pr)})
+
+
+@claim("phase2.drift", section="§1 Phase II", source="[derived]",
+       statement="Along M, ‖w‖ follows the drift ODE dw/dτ = −(a/4)P_T∇tr∇²L_n, τ = η²k",
+       prediction="mean ‖w‖ of SGD paths = ODE",
+       tolerance=f"max gap ≤ {100 * NORM_TOL:.0f} % of the distance travelled (main cases: γ ∈ {{0.5, 1, 2}})",
+       job="drift", figure=FIG)
+def drift(d):
+    st = _study(d)
+    if st is None:
+        return None
+    main = st.main_rows()
+    ne = [r["norm_rel_error"] for r in main]
+    return Judgement(verdict(max(ne) <= NORM_TOL),
+                     "; ".join(f"γ={r['gamma']:g}, η={r['eta']:g}: {100 * r['norm_rel_error']:.1f} %" for r in main),
+                     {f"{r['case']}": r["norm_rel_error"] for r in main})
+
+
+@claim("phase2.breakdown", section="§1 Phase II", source="[derived]",
+       statement="The quasistatic approximation degrades for large η, minibatch noise and few samples",
+       prediction="breakdown cases show larger gaps than the main cases", tolerance="worst breakdown gap > best main gap",
+       job="drift", figure=FIG)
+def breakdown(d):
+    st = _study(d)
+    if st is None:
+        return None
+    ne = [r["norm_rel_error"] for r in st.main_rows()]
+    brk = st.breakdown_rows()
+    ok = bool(brk) and max(r["norm_rel_error"] for r in brk) > min(ne)
+    return Judgement(verdict(ok), "; ".join(f"{r['label']}: {100 * r['norm_rel_error']:.1f} %" for r in brk),
+                     {r["case"]: r["norm_rel_error"] for r in brk})

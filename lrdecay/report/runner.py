@@ -1,0 +1,39 @@
+"""``lrdecay report``: run the jobs, judge every claim from the result files, write the pages."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .claims import evaluate
+from .claims.base import Claim
+from .jobs import JOBS, SIZES, run_job
+from .render import write_pages
+
+
+def run_report(out="results/report", *, size="default", use_cache=True, only=None, progress=True,
+               verdicts_only=False, log=print) -> list[Claim]:
+    """Run the report's jobs (all, or ``only`` these) on ``size``, then judge and write the pages."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    unknown = sorted(set(only or ()) - set(JOBS))
+    if unknown:
+        raise ValueError(f"only: unknown jobs {unknown}; the jobs are {list(JOBS)}")
+    out = Path(out)
+    t0 = time.perf_counter()
+    jobs = []
+    if not verdicts_only:
+        for name in JOBS:
+            if only and name not in only:
+                continue
+            cfg = dict(SIZES[size].get(name, {}))
+            cfg["progress"] = progress
+            jobs.append(run_job(name, out / name, cfg, use_cache, log))
+    claims = evaluate(out)
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": time.perf_counter() - t0, "size": size, "jobs": jobs}
+    md, page = write_pages(out, claims, meta)
+    width = max(len(c.id) for c in claims)
+    log("")
+    for c in claims:
+        log(f"{c.verdict:>8}  {c.id:<{width}}  {c.measured[:110]}")
+    log(f"\nwrote {page} and {md}")
+    return claims

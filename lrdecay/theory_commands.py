@@ -1,0 +1,278 @@
+"""The theory subcommands of ``lrdecay``: demo, convex, drift, gamma-study, sweep.
+
+Each handler runs a study of :mod:`theory.studies`, prints its table, saves its result files and draws
+its figures (from the saved results) under ``--out``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _out(p, default):
+    p.add_argument("--out", default=default, help="output directory (default: %(default)s)")
+
+
+def _no_progress(p):
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _wrote(paths):
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+# --------------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------------
+
+def register_demo(sub) -> None:
+    from theory.studies.decay import DemoConfig
+
+    c = DemoConfig()
+    p = sub.add_parser(
+        "demo", help="late-decay sweep on the nonlinear model for gamma = 1 and gamma = 0",
+        description=f"Label-noise SGD on a default problem (d = {c.d}, n = {c.n}, sigma = {c.sigma}, eta = {c.eta}) "
+                    f"decayed to eta x {c.factor} at several steps: the final test loss per decay step beside the "
+                    "min-norm test loss, for gamma = 1 and gamma = 0 (where the decay time should not matter), and "
+                    "schedules at an equal step budget. Writes decay_sweep_gamma<g>.npz, schedules.npz, demo.json "
+                    "and figures/demo_decay.{png,pdf} under --out.")
+    _out(p, "results/demo")
+    p.add_argument("--seed", type=int, default=0, help="problem and noise seed (default: %(default)s)")
+    p.add_argument("--paths", type=int, default=c.paths, help="paths per decay step (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="shorter runs (a few seconds)")
+    _no_progress(p)
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from dataclasses import replace
+
+    from paper_figures.decay_curve import make_figure
+    from theory.studies.decay import DemoConfig, run_demo
+
+    cfg = replace(DemoConfig(), seed=args.seed, paths=args.paths)
+    cfg = (cfg.quick() if args.quick else cfg).validate()
+    res = run_demo(cfg, progress=not args.no_progress)
+    for gamma, sw in res.sweeps.items():
+        p = sw.problem
+        print(f"\ngamma = {gamma:g}  (d = {p.d}, n = {p.n}, sigma = {p.sigma}, eta = {cfg.eta}, "
+              f"decay to eta x {cfg.factor}, {cfg.paths} paths per row)")
+        print(sw.table())
+    print(f"\nequal budget of {cfg.total_steps} steps, gamma = {res.schedules.problem.gamma:g} "
+          f"(eta = {cfg.eta} decayed to x{cfg.factor}):")
+    print(res.schedules.table())
+    out = Path(args.out)
+    paths = res.save(out)
+    paths += make_figure(list(res.sweeps.values()), out / "figures" / "demo_decay")
+    _wrote(paths)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# drift
+# --------------------------------------------------------------------------------------------------
+
+def register_drift(sub) -> None:
+    from theory.studies.drift import DriftConfig
+
+    c = DriftConfig()
+    p = sub.add_parser(
+        "drift", help="quasistatic drift ODE against label-noise SGD",
+        description="For gamma in {0.5, 1, 2} and eta in {0.02, 0.01}, SGD paths and the drift ODE "
+                    "dw/dtau = -(a/4) P_T grad tr Hess L_n start at the same point of M; reports the largest gap "
+                    "in mean ||w|| (relative to the distance travelled) and the measured/predicted train-loss "
+                    "plateau, with breakdown cases (large eta, minibatch b = 2, n = 3, gamma = 0.25). Writes "
+                    "drift_<case>.npz, drift_summary.json and figures/drift_vs_sgd.{png,pdf} under --out.")
+    _out(p, "results/drift")
+    p.add_argument("--seed", type=int, default=c.seed, help="problem and noise seed (default: %(default)s)")
+    p.add_argument("--paths", type=int, default=c.paths, help="SGD paths per case (default: %(default)s)")
+    p.add_argument("--tau-max", type=float, default=c.tau_max, help="drift time tau = eta^2 k (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="one learning rate (0.02) per gamma")
+    _no_progress(p)
+    p.set_defaults(func=cmd_drift)
+
+
+def cmd_drift(args) -> int:
+    from dataclasses import replace
+
+    from paper_figures.drift_vs_sgd import make_figure
+    from theory.studies.drift import DriftConfig, run_drift_study
+
+    cfg = replace(DriftConfig(), seed=args.seed, paths=args.paths, tau_max=args.tau_max)
+    cfg = (cfg.quick() if args.quick else cfg).validate()
+    study = run_drift_study(cfg, progress=not args.no_progress)
+    print(study.table())
+    out = Path(args.out)
+    paths = study.save(out)
+    _wrote([paths[-1]] + make_figure(study, out / "figures" / "drift_vs_sgd"))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# gamma-study
+# --------------------------------------------------------------------------------------------------
+
+def register_gamma(sub) -> None:
+    from theory.studies.gamma import DEFAULT_GAMMAS, DEFAULTS, FULL
+
+    p = sub.add_parser(
+        "gamma-study", help="convergence of large-LR label-noise SGD to the min-norm solution against gamma",
+        description="For gamma on a grid and many random instances: steps and tau = eta^2 k for label-noise SGD "
+                    "at a large constant learning rate to reach w_mn (after retraction onto M), the fraction "
+                    "that converge against the bound 1 - exp(-0.1 gamma^2), and the flattest-point condition. "
+                    "Writes gamma_study.npz and figures/gamma_convergence.{png,pdf} under --out.")
+    _out(p, "results/gamma_study")
+    p.add_argument("--seed", type=int, default=0, help="instance and noise seed (default: %(default)s)")
+    p.add_argument("--instances", type=int, default=None,
+                   help=f"random instances per gamma (default: {DEFAULTS['n_instances']}, "
+                        f"{FULL['n_instances']} with --full)")
+    p.add_argument("--full", action="store_true",
+                   help=f"thorough run: {FULL['n_instances']} instances, max_steps {FULL['max_steps']}")
+    p.add_argument("--gammas", type=float, nargs="+", default=list(DEFAULT_GAMMAS),
+                   help="gamma grid (default: " + " ".join(f"{g:g}" for g in DEFAULT_GAMMAS) + ")")
+    p.add_argument("--d", type=int, default=DEFAULTS["d"], help="dimension (default: %(default)s)")
+    p.add_argument("--n", type=int, default=DEFAULTS["n"], help="training points, 1 <= n < d (default: %(default)s)")
+    p.add_argument("--sigma", type=float, default=DEFAULTS["sigma"], help="label-noise level (default: %(default)s)")
+    p.add_argument("--lr-factor", type=float, default=DEFAULTS["lr_factor"],
+                   help="eta = lr_factor / lambda_max at the landing estimate (default: %(default)s)")
+    p.add_argument("--eta", type=float, default=None, help="force one learning rate for every pair (default: none)")
+    p.add_argument("--tol", type=float, default=DEFAULTS["tol"],
+                   help="relative distance to w_mn after retraction onto M (default: %(default)s)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help=f"step budget (default: {DEFAULTS['max_steps']}, {FULL['max_steps']} with --full)")
+    p.add_argument("--no-figure", action="store_true", help="skip the figure")
+    _no_progress(p)
+    p.set_defaults(func=cmd_gamma)
+
+
+def cmd_gamma(args) -> int:
+    """Run the study, print the table and verdict, save ``<out>/gamma_study.npz`` and the figure."""
+    from theory.studies.gamma import DEFAULTS, FULL, run_gamma_study
+
+    out = Path(args.out)
+    cfg = dict(FULL) if args.full else dict(DEFAULTS)
+    n_inst = args.instances if args.instances is not None else cfg["n_instances"]
+    max_steps = args.max_steps if args.max_steps is not None else cfg["max_steps"]
+    res = run_gamma_study(args.gammas, n_instances=n_inst, d=args.d, n=args.n, sigma=args.sigma, eta=args.eta,
+                          max_steps=max_steps, tol=args.tol, seed=args.seed, progress=not args.no_progress,
+                          lr_factor=args.lr_factor, record_every=cfg["record_every"])
+    c = res.config
+    print(f"\nGamma study: d = {c['d']}, n = {c['n']}, ||alpha*|| = {c['alpha_norm']:g}, ||w0|| = {c['w0_norm']:g}, "
+          f"sigma = {c['sigma']:g}, {c['n_instances']} instances per gamma, seed {c['seed']}; "
+          f"full-batch label-noise SGD at constant eta ({c['lr_rule']}, lr_factor = {c['lr_factor']:g}); "
+          f"converged: ||retract(w) - w_mn|| / ||w_mn|| < {c['tol']:g} within {c['max_steps']} steps "
+          f"(checked every {c['record_every']}); {res.wall_time:.1f} s")
+    print(res.legend())
+    print(res.table())
+    print(res.verdict())
+    print(f"engine: {c['engine_message']}")
+    path = res.save(out / "gamma_study.npz")
+    paths = [path]
+    if not args.no_figure:
+        from paper_figures.gamma_convergence import make_figure
+
+        paths += make_figure(res, out / "figures" / "gamma_convergence")
+    _wrote(paths)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# convex
+# --------------------------------------------------------------------------------------------------
+
+def register_convex(sub) -> None:
+    from theory.convex import NORMALIZATION
+    from theory.studies.convex_mc import DEFAULT_ALPHAS, DEFAULT_KS
+
+    p = sub.add_parser(
+        "convex", help="Nakkiran (2020) convex example: Proposition 1 Monte Carlo, Lemma 2 and Figure 1",
+        description="Monte Carlo of Proposition 1 of Nakkiran (2020) over sample draws (probability of the "
+                    "factor-2 separation with a Clopper-Pearson interval, test-loss ratio for several alpha and "
+                    "K), Lemma 2 on a 3-D instance for several K, and Figure 1. Writes convex.npz and "
+                    "figures/nakkiran_fig1.{png,pdf} under --out. Normalization: " + NORMALIZATION)
+    _out(p, "results/convex")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample draws (default: %(default)s)")
+    p.add_argument("--trials", type=int, default=10000, help="number of sample draws, >= 1 (default: %(default)s)")
+    p.add_argument("--eps", type=float, default=0.1, help="early-stopping train loss eps > 0 (default: %(default)s)")
+    p.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS),
+                   help="values of alpha in (0, 1) (default: " + " ".join(f"{a:g}" for a in DEFAULT_ALPHAS) + ")")
+    p.add_argument("--Ks", type=int, nargs="+", default=list(DEFAULT_KS),
+                   help="numbers of large steps K >= 0 (default: " + " ".join(map(str, DEFAULT_KS)) + ")")
+    p.add_argument("--no-figure", action="store_true", help="skip Figure 1")
+    p.set_defaults(func=cmd_convex)
+
+
+def cmd_convex(args) -> int:
+    from theory.studies.convex_mc import run_convex_study
+    from theory.validation import integer
+
+    integer("--trials", args.trials, 1)
+    st = run_convex_study(trials=args.trials, seed=args.seed, eps=args.eps, alphas=args.alphas, Ks=args.Ks)
+    c = st.config
+    pct = int(round(100 * c["confidence"]))
+    print(f"Proposition 1 (Nakkiran 2020): x uniform on {{e1, e2}}, n = 3, beta* = 100 alpha^(-1/2) (1, 1), "
+          f"start 0, eps = {c['eps']:g}, eta = 1/gamma_1; {c['trials']} draws, seed {c['seed']}")
+    print(f"P(sep): fraction of draws with L_D(GF) >= 1.5 (1 - alpha) eps and L_D(AGD) <= 0.75 eps (1 + 1e-6), "
+          f"exact binomial {pct}% CI (Proposition 1: P = 3/4 for K >= 1). On the 2-1 draws: ratio L_D(GF)/L_D(AGD), "
+          "L_D/eps of both, the bounds 1.5 (1 - alpha) and 0.75 + tau_K/eps, fraction where Lemma 2's conditions "
+          "and both bounds hold. On the same-x draws: fraction with equal test loss and with equal end point. "
+          "|cf-num|: largest closed-form vs numerical end-point gap (relative).")
+    print(st.table())
+    print()
+    print("Lemma 2 on a 3-D instance (gamma = (1, 0.7, 0.25), lambda = (0.4, 1, 0.8), |S| = 1, alpha = 0.1): "
+          "annealed-GD test loss -> eps lambda_1/gamma_1 = 0.4 eps as K grows; excess = L_AGD - 0.4 eps <= tau_K "
+          "(Lemma 2's tail with its constant); 'paper ok': excess <= the paper's exp(-Omega(K)) taken literally")
+    print(st.k_sweep_table())
+    out = Path(args.out)
+    paths = [st.save(out / "convex.npz")]
+    if not args.no_figure:
+        from paper_figures.nakkiran_fig1 import make_figure
+
+        paths += make_figure(st, out / "figures" / "nakkiran_fig1")
+    _wrote(paths)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# sweep
+# --------------------------------------------------------------------------------------------------
+
+def register_sweep(sub) -> None:
+    from theory.studies.grid import GridConfig
+
+    c = GridConfig()
+    p = sub.add_parser(
+        "sweep", help="grid over (gamma, eta, decay step, seed), local processes or Dask",
+        description="Each grid point generates its problem from its seed, runs label-noise SGD decayed at its "
+                    "decay step and records the final test and train loss with the min-norm reference. Finished "
+                    "tasks are cached under <out>/cache; a killed sweep resumes where it stopped. Writes "
+                    "sweep_results.npz under --out.")
+    _out(p, "results/sweep")
+    p.add_argument("--gammas", type=float, nargs="+", default=list(c.gammas), help="gamma values (default: 0 1 2)")
+    p.add_argument("--etas", type=float, nargs="+", default=list(c.etas), help="learning rates (default: 0.02)")
+    p.add_argument("--decay-steps", type=int, nargs="+", default=list(c.decay_steps),
+                   help="decay steps (default: 0 2000 10000 40000)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(c.seeds), help="problem seeds (default: 0 1)")
+    p.add_argument("--paths", type=int, default=c.paths, help="SGD paths per task (default: %(default)s)")
+    p.add_argument("--executor", default="processes",
+                   help="processes | threads | serial | a Dask scheduler address tcp://HOST:PORT (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="local workers (default: all cores)")
+    p.add_argument("--recompute", action="store_true", help="ignore cached task results")
+    _no_progress(p)
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args) -> int:
+    from theory.studies.grid import GridConfig, run_grid
+
+    cfg = GridConfig(gammas=tuple(args.gammas), etas=tuple(args.etas), decay_steps=tuple(args.decay_steps),
+                     seeds=tuple(args.seeds), paths=args.paths)
+    out = Path(args.out)
+    res = run_grid(cfg, out, executor=args.executor, workers=args.workers, progress=not args.no_progress,
+                   recompute=args.recompute)
+    print(res.table())
+    path = res.save(out / "sweep_results.npz")
+    print(f"\nwrote {path} ({len(res.rows)} tasks; cache in {out / 'cache'})")
+    return 0
+
+
+REGISTER = [register_demo, register_convex, register_drift, register_gamma, register_sweep]

@@ -1,0 +1,78 @@
+"""The theory subcommands end to end through ``lrdecay.cli.main``: tables printed, result files and
+figures written, bad input refused with exit status 2."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lrdecay.cli import main
+from theory.studies.convex_mc import ConvexStudy
+from theory.studies.decay import DemoResult
+from theory.studies.drift import DriftStudy
+from theory.studies.gamma import GammaStudyResult
+
+
+def test_convex_prints_table_and_writes_results_and_figure(tmp_path, capsys):
+    assert main(["convex", "--out", str(tmp_path), "--seed", "7", "--trials", "300", "--alphas", "0.1",
+                 "--Ks", "0", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "P(sep)" in out and "95% CI" in out
+    st = ConvexStudy.load(tmp_path / "convex.npz")
+    assert st.config["seed"] == 7 and st.config["trials"] == 300
+    assert st.draws.shape == (300, 3)
+    np.testing.assert_array_equal(st.draws, np.random.default_rng(7).integers(0, 2, size=(300, 3)))
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "figures" / f"nakkiran_fig1.{ext}").stat().st_size > 1000
+    # Figure 1: both end points on the same train-loss level set eps (computed here from fig_S)
+    f = st.figure
+    S, bs, eps = f["fig_S"], f["fig_beta_star"], float(f["fig_eps"])
+    for key in ("fig_beta_slow", "fig_beta_fast", "fig_beta_slow_num", "fig_beta_fast_num"):
+        r = f[key] - bs
+        assert float(r @ S @ r) == pytest.approx(eps, rel=1e-8)
+    # and the test losses differ: (b) is the better one
+    assert float(f["fig_test_fast"]) == pytest.approx(0.75 * eps, rel=1e-9)
+    assert float(f["fig_test_slow"]) > 1.3 * eps
+
+
+def test_convex_rejects_bad_trials(tmp_path, capsys):
+    assert main(["convex", "--out", str(tmp_path), "--trials", "0", "--no-figure"]) == 2
+    assert "trials must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_gamma_study_writes_result_and_figure(tmp_path, capsys):
+    assert main(["gamma-study", "--out", str(tmp_path), "--instances", "3", "--gammas", "0", "2",
+                 "--d", "20", "--n", "5", "--max-steps", "1500", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "bound" in out and "Wilson" in out
+    res = GammaStudyResult.load(tmp_path / "gamma_study.npz")
+    assert res.converged.shape == (2, 3)
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "figures" / f"gamma_convergence.{ext}").stat().st_size > 1000
+    assert main(["gamma-study", "--out", str(tmp_path), "--n", "50", "--no-progress"]) == 2   # n >= d
+
+
+def test_demo_quick_writes_sweeps_schedules_and_figure(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--paths", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "min-norm" in out and "equal budget" in out
+    res = DemoResult.load(tmp_path)
+    assert set(res.sweeps) == {0.0, 1.0} and res.sweeps[1.0].final_test.shape == (4, 2)
+    assert res.schedules.final_test.shape == (5, 2)
+    assert (tmp_path / "figures" / "demo_decay.png").stat().st_size > 1000
+
+
+def test_drift_quick_writes_comparisons_and_figure(tmp_path, capsys):
+    assert main(["drift", "--out", str(tmp_path), "--quick", "--paths", "4", "--tau-max", "2", "--no-progress"]) == 0
+    assert "plateau meas/pred" in capsys.readouterr().out
+    st = DriftStudy.load(tmp_path)
+    assert len(st.main_rows()) == 3 and len(st.breakdown_rows()) == 4
+    assert st.comparisons["g1_eta0.02"].sgd_norm.shape[1] == 4
+    assert (tmp_path / "figures" / "drift_vs_sgd.png").stat().st_size > 1000
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    from lrdecay import __version__
+    assert capsys.readouterr().out.strip() == f"lrdecay {__version__}"

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from theory import model as m
+from theory.problem import Problem
+from theory.quasistatic import drift_ode, drift_velocity, noise_scale, plateau_prediction, radial_velocity
+from theory.engine import simulate
+
+
+@pytest.fixture(scope="module")
+def prob():
+    return Problem.generate(d=30, n=6, gamma=1.0, sigma=0.3, seed=1)
+
+
+def test_plateau_prediction_matches_sgd_over_many_paths(prob):
+    """Start at w_mn (a fixed point of the drift), let the normal fluctuations equilibrate, and compare
+    the mean train loss of 64 paths with (eta a / 4) sum lambda / (1 - eta lambda / 2). Tolerance 8 %:
+    the linearisation neglects O(sqrt(eta a)) curvature terms; Monte Carlo error is about 2 %."""
+    eta = 0.02
+    pred = plateau_prediction(prob, prob.w_mn, eta)
+    sim = simulate(prob, np.tile(prob.w_mn, (64, 1)), steps=4000, lr=eta, seed=3, record_every=20, reduce=True)
+    measured = sim.records["train_loss"][len(sim.steps) // 2:].mean()
+    assert measured == pytest.approx(pred.exact, rel=0.08)
+    # the leading-order form is within the O(eta lambda) correction of the exact one
+    assert pred.leading == pytest.approx(pred.exact, rel=2 * eta * pred.eigs.max())
+    assert pred.leading == pytest.approx(0.25 * eta * noise_scale(prob) *
+                                         m.manifold_hessian_trace(np.linalg.norm(prob.w_mn), prob.X, prob.y, 1.0), rel=1e-10)
+
+
+def test_minibatch_noise_scale_and_plateau(prob):
+    """Batch size b: a = sigma^2 / b; the plateau scales accordingly (SGD measurement, 12 %)."""
+    eta, b = 0.01, 3
+    assert noise_scale(prob, b) == pytest.approx(prob.sigma**2 / b)
+    pred = plateau_prediction(prob, prob.w_mn, eta, batch_size=b)
+    sim = simulate(prob, np.tile(prob.w_mn, (64, 1)), steps=6000, lr=eta, batch_size=b, seed=4, record_every=20, reduce=True)
+    assert sim.records["train_loss"][len(sim.steps) // 2:].mean() == pytest.approx(pred.exact, rel=0.12)
+
+
+def test_drift_is_tangent_radial_and_vanishes_at_min_norm(prob):
+    rng = np.random.default_rng(0)
+    W = m.retract(prob.w0 + 0.3 * rng.standard_normal((5, prob.d)), prob.X, prob.y, prob.gamma)
+    a = noise_scale(prob)
+    v = drift_velocity(prob, W, a)
+    J = m.jacobian(W, prob.X, prob.gamma)
+    np.testing.assert_allclose(np.einsum("pnd,pd->pn", J, v), 0, atol=1e-10)     # tangent to M
+    # radial form: d||w||/dtau = w_hat . v
+    np.testing.assert_allclose(np.sum(W * v, axis=1) / np.linalg.norm(W, axis=1), radial_velocity(prob, W, a), rtol=1e-9)
+    np.testing.assert_allclose(drift_velocity(prob, prob.w_mn, a), 0, atol=1e-12)
+    # gamma = 0: the trace is constant on M, no drift at all
+    p0 = prob.with_(gamma=0.0)
+    W0 = m.retract(W, p0.X, p0.y, 0.0)
+    np.testing.assert_allclose(drift_velocity(p0, W0, a), 0, atol=1e-12)
+
+
+def test_drift_ode_stays_on_manifold_and_reaches_min_norm(prob):
+    sol = drift_ode(prob, prob.w0, tau_max=200.0, a=noise_scale(prob), n_eval=4001)
+    assert sol.status == "ok" and sol.off_manifold < 1e-12
+    assert np.all(np.diff(sol.norm) <= 1e-12)                 # the norm never grows
+    assert sol.dist_mn[-1] < 1e-3 * sol.dist_mn[0]
+    # radial form along the solution: finite-difference d||w||/dtau against the formula
+    dn = np.gradient(sol.norm, sol.tau)
+    np.testing.assert_allclose(dn[5:400], radial_velocity(prob, sol.w[5:400], noise_scale(prob)), rtol=1e-2, atol=1e-6)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda p: plateau_prediction(p, p.w_mn, 0.0), "eta must be a finite number > 0"),
+    (lambda p: plateau_prediction(p, p.w_mn, 0.1, batch_size=99), r"batch_size must be an integer in \[1, n\]"),
+    (lambda p: drift_ode(p, p.w0, tau_max=-1.0, a=0.1), "tau_max must be a finite number > 0"),
+    (lambda p: drift_ode(p, p.w0, tau_max=1.0, a=-0.1), "a must be a finite number >= 0"),
+])
+def test_bad_inputs(prob, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(prob)

@@ -1,0 +1,515 @@
+r"""The simulation engine: batched gradient descent, label-noise SGD and Euler–Maruyama.
+
+One loop serves every stochastic experiment. A *model* supplies the increment; the engine owns time,
+learning rates, random streams, recording, per-path stopping and divergence detection.
+
+Methods (``eta_k`` the learning rate of step ``k``, ``res = X alpha(w) - y``, ``J = X D alpha(w)``):
+
+* ``"gd"``   ``w <- w - eta_k grad L_n(w)``;
+* ``"sgd"``  full-batch label-noise SGD ``w <- w - (eta_k/n) J^T (res - sigma xi)``, ``xi ~ N(0, I_n)``,
+  which is exactly Euler–Maruyama for the label-noise SDE with ``dt = eta_k`` and ``a = sigma^2/n``;
+  with ``batch_size = b`` each step uses a batch ``B`` of ``b`` distinct examples drawn uniformly,
+  ``w <- w - (eta_k/b) sum_{i in B} grad f_i (f_i - y_i - sigma xi_i)``;
+* ``"em"``   Euler–Maruyama for ``dw = -grad L_n dt + sqrt(eta_k a) (J^T / sqrt n) dB`` with a fixed
+  ``dt`` (``a`` defaults to ``sigma^2/n``, the full-batch value; ``sigma^2/b`` matches batch size b).
+
+Learning rates: one number, one schedule ``step -> eta``, a list of schedules (one per path) or an
+array of per-path constants.
+
+Randomness: path ``p`` draws from its own streams ``SeedSequence(seed, spawn_key=(p, 0))`` (noise) and
+``(p, 1)`` (batch sampling), consumed in step order, so a path's numbers do not depend on how many
+paths run together or how they are chunked. Same seed and chunking: bit-identical results; other chunk
+sizes: equal to floating-point rounding (the BLAS summation order can change).
+
+Stopping: every condition is a :class:`StopWhen` — a test of the per-step train loss (checked every
+step) or of the recorded observables (checked at record steps) that ends a path with the status
+``"stopped"`` or ``"diverged"``. ``stop_loss``, ``stop_fn`` and ``divergence_loss`` build them.
+
+Models implement ``dim``, ``noise_dim``, ``increment(W, dt, noise_coef, xi) -> (dW, loss or None)`` and
+``observables(W) -> dict``; optionally ``n``, ``minibatch_increment`` and ``select(index)`` (the model
+of a subset of paths, for models with per-path data). ``dt`` and ``noise_coef`` are scalars or
+per-path columns of shape ``(P, 1)``; ``xi`` is ``(P, noise_dim)``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from theory import io
+from theory.problem import Problem
+from theory.schedules import as_schedule
+from theory.validation import choice, integer, nonneg, positive
+
+METHODS = ("gd", "sgd", "em")
+STATUSES = ("completed", "stopped", "diverged")
+_BLOCK_BYTES = 16 * 2**20  # noise drawn in blocks of at most this many bytes per chunk
+_TIMES_BLOCK = 2**22        # learning-rate values summed per block when computing record times
+
+
+# --------------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class SimulationResult(io.Result):
+    """Records on a grid of steps, final states and per-path status.
+
+    ``records[name]`` has shape ``(len(steps), P)``; a stopped or diverged path keeps its last state,
+    so its later records repeat. ``status[p]`` is ``"completed"`` (ran all steps), ``"stopped"``
+    (a stop condition held at ``stop_step[p]``) or ``"diverged"`` (non-finite or exploding loss at
+    ``stop_step[p]``; ``W_final`` is the last finite state). ``times`` are the records' times
+    ``t_k = sum_{j<k} eta_j`` (``k dt`` for EM), per path ``(R, P)`` when the learning rate is.
+    ``problem`` is the simulated instance when the model was a :class:`~theory.problem.Problem`.
+    """
+
+    KIND = "SimulationResult"
+
+    steps: np.ndarray
+    times: np.ndarray
+    records: dict
+    W_final: np.ndarray
+    status: np.ndarray
+    stop_step: np.ndarray
+    message: str
+    config: dict = field(default_factory=dict)
+    wall_time: float = 0.0
+    problem: Problem | None = None
+
+    @property
+    def n_paths(self) -> int:
+        return self.W_final.shape[0]
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.status == "diverged"
+
+    def final(self, name: str) -> np.ndarray:
+        """The last record of observable ``name`` for every path."""
+        if name not in self.records:
+            raise KeyError(f"no record named {name!r}; recorded: {sorted(self.records)}")
+        return self.records[name][-1]
+
+    def __repr__(self) -> str:
+        return (f"SimulationResult({self.config.get('method', '?')}, {self.n_paths} paths, "
+                f"{int(self.steps[-1]) if len(self.steps) else 0} steps, {len(self.steps)} records "
+                f"of {sorted(self.records)}; {self.message})")
+
+
+def path_generators(seed: int, paths: Sequence[int], stream: int):
+    """One ``numpy.random.Generator`` per path index: ``SeedSequence(seed, spawn_key=(p, stream))``."""
+    return [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(p), stream))) for p in paths]
+
+
+# --------------------------------------------------------------------------------------------------
+# Stop conditions
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StopWhen:
+    """End a path when ``test`` holds.
+
+    ``every_step=True``: ``test(loss, step) -> bool (P,)`` sees the train loss of the current state
+    before each step; ``every_step=False``: ``test(obs, step)`` sees the dict of recorded observables at
+    record steps. The path ends with ``status`` (``"stopped"`` or ``"diverged"``) at that step.
+    """
+
+    test: Callable
+    every_step: bool = False
+    status: str = "stopped"
+    name: str = ""
+
+
+def _stop_conditions(stop_loss, stop_fn, divergence_loss) -> list[StopWhen]:
+    div = float(divergence_loss)
+    conds = [StopWhen(lambda loss, k: ~(np.isfinite(loss) & (loss <= div)), True, "diverged",
+                      f"train loss > {div:g} or not finite")]
+    if stop_loss is not None:
+        eps = float(stop_loss)
+        conds.append(StopWhen(lambda loss, k: loss <= eps, True, "stopped", f"train loss <= {eps:g}"))
+    if stop_fn is not None:
+        conds.append(stop_fn if isinstance(stop_fn, StopWhen) else StopWhen(stop_fn, False, "stopped", "stop_fn"))
+    return conds
+
+
+# --------------------------------------------------------------------------------------------------
+# Learning rates
+# --------------------------------------------------------------------------------------------------
+
+class _Rates:
+    """The learning rate of every (step, path): one schedule, one per path, or per-path constants."""
+
+    def __init__(self, lr, P: int, method: str):
+        if lr is None:
+            if method != "em":
+                raise ValueError("lr is required for methods 'gd' and 'sgd'")
+            lr = 1.0
+        self.constants = None
+        self.per_path = False
+        if isinstance(lr, np.ndarray) and lr.ndim == 1:
+            if lr.shape != (P,):
+                raise ValueError(f"lr: an array of per-path learning rates must have one per path ({P}), got {lr.shape}")
+            self.constants = np.array([positive(f"lr[{i}]", v) for i, v in enumerate(lr)])
+            self.per_path = True
+        elif isinstance(lr, (list, tuple)):
+            if len(lr) != P:
+                raise ValueError(f"lr: a list of schedules must have one per path ({P}), got {len(lr)}")
+            self.schedules = [as_schedule(s) for s in lr]
+            self.per_path = True
+        else:
+            self.schedule = as_schedule(lr)
+
+    def block(self, ks: np.ndarray, c0: int, c1: int) -> np.ndarray:
+        """``eta`` of steps ``ks`` for paths ``c0..c1-1``: shape ``(len(ks), c1 - c0)``."""
+        if self.constants is not None:
+            return np.broadcast_to(self.constants[c0:c1], (len(ks), c1 - c0))
+        if self.per_path:
+            return np.stack([np.broadcast_to(s(ks), ks.shape) for s in self.schedules[c0:c1]], axis=1)
+        return np.broadcast_to(self.schedule(ks), ks.shape)[:, None] * np.ones((1, c1 - c0))
+
+    def describe(self):
+        def d(s):
+            return getattr(s, "describe", lambda: repr(s))()
+        if self.constants is not None:
+            return {"kind": "per-path constants", "eta": self.constants.tolist()}
+        return [d(s) for s in self.schedules] if self.per_path else d(self.schedule)
+
+    def times(self, rec_steps: np.ndarray, P: int) -> np.ndarray:
+        """``t_k = sum_{j<k} eta_j`` at the record steps, ``(R,)`` or ``(R, P)`` per path; the sums run
+        over blocks of steps so that memory stays bounded (about 32 MB)."""
+        if self.constants is not None:
+            return rec_steps[:, None] * self.constants[None, :]
+        width = P if self.per_path else 1
+        out = np.zeros((len(rec_steps), P)) if self.per_path else np.zeros(len(rec_steps))
+        acc = np.zeros(P) if self.per_path else 0.0
+        top = int(rec_steps[-1])
+        block = max(1, _TIMES_BLOCK // width)
+        ri = int(np.searchsorted(rec_steps, 0, side="right"))  # records at step 0 have t = 0
+        for start in range(0, top, block):
+            ks = np.arange(start, min(start + block, top))
+            eta = self.block(ks, 0, P) if self.per_path else np.broadcast_to(self.schedule(ks), ks.shape)
+            cum = acc + np.cumsum(eta, axis=0)              # cum[i] = t_{start + i + 1}
+            while ri < len(rec_steps) and rec_steps[ri] <= ks[-1] + 1:
+                out[ri] = cum[rec_steps[ri] - start - 1]
+                ri += 1
+            acc = cum[-1]
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Set-up helpers (validation first, before any long computation)
+# --------------------------------------------------------------------------------------------------
+
+def _unique_rows(W: np.ndarray) -> np.ndarray:
+    """Distinct rows of ``W`` (exact, by their bytes; first occurrence order). Unlike
+    ``np.unique(axis=0)`` it does not sort d-long rows, which matters at d = 10^6."""
+    first: dict = {}
+    for i, row in enumerate(np.ascontiguousarray(W)):
+        first.setdefault(row.tobytes(), i)
+    return W[sorted(first.values())]
+
+
+def _record_grid(steps: int, record_every, record_steps) -> np.ndarray:
+    if record_steps is not None:
+        rs = np.unique(np.asarray(record_steps, dtype=np.int64))
+        if rs.size == 0 or rs[0] < 0 or rs[-1] > steps:
+            raise ValueError(f"record_steps must lie in [0, steps] = [0, {steps}]")
+        return rs
+    if record_every is None:
+        record_every = max(1, steps // 200)
+    integer("record_every", record_every, 1)
+    return np.unique(np.append(np.arange(0, steps + 1, record_every), steps))
+
+
+def _prepare_model(model, W0, n_paths, reduce):
+    """The engine model, the initial states in its coordinates, the reduction (or None), the problem."""
+    from theory.model import NonlinearModel
+
+    if n_paths is not None:
+        integer("n_paths", n_paths, 1)
+    if isinstance(model, Problem):
+        W0 = np.tile(model.w0, (1 if n_paths is None else n_paths, 1)) if W0 is None else W0
+        W0 = _check_W0(W0, model.d)
+        if reduce:
+            from theory.reduction import Reduction
+            reduction = Reduction.from_problem(model, _unique_rows(W0))
+            return NonlinearModel.from_problem(reduction.reduced), reduction.project(W0), reduction, model
+        return NonlinearModel.from_problem(model), W0, None, model
+    if reduce:
+        raise ValueError("reduce=True needs a Problem as model")
+    if W0 is None:
+        raise ValueError("W0 is required when model is not a Problem")
+    return model, _check_W0(W0, model.dim), None, getattr(model, "problem", None)
+
+
+def _check_W0(W0, dim: int) -> np.ndarray:
+    W0 = np.atleast_2d(np.asarray(W0, dtype=float))
+    if W0.ndim != 2 or W0.shape[1] != dim or W0.shape[0] < 1:
+        raise ValueError(f"W0 must have shape (P, {dim}) with P >= 1, got shape {W0.shape}")
+    if not np.all(np.isfinite(W0)):
+        raise ValueError("W0 must contain finite values only")
+    return W0
+
+
+def _noise_params(method, model, problem, sigma, a, dt, batch_size):
+    """Validated ``(sigma, a, dt, batch_size)``; ``batch_size = n`` becomes ``None`` (full batch)."""
+    sig = nonneg("sigma", getattr(problem, "sigma", 0.0) if sigma is None else sigma)
+    n = getattr(model, "n", None)
+    if method == "em":
+        if dt is None:
+            raise ValueError("dt must be a finite number > 0 for method 'em', got None")
+        dt = positive("dt", dt)
+        if a is None:
+            if n is None:
+                raise ValueError("a (the SDE noise scale) is required for this model")
+            a = sig**2 / n
+        a = nonneg("a", a)
+    else:
+        if dt is not None:
+            raise ValueError("dt applies to method 'em' only (gd and sgd use dt = eta)")
+        if a is not None:
+            raise ValueError("a applies to method 'em' only (sgd's noise scale is sigma^2 / n)")
+    if batch_size is not None:
+        if method != "sgd":
+            raise ValueError("batch_size applies to method 'sgd' only")
+        integer("batch_size", batch_size, 1, n)
+        if batch_size == n:
+            batch_size = None  # all examples every step: the full-batch update
+    return sig, a, dt, batch_size
+
+
+def _observer(model, observables):
+    """A function ``W -> dict`` of the chosen observables (validated once, up front)."""
+    if observables is None:
+        return lambda W, m=None: (m or model).observables(W)
+    builtin, extra = [], []
+    for item in observables:
+        if isinstance(item, str):
+            builtin.append(item)
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and callable(item[1]):
+            extra.append(item)
+        else:
+            raise ValueError(f"observables: items must be names or (name, function) pairs, got {item!r}")
+    W_probe = np.zeros((1, model.dim))
+    W_probe[0, 0] = 1.0
+    probe_model = model.select(slice(0, 1)) if hasattr(model, "select") else model
+    known = set(probe_model.observables(W_probe))
+    unknown = [b for b in builtin if b not in known]
+    if unknown:
+        raise ValueError(f"observables: unknown names {unknown}; the model records {sorted(known)}")
+
+    def observe(W, m=None):
+        obs = (m or model).observables(W) if builtin else {}
+        out = {k: obs[k] for k in builtin}
+        out.update({name: np.asarray(fn(W), dtype=float).reshape(W.shape[0]) for name, fn in extra})
+        return out
+    return observe
+
+
+# --------------------------------------------------------------------------------------------------
+# The entry point
+# --------------------------------------------------------------------------------------------------
+
+def simulate(
+    model,
+    W0=None,
+    *,
+    steps: int,
+    lr=None,
+    method: str = "sgd",
+    n_paths: int | None = None,
+    batch_size: int | None = None,
+    sigma: float | None = None,
+    a: float | None = None,
+    dt: float | None = None,
+    seed: int = 0,
+    record_every: int | None = None,
+    record_steps=None,
+    stop_loss: float | None = None,
+    stop_fn: Callable | StopWhen | None = None,
+    divergence_loss: float = 1e8,
+    chunk_size: int | None = None,
+    reduce: bool = False,
+    progress: bool = False,
+    path_offset: int = 0,
+    observables=None,
+) -> SimulationResult:
+    """Simulate ``P`` paths for ``steps`` steps.
+
+    Parameters
+    ----------
+    model : a :class:`~theory.problem.Problem` (wrapped in :class:`~theory.model.NonlinearModel`) or
+        any object with the engine interface (see module docstring).
+    W0 : initial points ``(P, d)`` or ``(d,)``; defaults to ``problem.w0`` repeated ``n_paths`` times.
+    lr : a number, a schedule ``step -> eta``, a sequence of ``P`` schedules (one per path, e.g. a
+        decay-time sweep in one batch) or a 1-D array of ``P`` per-path constants.
+    method : ``"gd"``, ``"sgd"`` or ``"em"`` (see module docstring).
+    batch_size : minibatch size ``b`` for ``"sgd"`` (``None`` = full batch).
+    sigma : label-noise level (default: the problem's). ``a`` : SDE noise scale for ``"em"``.
+    dt : Euler–Maruyama time step (``"em"`` only).
+    record_every / record_steps : where to record observables (default: about 200 points).
+    stop_loss : stop a path once its train loss is ``<= stop_loss`` (checked every step).
+    stop_fn : ``stop_fn(obs: dict, step) -> bool array (P,)``, checked at record steps (or a
+        :class:`StopWhen`).
+    divergence_loss : a path whose train loss exceeds this (or is not finite) is marked diverged.
+    chunk_size : paths simulated together (memory bound); results do not depend on it.
+    reduce : simulate in the invariant subspace ``span{W0, x_i}`` and lift back (exact; see
+        :mod:`theory.reduction`).
+    progress : show a tqdm progress bar.
+    path_offset : global index of the first path (for splitting a batch across processes).
+    observables : what to record: ``None`` for all of the model's (``train_loss``, ``test_loss``,
+        ``norm``, ``dist_mn``), or a list whose items are those names or ``(name, fn)`` pairs, where
+        ``fn(W) -> (P,)`` receives the states in the simulation's coordinates (reduced when
+        ``reduce=True``; norms, inner products with ``w_mn`` and losses are unchanged by the reduction).
+    """
+    choice("method", method, METHODS)
+    steps = integer("steps", steps, 0)
+    integer("seed", seed, 0)
+    integer("path_offset", path_offset, 0)
+    divergence_loss = positive("divergence_loss", divergence_loss)
+    if stop_loss is not None:
+        stop_loss = positive("stop_loss", stop_loss)
+    engine_model, W0, reduction, problem = _prepare_model(model, W0, n_paths, reduce)
+    P = W0.shape[0]
+    if n_paths is not None and n_paths != P:
+        raise ValueError(f"n_paths = {n_paths} does not match W0 with {P} rows")
+    rates = _Rates(lr, P, method)
+    sig, a, dt, batch_size = _noise_params(method, engine_model, problem, sigma, a, dt, batch_size)
+    chunk_size = integer("chunk_size", P if chunk_size is None else chunk_size, 1)
+    rec_steps = _record_grid(steps, record_every, record_steps)
+    observe = _observer(engine_model, observables)
+    conditions = _stop_conditions(stop_loss, stop_fn, divergence_loss)
+    noisy = (method == "sgd" and sig > 0) or (method == "em" and a > 0)
+    config = dict(method=method, steps=steps, seed=int(seed), n_paths=P, batch_size=batch_size,
+                  sigma=sig, a=a, dt=dt, stop_loss=stop_loss, divergence_loss=divergence_loss,
+                  reduce=bool(reduce), path_offset=int(path_offset), lr=rates.describe())
+    spec = _ChunkSpec(steps, method, batch_size, sig, a, dt, seed, rec_steps, conditions, noisy, observe)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=P * steps, unit="path-step", unit_scale=True, desc=f"{method} x{P}")
+    t0 = time.perf_counter()
+    outs = []
+    try:
+        for c0 in range(0, P, chunk_size):
+            c1 = min(P, c0 + chunk_size)
+            sub = engine_model.select(slice(c0, c1)) if hasattr(engine_model, "select") else engine_model
+            outs.append(_run_chunk(sub, W0[c0:c1].copy(), rates, c0, c1, path_offset + c0, spec, bar))
+    finally:
+        if bar is not None:
+            bar.close()
+    W_final = np.concatenate([o[1] for o in outs])
+    records = {k: np.concatenate([o[0][k] for o in outs], axis=1) for k in outs[0][0]}
+    status = np.concatenate([o[2] for o in outs])
+    stop_step = np.concatenate([o[3] for o in outs])
+    times = rec_steps * float(dt) if method == "em" else rates.times(rec_steps, P)
+    if reduction is not None:
+        W_final = reduction.lift(W_final)
+    return SimulationResult(rec_steps, times, records, W_final, status, stop_step, _message(status, stop_step),
+                            config, time.perf_counter() - t0, problem)
+
+
+def _message(status, stop_step) -> str:
+    P = len(status)
+    counts = {s: int(np.sum(status == s)) for s in STATUSES}
+    message = ", ".join(f"{v} {k}" for k, v in counts.items() if v) + f" of {P} paths"
+    if counts["diverged"]:
+        first = int(stop_step[status == "diverged"].min())
+        message += f"; first divergence at step {first} (lower the learning rate)"
+    return message
+
+
+@dataclass(frozen=True)
+class _ChunkSpec:
+    steps: int
+    method: str
+    batch_size: int | None
+    sigma: float
+    a: float | None
+    dt: float | None
+    seed: int
+    rec_steps: np.ndarray
+    conditions: list
+    noisy: bool
+    observe: Callable
+
+
+def _run_chunk(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec: _ChunkSpec, bar):
+    """Run paths ``c0..c1-1`` (global indices from ``first_path``); returns records, final states,
+    status and stop steps."""
+    P = W.shape[0]
+    steps, method, batch_size, rec_steps = spec.steps, spec.method, spec.batch_size, spec.rec_steps
+    paths = range(first_path, first_path + P)
+    noise_gens = path_generators(spec.seed, paths, 0) if spec.noisy else None
+    batch_gens = path_generators(spec.seed, paths, 1) if batch_size is not None else None
+    ndim_noise = batch_size if batch_size is not None else model.noise_dim
+    block = max(1, min(steps, _BLOCK_BYTES // max(1, 8 * P * max(ndim_noise, 1))))
+    per_step = [c for c in spec.conditions if c.every_step]
+    at_records = [c for c in spec.conditions if not c.every_step]
+    sqrt_n = math.sqrt(model.n) if getattr(model, "n", None) else None
+    zeros_xi = np.zeros((P, batch_size)) if batch_size is not None else None
+
+    records: dict = {}
+    active = np.ones(P, dtype=bool)
+    status = np.full(P, "completed", dtype="U10")
+    stop_step = np.full(P, -1, dtype=np.int64)
+    ri = 0
+
+    def end(mask, k, label):
+        mask = mask & active
+        status[mask] = label
+        stop_step[mask] = k
+        active[mask] = False
+
+    def record(k, W):
+        nonlocal ri
+        obs = spec.observe(W, model)
+        for name, v in obs.items():
+            records.setdefault(name, np.empty((len(rec_steps), P)))[ri] = v
+        ri += 1
+        for c in at_records:
+            end(np.asarray(c.test(obs, k), dtype=bool), k, c.status)
+
+    k = 0
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected and reported below
+        while k < steps and active.any():
+            K = min(block, steps - k)
+            ks = np.arange(k, k + K)
+            eta = rates.block(ks, c0, c1)
+            xi = np.stack([g.standard_normal((K, ndim_noise)) for g in noise_gens], axis=1) if spec.noisy else None
+            if batch_size is not None:
+                idx = np.stack([np.argsort(g.random((K, model.n)), axis=1)[:, :batch_size] for g in batch_gens], axis=1)
+            for j in range(K):
+                if ri < len(rec_steps) and rec_steps[ri] == k:
+                    record(k, W)
+                if not active.any():
+                    break
+                e = eta[j][:, None]  # per-path scalars travel as (P, 1) columns
+                if batch_size is not None:
+                    dW = model.minibatch_increment(W, e, idx[j], xi[j] if spec.noisy else zeros_xi, spec.sigma)
+                    loss = None
+                elif method == "em":
+                    coef = np.sqrt(e * spec.a * spec.dt) if spec.noisy else 0.0
+                    dW, loss = model.increment(W, spec.dt, coef, xi[j] if spec.noisy else None)
+                else:
+                    coef = e * spec.sigma / sqrt_n if spec.noisy else 0.0
+                    dW, loss = model.increment(W, e, coef, xi[j] if spec.noisy else None)
+                if loss is not None:
+                    for c in per_step:
+                        end(np.asarray(c.test(loss, k), dtype=bool), k, c.status)
+                W_new = W + dW
+                # a row sum is finite iff every entry is (short of overflow)
+                end(~np.isfinite(np.einsum("ij->i", W_new)), k, "diverged")
+                W = W_new if active.all() else np.where(active[:, None], W_new, W)
+                k += 1
+                if bar is not None:
+                    bar.update(P)
+        if bar is not None and k < steps:
+            bar.update(P * (steps - k))
+        while ri < len(rec_steps):  # remaining records (final step, or frozen paths after an early exit)
+            record(int(rec_steps[ri]), W)
+    return records, W, status, stop_step

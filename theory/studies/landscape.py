@@ -1,0 +1,97 @@
+"""Train and test loss of the nonlinear model on a 2-D slice, for several gamma (the data of the
+landscape figure).
+
+With d = 2 and n = 1 the minima manifold M = {w : x^T alpha(w) = y} is a curve: the train loss has a
+valley of minima (open level sets) while the test loss has an isolated minimum at
+``alpha^{-1}(alpha*)`` (closed level sets). Computed per gamma: both losses on a grid, the gradient-flow
+path from ``w0``, one label-noise SGD path, ``w_mn``, the test minimum and the flattest points of M.
+With n = 1 the flatness condition ``y^T (X X^T)^{-1} y >= (gamma + 2) ||y||^2 / ||X||_F^2`` reads
+``1 >= gamma + 2`` and fails, so the Hessian trace is not increasing along M: label-noise SGD drifts to
+the *flattest* point of M, not to ``w_mn``. For gamma = 0 there is no drift at all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from theory import io
+from theory import model as m
+from theory.engine import simulate
+from theory.flow import problem_gradient_flow
+from theory.problem import Problem
+from theory.validation import integer, numbers, positive
+
+LIMIT = 2.0   # the slice is [-LIMIT, LIMIT]^2
+
+
+def slice_problem(gamma: float) -> Problem:
+    """The d = 2, n = 1 instance of the slice."""
+    X = np.array([[1.0, 0.35]])
+    a_star = np.array([0.9, 0.8])
+    return Problem(X=X, y=X @ a_star, alpha_star=a_star, w0=np.array([-0.6, 1.7]), gamma=gamma, sigma=0.5, seed=None)
+
+
+def flattest_points(problem: Problem, n_grid: int = 24001) -> np.ndarray:
+    """Local minima of ``h(||w||)`` along M (gamma > 0): M is the curve ``alpha = alpha_mn + s t``,
+    ``t`` orthogonal to ``x``, searched on ``s`` in [-6, 6]."""
+    if problem.gamma == 0:
+        return np.zeros((0, 2))
+    x = problem.X[0]
+    t = np.array([-x[1], x[0]]) / np.linalg.norm(x)
+    s_grid = np.linspace(-6, 6, n_grid)
+    curve = m.alpha_inverse(problem.alpha_mn + s_grid[:, None] * t, problem.gamma)
+    h = m.manifold_hessian_trace(np.linalg.norm(curve, axis=1), problem.X, problem.y, problem.gamma)
+    is_min = np.r_[False, (h[1:-1] < h[:-2]) & (h[1:-1] < h[2:]), False]
+    return curve[is_min]
+
+
+@dataclass
+class LandscapeStudy(io.Result):
+    """Per gamma ``g`` (index ``j``): ``train[j]``, ``test[j]`` on the grid ``axis x axis`` (rows: second
+    coordinate), and in the dicts keyed ``"g<gamma>"``: the gradient-flow path, the SGD iterates, the
+    flattest points of M; ``w_mn[j]``, ``w_star[j]``."""
+
+    KIND = "LandscapeStudy"
+
+    gammas: np.ndarray
+    axis: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    w_mn: np.ndarray
+    w_star: np.ndarray
+    flow_paths: dict
+    sgd_paths: dict
+    flattest: dict
+    config: dict = field(default_factory=dict)
+
+    @staticmethod
+    def key(gamma) -> str:
+        return f"g{float(gamma):g}"
+
+
+def run_landscape_study(gammas=(0.0, 1.0, 2.0), grid: int = 241, sgd_steps: int = 30000, eta: float = 0.05,
+                        seed: int = 0) -> LandscapeStudy:
+    """Losses on the slice, gradient flow and one label-noise SGD path (``sgd_steps`` steps at ``eta``,
+    its iterate kept every ``sgd_steps // 30`` steps) for each gamma."""
+    gammas = numbers("gammas", gammas, 0.0)
+    grid = integer("grid", grid, 3)
+    sgd_steps = integer("sgd_steps", sgd_steps, 30)
+    eta = positive("eta", eta)
+    g1 = np.linspace(-LIMIT, LIMIT, grid)
+    W = np.stack(np.meshgrid(g1, g1), axis=-1).reshape(-1, 2)
+    train, test, w_mn, w_star, flows, sgds, flats = [], [], [], [], {}, {}, {}
+    for gamma in gammas:
+        p = slice_problem(float(gamma))
+        key = LandscapeStudy.key(gamma)
+        train.append(m.train_loss(W, p.X, p.y, gamma).reshape(grid, grid))
+        test.append(m.test_loss(W, p.alpha_star, gamma).reshape(grid, grid))
+        flows[key] = problem_gradient_flow(p, eps=1e-8, t_max=1e5, reduce=False).w
+        sim = simulate(p, steps=sgd_steps, lr=eta, seed=seed, record_every=sgd_steps // 30,
+                       observables=[("w0", lambda W: W[:, 0]), ("w1", lambda W: W[:, 1])])
+        sgds[key] = np.stack([sim.records["w0"][:, 0], sim.records["w1"][:, 0]], axis=1)
+        w_mn.append(p.w_mn)
+        w_star.append(m.alpha_inverse(p.alpha_star, gamma))
+        flats[key] = flattest_points(p)
+    return LandscapeStudy(gammas, g1, np.array(train), np.array(test), np.array(w_mn), np.array(w_star),
+                          flows, sgds, flats, dict(grid=grid, sgd_steps=sgd_steps, eta=eta, seed=seed, limit=LIMIT))
