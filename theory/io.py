@@ -60,6 +60,25 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def config_to_dict(cfg) -> dict:
+    """A configuration dataclass as a plain-JSON dict (tuples become lists)."""
+    return {f.name: to_jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+
+
+def config_from_dict(cls, d: Mapping[str, Any]):
+    """The configuration dataclass ``cls`` from ``d`` (lists become tuples where the default is a
+    tuple); unknown keys raise ``ValueError`` naming the known ones."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known keys {sorted(fields)}")
+    values = {}
+    for k, v in d.items():
+        default = fields[k].default
+        values[k] = tuple(v) if isinstance(v, list) and isinstance(default, tuple) else v
+    return cls(**values)
+
+
 # --------------------------------------------------------------------------------------------------
 # Atomic writes
 # --------------------------------------------------------------------------------------------------

@@ -29,14 +29,13 @@ from scipy.integrate import solve_ivp
 
 from theory import model as m
 from theory.problem import Problem
+from theory.validation import integer, nonneg, positive
 
 
 def noise_scale(problem: Problem, batch_size: int | None = None, sigma: float | None = None) -> float:
     """``a = sigma^2 / b`` (``b = n`` for full batch)."""
     sig = problem.sigma if sigma is None else float(sigma)
-    b = problem.n if batch_size is None else int(batch_size)
-    if not (1 <= b <= problem.n):
-        raise ValueError(f"batch_size must be an integer in [1, n] = [1, {problem.n}], got {batch_size!r}")
+    b = problem.n if batch_size is None else integer("batch_size", batch_size, 1, problem.n)
     return sig**2 / b
 
 
@@ -65,8 +64,7 @@ class PlateauPrediction:
 def plateau_prediction(problem: Problem, w, eta: float, batch_size: int | None = None) -> PlateauPrediction:
     """Predicted Phase II train-loss plateau of label-noise SGD at learning rate ``eta`` near ``w``
     (``w`` should lie on, or close to, M)."""
-    if not np.isfinite(eta) or eta <= 0:
-        raise ValueError(f"eta must be a finite number > 0, got {eta!r}")
+    eta = positive("eta", eta)
     a = noise_scale(problem, batch_size)
     lam = normal_hessian_eigs(problem, w)
     stable = bool(eta * lam.max() < 2)
@@ -112,10 +110,8 @@ def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: in
     """
     from theory.reduction import Reduction
 
-    if not np.isfinite(tau_max) or tau_max <= 0:
-        raise ValueError(f"tau_max must be a finite number > 0, got {tau_max!r}")
-    if not np.isfinite(a) or a < 0:
-        raise ValueError(f"a must be a finite number >= 0, got {a!r}")
+    tau_max = positive("tau_max", tau_max)
+    a = nonneg("a", a)
     w_start = m.retract(np.asarray(w_start, dtype=float), problem.X, problem.y, problem.gamma)
     red = Reduction.from_problem(problem, w_start[None, :])
     P = red.reduced

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory.validation import integer, positive
+from theory.validation import fraction, integer, positive
 
 
 _pos = positive
@@ -20,11 +20,7 @@ def _nonneg_int(name, v):
     return integer(name, v, 0)
 
 
-def _fraction(name, v):
-    v = float(v)
-    if not (0 < v <= 1):
-        raise ValueError(f"{name} must be in (0, 1], got {v!r}")
-    return v
+_fraction = fraction
 
 
 class Schedule:

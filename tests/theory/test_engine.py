@@ -281,3 +281,45 @@ def test_bad_initial_points(small_problem):
         simulate(small_problem, np.zeros((2, 5)), steps=1, lr=0.1)
     with pytest.raises(ValueError, match="W0 must contain finite values"):
         simulate(small_problem, np.full((1, 12), np.nan), steps=1, lr=0.1)
+
+
+def test_per_path_learning_rate_array_equals_separate_runs():
+    """lr as an array of per-path constants: path j equals a run at lr[j] alone (same stream, path_offset=j)."""
+    p = Problem.generate(d=15, n=4, gamma=1.0, sigma=0.3, seed=8)
+    etas = np.array([0.01, 0.03, 0.05])
+    r = simulate(p, n_paths=3, steps=120, lr=etas, seed=4, record_every=40)
+    for j, e in enumerate(etas):
+        ref = simulate(p, n_paths=1, steps=120, lr=float(e), seed=4, record_every=40, path_offset=j)
+        np.testing.assert_allclose(r.W_final[j], ref.W_final[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(r.times, r.steps[:, None] * etas[None, :])   # t_k = eta k per path
+    with pytest.raises(ValueError, match=r"lr\[1\] must be a finite number > 0"):
+        simulate(p, n_paths=3, steps=5, lr=np.array([0.1, -1.0, 0.1]))
+    with pytest.raises(ValueError, match="one per path"):
+        simulate(p, n_paths=2, steps=5, lr=etas)
+
+
+def test_gradient_at_the_origin_is_zero_for_gamma_positive():
+    """w = 0 is a stationary point for gamma > 0 (D alpha(0) = 0), not a divergence."""
+    p = Problem.generate(d=6, n=2, gamma=0.7, sigma=0.0, seed=1)
+    np.testing.assert_array_equal(m.train_grad(np.zeros(p.d), p.X, p.y, p.gamma), np.zeros(p.d))
+    r = simulate(p, np.zeros((1, p.d)), steps=10, lr=0.1, method="gd")
+    assert r.status[0] == "completed" and np.all(r.W_final == 0)
+
+
+def test_numpy_error_state_is_restored_after_an_exception():
+    p = Problem.generate(d=6, n=2, gamma=1.0, seed=1)
+    before = np.geterr()
+
+    def boom(obs, k):
+        raise RuntimeError("stop here")
+    with pytest.raises(RuntimeError, match="stop here"):
+        simulate(p, n_paths=1, steps=10, lr=0.1, record_every=1, stop_fn=boom)
+    assert np.geterr() == before
+
+
+def test_repr_and_unknown_record_name():
+    p = Problem.generate(d=6, n=2, gamma=1.0, seed=1)
+    r = simulate(p, n_paths=2, steps=10, lr=0.1, record_every=5)
+    assert "2 paths" in repr(r) and "10 steps" in repr(r)
+    with pytest.raises(KeyError, match=r"no record named 'nope'; recorded: \['dist_mn', 'norm', 'test_loss', 'train_loss'\]"):
+        r.final("nope")

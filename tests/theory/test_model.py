@@ -143,3 +143,26 @@ def test_engine_increment_is_minus_dt_grad(rng):
     dW, loss = model.increment(W, 0.01, 0.0, None)
     np.testing.assert_allclose(dW, -0.01 * m.train_grad(W, p.X, p.y, 1.3), rtol=1e-12)
     np.testing.assert_allclose(loss, 0.5 * np.mean(m.residual(W, p.X, p.y, 1.3) ** 2, axis=1), rtol=1e-12)
+
+
+def test_per_path_gamma_and_stacked_data_equal_one_problem_at_a_time(rng):
+    """alpha, the losses, the gradient and the retraction with gamma and X per path equal the shared-X
+    functions applied to each path's own problem."""
+    probs = [Problem.generate(d=9, n=3, gamma=g, seed=s) for g, s in ((0.0, 1), (1.0, 2), (2.5, 3))]
+    X = np.stack([q.X for q in probs])
+    y = np.stack([q.y for q in probs])
+    g = np.array([q.gamma for q in probs])
+    W = rng.standard_normal((3, 9))
+    for j, q in enumerate(probs):
+        np.testing.assert_allclose(m.alpha(W, g)[j], m.alpha(W[j], q.gamma), rtol=1e-14)
+        np.testing.assert_allclose(m.train_loss(W, X, y, g)[j], m.train_loss(W[j], q.X, q.y, q.gamma), rtol=1e-13)
+        np.testing.assert_allclose(m.train_grad(W, X, y, g)[j], m.train_grad(W[j], q.X, q.y, q.gamma), rtol=1e-12)
+        np.testing.assert_allclose(m.retract(W, X, y, g)[j], m.retract(W[j], q.X, q.y, q.gamma), rtol=1e-10)
+        np.testing.assert_allclose(m.manifold_hessian_trace(np.linalg.norm(W, axis=1), X, y, g)[j],
+                                   m.manifold_hessian_trace(np.linalg.norm(W[j]), q.X, q.y, q.gamma), rtol=1e-13)
+    model = m.NonlinearModel.stack(probs)
+    dW, loss = model.increment(W, 0.01, 0.0, None)
+    for j, q in enumerate(probs):
+        np.testing.assert_allclose(dW[j], -0.01 * m.train_grad(W[j], q.X, q.y, q.gamma), rtol=1e-12)
+    sub = model.select(slice(1, 3))
+    assert sub.X.shape == (2, 3, 9) and np.all(sub.gamma[:, 0] == g[1:])

@@ -64,7 +64,7 @@ def test_drift_ode_stays_on_manifold_and_reaches_min_norm(prob):
 
 @pytest.mark.parametrize("call, match", [
     (lambda p: plateau_prediction(p, p.w_mn, 0.0), "eta must be a finite number > 0"),
-    (lambda p: plateau_prediction(p, p.w_mn, 0.1, batch_size=99), r"batch_size must be an integer in \[1, n\]"),
+    (lambda p: plateau_prediction(p, p.w_mn, 0.1, batch_size=99), r"batch_size must be an integer in \[1, 6\]"),
     (lambda p: drift_ode(p, p.w0, tau_max=-1.0, a=0.1), "tau_max must be a finite number > 0"),
     (lambda p: drift_ode(p, p.w0, tau_max=1.0, a=-0.1), "a must be a finite number >= 0"),
 ])

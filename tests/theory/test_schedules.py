@@ -40,7 +40,7 @@ def test_as_schedule():
     (lambda: Constant(0.0), "eta must be a finite number > 0"),
     (lambda: Constant(float("inf")), "eta must be a finite number > 0"),
     (lambda: StepDecay(0.1, -1), "decay_step must be an integer >= 0"),
-    (lambda: StepDecay(0.1, 5, factor=1.5), r"factor must be in \(0, 1\]"),
+    (lambda: StepDecay(0.1, 5, factor=1.5), r"factor must be a number in \(0, 1\]"),
     (lambda: MultiStep(0.1, [5, 3]), "milestones must be strictly increasing"),
     (lambda: Cosine(0.1, 0), "total_steps must be an integer >= 1"),
     (lambda: Cosine(0.1, 10, eta_min=0.2), r"eta_min must be in \[0, eta\]"),

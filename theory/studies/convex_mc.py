@@ -126,9 +126,7 @@ def proposition1_monte_carlo(alphas: Sequence[float], Ks: Sequence[int], *, tria
     deterministic, so :func:`lemma2` runs once per distinct multiset of sample points (at most 4),
     with the numerical integrations when ``numerical``.
     """
-    trials = integer("trials", trials, 0)
-    if trials < 1:
-        raise ValueError(f"trials must be an integer >= 1, got {trials}")
+    trials = integer("trials", trials, 1)
     eps = positive("eps", eps)
     alphas = [open_unit("alpha", a) for a in alphas]
     Ks = [integer("K", k, 0) for k in Ks]
@@ -337,9 +335,7 @@ class ConvexStudy(io.Result):
 def run_convex_study(*, trials: int = 10000, seed: int = 0, eps: float = 0.1, alphas=DEFAULT_ALPHAS,
                      Ks=DEFAULT_KS, confidence: float = 0.95) -> ConvexStudy:
     """Proposition 1 Monte Carlo, Lemma 2 on a 3-D instance for several K, and Figure 1's data."""
-    trials = integer("trials", trials, 0)
-    if trials < 1:
-        raise ValueError(f"trials must be an integer >= 1, got {trials}")
+    trials = integer("trials", trials, 1)
     mc = proposition1_monte_carlo(alphas, Ks, trials=trials, eps=eps, seed=seed, confidence=confidence)
     ks_rows = lemma2_k_sweep(sorted(set(list(K_SWEEP) + list(mc.Ks))), eps=mc.eps)
     k_sweep = {

@@ -278,7 +278,7 @@ class DemoResult:
         out = Path(out)
         paths = [sw.save(self.sweep_path(out, g)) for g, sw in self.sweeps.items()]
         paths.append(self.schedules.save(out / "schedules.npz"))
-        io.save_json(out / "demo.json", {"kind": "DemoResult", "config": self.config.__dict__,
+        io.save_json(out / "demo.json", {"kind": "DemoResult", "config": io.config_to_dict(self.config),
                                          "gammas": list(self.sweeps), "provenance": io.provenance()})
         return paths
 
@@ -286,7 +286,7 @@ class DemoResult:
     def load(cls, out) -> "DemoResult":
         out = Path(out)
         meta = io.load_json(out / "demo.json")
-        cfg = DemoConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+        cfg = io.config_from_dict(DemoConfig, meta["config"])
         sweeps = {float(g): DecaySweep.load(out / f"decay_sweep_gamma{float(g):g}.npz") for g in meta["gammas"]}
         return cls(cfg, sweeps, ScheduleComparison.load(out / "schedules.npz"))
 

@@ -156,7 +156,7 @@ class DriftStudy:
     def save(self, out) -> list[Path]:
         out = Path(out)
         paths = [c.save(out / f"drift_{name}.npz") for name, c in self.comparisons.items()]
-        cfg = dict(self.config.__dict__, norm_tol=NORM_TOL, plateau_tol=PLATEAU_TOL)
+        cfg = dict(io.config_to_dict(self.config), norm_tol=NORM_TOL, plateau_tol=PLATEAU_TOL)
         paths.append(io.save_json(out / "drift_summary.json", {"kind": "DriftStudy", "config": cfg,
                                                                "rows": self.rows, "provenance": io.provenance()}))
         return paths
@@ -165,8 +165,8 @@ class DriftStudy:
     def load(cls, out) -> "DriftStudy":
         out = Path(out)
         meta = io.load_json(out / "drift_summary.json")
-        cfg = {k: v for k, v in meta["config"].items() if k in DriftConfig.__dataclass_fields__}
-        cfg = DriftConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+        cfg = io.config_from_dict(DriftConfig, {k: v for k, v in meta["config"].items()
+                                                if k not in ("norm_tol", "plateau_tol")})
         comps = {r["case"]: DriftComparison.load(out / f"drift_{r['case']}.npz") for r in meta["rows"]}
         return cls(cfg, meta["rows"], comps)
 

@@ -55,6 +55,8 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from theory.validation import nonneg
+
 #: the exponent, a positive symbol (``gamma = 0`` is reached through ``exact=True``)
 GAMMA = sp.Symbol("gamma", positive=True)
 
@@ -104,10 +106,7 @@ def _gamma(gamma):
     """``None`` -> the symbol; a number -> the exact rational (3.7 -> 37/10)."""
     if gamma is None:
         return GAMMA
-    g = float(gamma)
-    if not np.isfinite(g) or g < 0:
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-    return sp.Rational(repr(g))
+    return sp.Rational(repr(nonneg("gamma", gamma)))
 
 
 def model_f(w: sp.Matrix, x: sp.Matrix, g) -> sp.Expr:
