@@ -7,6 +7,9 @@ from paper_figures._style import as_result, plt, save_figure
 from theory.studies.drift import NORM_TOL, DriftStudy
 
 
+_KIND_COLOR = {"main": "C0", "breakdown": "C3", "control": "C2"}
+
+
 def make_figure(study, out_stem):
     """``study``: a DriftStudy or its directory."""
     study = as_result(study, DriftStudy)
@@ -34,16 +37,16 @@ def make_figure(study, out_stem):
         axes[0, j].legend(fontsize=7)
     # right column: agreement per case
     ax = axes[0, -1]
-    labels = [r["case"] + ("*" if r["kind"] == "breakdown" else "") for r in rows]
+    labels = [r["case"] + {"breakdown": "*", "control": " (control)"}.get(r["kind"], "") for r in rows]
     y = np.arange(len(rows))
-    ax.barh(y, [r["norm_rel_error"] for r in rows], color=[colors[0] if r["kind"] == "main" else colors[3] for r in rows])
+    ax.barh(y, [r["norm_rel_error"] for r in rows], color=[_KIND_COLOR[r["kind"]] for r in rows])
     ax.set_yticks(y, labels, fontsize=7)
     ax.axvline(NORM_TOL, color="k", ls="--", lw=1)
     ax.set_xlabel("max |mean ||w||_SGD − ||w||_ODE| / travel")
     ax.set_title("agreement (* = breakdown case)")
     ax.invert_yaxis()
     ax = axes[1, -1]
-    ax.barh(y, [r["plateau_ratio"] for r in rows], color=[colors[0] if r["kind"] == "main" else colors[3] for r in rows])
+    ax.barh(y, [r["plateau_ratio"] for r in rows], color=[_KIND_COLOR[r["kind"]] for r in rows])
     ax.set_yticks(y, labels, fontsize=7)
     ax.axvline(1.0, color="k", ls="--", lw=1)
     ax.set_xlabel("train-loss plateau: measured / predicted")

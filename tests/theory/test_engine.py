@@ -113,15 +113,33 @@ def test_paths_get_distinct_noise_and_seed_matters():
 
 
 def test_label_noise_step_covariance():
-    """One SGD step from a point of M: the increment is (eta sigma / n) J^T xi, covariance
-    (eta sigma / n)^2 J^T J. Checked against 4000 paths (Monte Carlo, relative tolerance 10 %)."""
-    p = Problem.generate(d=6, n=3, gamma=1.0, sigma=1.0, seed=0)
-    eta = 0.1
-    r = simulate(p, np.tile(p.w_mn, (4000, 1)), steps=1, lr=eta, seed=3)
+    """One SGD step from a point of M: the increment is (eta sigma / n) J^T xi, mean 0, covariance
+    C = (eta sigma / n)^2 J^T J. sigma = 0.4 (so sigma and sigma^2 differ by 2.5x). N = 20000 paths; each
+    entry of the sample covariance has standard error sqrt((C_ii C_jj + C_ij^2) / (N - 1)) (Gaussian
+    increments), the mean sqrt(C_ii / N); tolerance 4 standard errors per entry, fixed in advance (a false
+    alarm over the 27 entries has probability about 2e-3)."""
+    p = Problem.generate(d=6, n=3, gamma=1.0, sigma=0.4, seed=0)
+    eta, N = 0.1, 20000
+    r = simulate(p, np.tile(p.w_mn, (N, 1)), steps=1, lr=eta, seed=3)
     dW = r.W_final - p.w_mn
     J = m.jacobian(p.w_mn, p.X, p.gamma)
     C = (eta * p.sigma / p.n) ** 2 * J.T @ J
-    np.testing.assert_allclose(np.cov(dW.T), C, atol=0.1 * np.abs(C).max())
+    d = np.sqrt(np.diag(C))
+    se_cov = np.sqrt((np.outer(d, d) ** 2 + C**2) / (N - 1))
+    assert np.all(np.abs(np.cov(dW.T) - C) <= 4 * se_cov)
+    assert np.all(np.abs(dW.mean(axis=0)) <= 4 * d / np.sqrt(N))
+    # sigma instead of sigma^2 (or 1/n instead of 1/n^2) would be off by far more than the tolerance
+    assert np.all(np.abs(C / p.sigma - C)[np.abs(C) > 0.1 * C.max()] > 10 * se_cov[np.abs(C) > 0.1 * C.max()])
+
+
+def test_em_default_noise_scale_is_full_batch_sgd():
+    """method="em" without ``a``: the default a = sigma^2 / n makes EM with dt = eta exactly full-batch
+    label-noise SGD; checked against the independent per-path loop (sigma = 0.5, so sigma^2 != sigma)."""
+    p = Problem.generate(d=15, n=5, gamma=1.0, sigma=0.5, seed=1)
+    W0 = np.tile(p.w0, (3, 1))
+    r = simulate(p, W0, steps=50, lr=0.05, method="em", dt=0.05, seed=11)
+    np.testing.assert_allclose(r.W_final, _naive_full_batch_sgd(p, W0, 0.05, 50, 11), rtol=1e-11)
+    assert r.config["a"] == pytest.approx(p.sigma**2 / p.n, rel=1e-15)
 
 
 # ---------------------------------------------------------------- reduction ------------------------

@@ -12,15 +12,28 @@ def prob():
     return Problem.generate(d=30, n=6, gamma=1.0, sigma=0.3, seed=1)
 
 
-def test_plateau_prediction_matches_sgd_over_many_paths(prob):
-    """Start at w_mn (a fixed point of the drift), let the normal fluctuations equilibrate, and compare
-    the mean train loss of 64 paths with (eta a / 4) sum lambda / (1 - eta lambda / 2). Tolerance 8 %:
-    the linearisation neglects O(sqrt(eta a)) curvature terms; Monte Carlo error is about 2 %."""
+def test_plateau_prediction_matches_sgd_at_a_large_learning_rate():
+    """At eta lambda_max = 0.7 the exact plateau (eta a / 4) sum lambda / (1 - eta lambda / 2) and the leading
+    order (eta a / 4) tr H differ by 30 %: SGD must match the exact one. Start at w_mn (a fixed point of the
+    drift), sigma = 0.05 (so the linearisation's O(sqrt(eta a)) corrections are below 0.1 %), 256 paths run for
+    20 relaxation times of the slowest normal direction, second half averaged. Tolerance: 4 Monte Carlo
+    standard errors of the path means plus 1 % for the residual correlation between the two halves."""
+    p = Problem.generate(d=30, n=6, gamma=1.0, sigma=0.05, seed=1)
+    lam = plateau_prediction(p, p.w_mn, 0.01).eigs
+    eta = 0.7 / lam.max()
+    pred = plateau_prediction(p, p.w_mn, eta)
+    assert pred.exact / pred.leading > 1.25                      # the two formulas are distinguishable here
+    P, steps = 256, int(20 / (eta * lam.min())) + 2000
+    sim = simulate(p, np.tile(p.w_mn, (P, 1)), steps=steps, lr=eta, seed=3, record_every=10, reduce=True)
+    path_means = sim.records["train_loss"][len(sim.steps) // 2:].mean(axis=0)
+    ratio, se = path_means.mean() / pred.exact, path_means.std(ddof=1) / np.sqrt(P) / pred.exact
+    assert abs(ratio - 1) <= 4 * se + 0.01, (ratio, se)
+    assert abs(path_means.mean() / pred.leading - 1) > 0.2
+
+
+def test_leading_order_plateau_at_a_small_learning_rate(prob):
     eta = 0.02
     pred = plateau_prediction(prob, prob.w_mn, eta)
-    sim = simulate(prob, np.tile(prob.w_mn, (64, 1)), steps=4000, lr=eta, seed=3, record_every=20, reduce=True)
-    measured = sim.records["train_loss"][len(sim.steps) // 2:].mean()
-    assert measured == pytest.approx(pred.exact, rel=0.08)
     # the leading-order form is within the O(eta lambda) correction of the exact one
     assert pred.leading == pytest.approx(pred.exact, rel=2 * eta * pred.eigs.max())
     assert pred.leading == pytest.approx(0.25 * eta * noise_scale(prob) *

@@ -21,6 +21,33 @@ def test_cosine_endpoints_and_midpoint():
     assert np.isclose(s(0), 0.4) and np.isclose(s(5), 0.2) and np.isclose(s(10), 0.0) and np.isclose(s(20), 0.0)
 
 
+@pytest.mark.parametrize("make, expected", [
+    (lambda: Constant(0.3), lambda k: np.full(k.shape, 0.3)),
+    (lambda: StepDecay(0.2, decay_step=7, factor=0.25), lambda k: np.where(k < 7, 0.2, 0.05)),
+    (lambda: MultiStep(0.8, milestones=[3, 9, 14], factor=0.5),
+     lambda k: 0.8 * 0.5 ** ((k >= 3).astype(int) + (k >= 9) + (k >= 14))),
+    (lambda: Cosine(0.5, total_steps=16, eta_min=0.05),
+     lambda k: 0.05 + 0.45 * 0.5 * (1 + np.cos(np.pi * np.minimum(k, 16) / 16))),
+    (lambda: WarmupStableDecay(1.0, warmup_steps=5, decay_start=12, decay_steps=6, final_factor=0.2, warmup_start=0.1),
+     lambda k: np.select([k < 5, k < 12, k < 18], [0.1 + 0.9 * k / 5, np.ones(k.shape), 1 - 0.8 * (k - 12) / 6], 0.2)),
+])
+def test_every_schedule_follows_its_formula_at_every_step(make, expected):
+    """Each schedule against its formula written out here, at every step of a window past its end."""
+    k = np.arange(30)
+    np.testing.assert_allclose(make()(k), expected(k), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose([make()(int(j)) for j in k], expected(k), rtol=1e-13, atol=1e-15)  # scalar calls
+
+
+def test_decaying_schedules_decay():
+    """A decaying schedule ends below where it starts and never rises after its peak."""
+    k = np.arange(200)
+    for s in (StepDecay(0.1, 50), MultiStep(0.1, [20, 80]), Cosine(0.1, 150),
+              WarmupStableDecay(0.1, 10, 100, 50, final_factor=0.1)):
+        v = s(k)
+        peak = int(np.argmax(v))
+        assert v[-1] < 0.5 * v.max() and np.all(np.diff(v[peak:]) <= 1e-15), s
+
+
 def test_warmup_stable_decay_shape():
     s = WarmupStableDecay(1.0, warmup_steps=4, decay_start=10, decay_steps=5, final_factor=0.1)
     v = s(np.arange(20))

@@ -31,6 +31,39 @@ SEP_RTOL = 1e-6
 RATIO_TOL = 1e-3
 #: Claims: relative tolerance on Figure 1's annealed end point (0.75 eps)
 FIGURE1_RTOL = 0.01
+#: Claims: Proposition 1's probability by a two-sided exact binomial test of P = 3/4 at this level (a false
+#: alarm in 1 of 1000 runs with correct code) ...
+PROP1_LEVEL = 1e-3
+#: ... with enough draws for power PROP1_POWER against |P - 3/4| >= PROP1_EFFECT (else: not testable)
+PROP1_POWER = 0.9
+PROP1_EFFECT = 0.02
+#: Claims: relative slack allowed when comparing losses with Lemma 2's bounds (rounding)
+LEMMA2_RTOL = 1e-9
+
+
+def prop1_draws_needed(level: float = PROP1_LEVEL, power: float = PROP1_POWER, effect: float = PROP1_EFFECT) -> int:
+    """Draws for a two-sided level-``level`` test of P = 3/4 to detect ``|P - 3/4| >= effect`` with
+    probability ``power`` (normal approximation): ``n = (z_{1-level/2} + z_power)^2 p (1 - p) / effect^2``."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - level / 2) + NormalDist().inv_cdf(power)
+    return int(math.ceil(z**2 * 0.75 * 0.25 / effect**2))
+
+
+def lemma2_bounds_from_eigendata(lam, gam, delta0, *, eps: float, alpha: float, K: int, n_small: int) -> tuple:
+    r"""Lemma 2's two bounds written out from the eigen-data (``gam`` descending, ``delta0`` in the eigenbasis,
+    step ``eta = 1/gam[0]``), independently of :func:`theory.convex.lemma2`:
+    ``slow >= eps (1 - alpha) min_{j in S} lam_j / gam_j`` over the last ``n_small`` coordinates, and
+    ``fast <= eps max_{gam_j = gam_1} lam_j / gam_j + c^K sum_{i in Q} lam_i delta_i(0)^2`` with
+    ``Q = {i : gam_i != gam_1}``, ``c = max_{j in Q} (1 - 2 gam_j / gam_1)^2``. Returns ``(slow, fast)``."""
+    lam, gam, delta0 = (np.asarray(v, dtype=float) for v in (lam, gam, delta0))
+    small = slice(len(gam) - n_small, None)
+    slow = eps * (1 - alpha) * float(np.min(lam[small] / gam[small]))
+    top = gam == gam[0]
+    Q = ~top
+    c = float(np.max((1 - 2 * gam[Q] / gam[0]) ** 2)) if Q.any() else 0.0
+    fast = eps * float(np.max(lam[top] / gam[top])) + c**K * float(np.sum(lam[Q] * delta0[Q] ** 2))
+    return slow, fast
 
 @dataclass
 class Prop1Cell:
@@ -231,6 +264,7 @@ def _same_x_case(S, bstar, eps, K, numerical):
 #: A fixed 3-D instance for the K-sweep: Sigma and S share the basis of a fixed rotation.
 _DEMO_GAM = np.array([1.0, 0.7, 0.25])
 _DEMO_LAM = np.array([0.4, 1.0, 0.8])
+_DEMO_BETA_EIGEN = np.array([30.0, 30.0, 30.0])   # beta* = U (30, 30, 30); the start is 0
 
 
 def _demo_instance():
@@ -239,7 +273,7 @@ def _demo_instance():
         [[1.0, 0.0, 0.0], [0.0, math.cos(0.3), -math.sin(0.3)], [0.0, math.sin(0.3), math.cos(0.3)]])
     Sigma = U @ np.diag(_DEMO_LAM) @ U.T
     S = U @ np.diag(_DEMO_GAM) @ U.T
-    beta_star = U @ np.array([30.0, 30.0, 30.0])
+    beta_star = U @ _DEMO_BETA_EIGEN
     return Sigma, S, beta_star
 
 
@@ -294,6 +328,7 @@ def figure1_data(*, beta_star=(1.0, 1.0), eps: float = 0.05, K: int = 5, n_point
         "fig_beta_slow": r.beta_slow, "fig_beta_fast": r.beta_fast,
         "fig_beta_slow_num": r.beta_slow_num, "fig_beta_fast_num": r.beta_fast_num,
         "fig_test_slow": np.array(r.test_slow), "fig_test_fast": np.array(r.test_fast),
+        "fig_alpha": np.array(r.cond2_value),
         "fig_train_slow": np.array(r.train_slow), "fig_train_fast": np.array(r.train_fast),
     }
 
@@ -348,6 +383,9 @@ def run_convex_study(*, trials: int = 10000, seed: int = 0, eps: float = 0.1, al
         "test_slow": np.array([r.test_slow for r in ks_rows]),
         "bound_slow": np.array([r.bound_slow for r in ks_rows]),
         "conditions_hold": np.array([r.conditions_hold for r in ks_rows]),
+        # the instance's construction (eigen-data, start): Lemma 2's bounds can be rebuilt from these alone
+        "lam": _DEMO_LAM.copy(), "gam": _DEMO_GAM.copy(), "delta0": -_DEMO_BETA_EIGEN.copy(),
+        "alpha": np.array(0.1), "n_small": np.array(1),
     }
     config = {
         "command": "convex", "seed": mc.seed, "trials": trials, "eps": mc.eps, "alphas": mc.alphas, "Ks": mc.Ks,

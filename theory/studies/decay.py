@@ -64,6 +64,13 @@ class DecaySweep(io.Result):
     sim: SimulationResult
     flow_landing_test_loss: float
     config: dict = field(default_factory=dict)
+    ode_tau: np.ndarray | None = None      # the quasistatic drift ODE from the landing point: tau = eta^2 k ...
+    ode_test: np.ndarray | None = None     # ... and its test loss (the prediction of the position along M)
+
+    def predicted_test(self, k) -> np.ndarray:
+        """The drift ODE's test loss at ``tau = eta^2 k``: where the position along M is at step ``k`` of the
+        large rate, hence (the position freezing after the decay) about the final test loss of a decay at ``k``."""
+        return np.interp(np.asarray(k, dtype=float) * self.config["eta"] ** 2, self.ode_tau, self.ode_test)
 
     @property
     def paths_per_decay(self) -> int:
@@ -155,7 +162,23 @@ def decay_sweep(problem: Problem, *, eta: float = 0.02, decay_steps=(0, 1000, 10
     cfg = dict(eta=float(eta), decay_steps=ds.tolist(), factor=float(factor), phase3_steps=int(phase3_steps),
                paths_per_decay=int(paths_per_decay), seed=int(seed), batch_size=batch_size,
                reduce=bool(reduce), sim_message=sim.message)
-    return DecaySweep(problem, ds, sim, flow_landing_test_loss(problem), cfg)
+    ode_tau, ode_test = _drift_prediction(problem, eta * eta * max(int(ds.max()), 1), batch_size)
+    return DecaySweep(problem, ds, sim, flow_landing_test_loss(problem), cfg, ode_tau, ode_test)
+
+
+def _drift_prediction(problem: Problem, tau_max: float, batch_size) -> tuple[np.ndarray, np.ndarray]:
+    """The drift ODE from the landing point ``retract(w0)`` up to ``tau_max`` (a = sigma^2 / b); for
+    gamma = 0 it is at rest."""
+    from theory import model as m
+    from theory.quasistatic import drift_ode, noise_scale
+
+    a = noise_scale(problem, batch_size)
+    if problem.gamma == 0 or a == 0:
+        w = m.retract(problem.w0, problem.X, problem.y, problem.gamma)
+        t = float(m.test_loss(w, problem.alpha_star, problem.gamma, 0.0, problem.test_offset))
+        return np.array([0.0, tau_max]), np.array([t, t])
+    sol = drift_ode(problem, problem.w0, tau_max=tau_max, a=a, n_eval=400)
+    return sol.tau, sol.test_loss
 
 
 # --------------------------------------------------------------------------------------------------

@@ -78,6 +78,9 @@ DEFAULTS = dict(n_instances=40, d=50, n=10, sigma=1.0, lr_factor=0.5, max_steps=
 FULL = dict(n_instances=200, max_steps=1_000_000, record_every=1000)
 INSTANCE_SEED_STRIDE = 1_000_000
 CONFIDENCE = 0.95
+#: gamma = 0 has no drift: the kernel component of w, hence dist_M, is invariant under SGD; it may move only by
+#: accumulated rounding (2e5 steps x 1e-16 relative x a margin of 50)
+GAMMA0_INVARIANCE_TOL = 1e-9
 COLLAPSE_RATIO = 0.1
 NEAR_M_FACTOR = 5.0   # "near M": train loss <= NEAR_M_FACTOR x the quasistatic plateau (eta a / 4) h (see model)
 

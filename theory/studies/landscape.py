@@ -95,3 +95,38 @@ def run_landscape_study(gammas=(0.0, 1.0, 2.0), grid: int = 241, sgd_steps: int 
         flats[key] = flattest_points(p)
     return LandscapeStudy(gammas, g1, np.array(train), np.array(test), np.array(w_mn), np.array(w_star),
                           flows, sgds, flats, dict(grid=grid, sgd_steps=sgd_steps, eta=eta, seed=seed, limit=LIMIT))
+
+
+#: train valley: the sublevel set {L_n <= VALLEY_LEVEL x median(L_n)} must touch at least two sides of the window
+VALLEY_LEVEL = 1e-2
+#: test minimum: every edge point's test loss exceeds the minimum by this fraction of (median - minimum)
+EDGE_MARGIN = 0.05
+
+
+def _sides_touched(mask: np.ndarray) -> int:
+    return int(mask[0, :].any()) + int(mask[-1, :].any()) + int(mask[:, 0].any()) + int(mask[:, -1].any())
+
+
+def landscape_metrics(st: LandscapeStudy) -> list[dict]:
+    """Per gamma, what the landscape claim measures on the grid: the sides of the window that the train
+    valley ``{L_n <= VALLEY_LEVEL median}`` touches and its extent; where the test loss is smallest (its
+    distance to ``alpha^{-1}(alpha*)`` in grid spacings) and how far above the minimum the window's edge stays,
+    as a fraction of (median - minimum)."""
+    h = float(st.axis[1] - st.axis[0])
+    A, B = np.meshgrid(st.axis, st.axis)          # rows: second coordinate (as the grid was built)
+    out = []
+    for j, g in enumerate(st.gammas):
+        T, E = st.train[j], st.test[j]
+        valley = T <= VALLEY_LEVEL * np.median(T)
+        pts = np.stack([A[valley], B[valley]], axis=1)
+        extent = float(np.max(np.linalg.norm(pts[:, None] - pts[None], axis=-1))) if len(pts) > 1 else 0.0
+        i, k = np.unravel_index(np.argmin(E), E.shape)
+        arg = np.array([A[i, k], B[i, k]])
+        edge = np.concatenate([E[0, :], E[-1, :], E[:, 0], E[:, -1]])
+        lo, med = float(E.min()), float(np.median(E))
+        out.append(dict(gamma=float(g), valley_sides=_sides_touched(valley), valley_extent=extent,
+                        window=float(st.axis[-1] - st.axis[0]),
+                        test_min_offset=float(np.linalg.norm(arg - st.w_star[j]) / h),
+                        test_min_interior=bool(0 < i < E.shape[0] - 1 and 0 < k < E.shape[1] - 1),
+                        edge_margin=float((edge.min() - lo) / (med - lo))))
+    return out

@@ -9,7 +9,7 @@ from theory.stats import mean_sem
 from theory.studies.decay import (CONVERGED_ATOL, FREEZE_MIN_DROP, FREEZE_RANGE, GAMMA0_SPREAD, LATE_DECAY_SE,
                                   SCHEDULES_SE, TO_MIN_NORM_RTOL, DecaySweep, ScheduleComparison, freeze_ratios)
 
-from .base import Judgement, claim, load, verdict
+from .base import NOT_APPLICABLE, Judgement, claim, load, verdict
 
 FIG_DECAY = "demo/figures/demo_decay.png"
 FIG_PHASE = "demo/figures/three_phases.png"
@@ -35,6 +35,7 @@ def late_decay(d):
           for i in range(len(mean) - 1)]
     measured = "; ".join(f"k={k}: {m:.4f}" for k, m in zip(sw.decay_steps, mean)) + f" (min-norm {mn:.4f})"
     vals = {f"k{k}": float(m) for k, m in zip(sw.decay_steps, mean)}
+    vals.update({f"ode_k{k}": float(v) for k, v in zip(sw.decay_steps, sw.predicted_test(sw.decay_steps))})
     vals["min_norm"] = mn
     return Judgement(verdict(all(ok)), measured, vals,
                      prediction=f"final test loss decreases with the decay step towards {mn:.4f}")
@@ -42,8 +43,10 @@ def late_decay(d):
 
 @claim("phase2.to_min_norm", section="§1 Phase II", source="[seed]",
        statement="Phase II (large η kept long) drifts to the minimum-norm solution",
-       prediction="latest decay: final test loss ≈ min-norm test loss and ‖w‖ ≈ ‖w_mn‖",
-       tolerance=f"relative difference ≤ {100 * TO_MIN_NORM_RTOL:.0f} %", job="demo", figure=FIG_PHASE)
+       prediction="latest decay: final test loss ≈ min-norm test loss and ‖w‖ ≈ ‖w_mn‖ (judged only where the "
+                  "drift ODE from the landing point has reached w_mn by the latest decay)",
+       tolerance=f"relative difference ≤ {100 * TO_MIN_NORM_RTOL:.0f} %; in regime when the ODE's test loss is within "
+                 f"{100 * TO_MIN_NORM_RTOL / 3:.0f} % of the min-norm value at τ = η²k", job="demo", figure=FIG_PHASE)
 def to_min_norm(d):
     sw = _sweep(d, 1.0)
     if sw is None:
@@ -53,10 +56,15 @@ def to_min_norm(d):
     wn = float(np.linalg.norm(sw.problem.w_mn))
     norm_last = float(sw.final_norm[-1].mean())
     rel_t, rel_n = abs(mean[-1] - mn) / mn, abs(norm_last - wn) / wn
+    ode = float(sw.predicted_test(sw.decay_steps[-1]))
     measured = (f"decay at {sw.decay_steps[-1]}: test {mean[-1]:.4f} vs {mn:.4f} ({100 * rel_t:.2f} %), "
-                f"‖w‖ {norm_last:.4f} vs {wn:.4f} ({100 * rel_n:.2f} %)")
-    return Judgement(verdict(rel_t <= TO_MIN_NORM_RTOL and rel_n <= TO_MIN_NORM_RTOL), measured,
-                     {"test_rel_diff": rel_t, "norm_rel_diff": rel_n})
+                f"‖w‖ {norm_last:.4f} vs {wn:.4f} ({100 * rel_n:.2f} %); drift ODE there {ode:.4f}")
+    vals = {"test_rel_diff": rel_t, "norm_rel_diff": rel_n, "ode_test": ode}
+    if abs(ode - mn) / mn > TO_MIN_NORM_RTOL / 3:
+        return Judgement(NOT_APPLICABLE, measured, vals,
+                         f"Outside the regime: by the latest decay (τ = {sw.config['eta'] ** 2 * sw.decay_steps[-1]:.3g}) "
+                         "the drift ODE has not reached w_mn, so the run is too short to test the claim.")
+    return Judgement(verdict(rel_t <= TO_MIN_NORM_RTOL and rel_n <= TO_MIN_NORM_RTOL), measured, vals)
 
 
 @claim("phase3.schedules", section="§1 Phase III", source="[derived]",

@@ -46,15 +46,21 @@ def drift(d):
 
 
 @claim("phase2.breakdown", section="§1 Phase II", source="[derived]",
-       statement="The quasistatic approximation degrades for large η, minibatch noise and few samples",
-       prediction="breakdown cases show larger gaps than the main cases", tolerance="worst breakdown gap > best main gap",
-       job="drift", figure=FIG)
+       statement="The quasistatic approximation degrades for large η, minibatch noise and few samples (and holds "
+                 "for a small γ, a control)",
+       prediction="each named breakdown case has a larger gap than every main case",
+       tolerance="every breakdown gap > the worst main gap", job="drift", figure=FIG)
 def breakdown(d):
     st = _study(d)
     if st is None:
         return None
-    ne = [r["norm_rel_error"] for r in st.main_rows()]
-    brk = st.breakdown_rows()
-    ok = bool(brk) and max(r["norm_rel_error"] for r in brk) > min(ne)
-    return Judgement(verdict(ok), "; ".join(f"{r['label']}: {100 * r['norm_rel_error']:.1f} %" for r in brk),
-                     {r["case"]: r["norm_rel_error"] for r in brk})
+    worst = max(r["norm_rel_error"] for r in st.main_rows())
+    brk, ctl = st.breakdown_rows(), st.control_rows()
+    ok = bool(brk) and all(r["norm_rel_error"] > worst for r in brk)
+    measured = ("; ".join(f"{r['label']}: {100 * r['norm_rel_error']:.1f} %" for r in brk)
+                + f" (worst main case {100 * worst:.1f} %)")
+    note = "".join(f" Control {r['label']}: {100 * r['norm_rel_error']:.1f} % of the travel"
+                   f" ({'within' if r['norm_rel_error'] <= NORM_TOL else 'outside'} the main tolerance)." for r in ctl)
+    vals = {r["case"]: r["norm_rel_error"] for r in brk + ctl}
+    vals["worst_main"] = worst
+    return Judgement(verdict(ok), measured, vals, note.strip())

@@ -44,6 +44,12 @@ def test_phase_one_end_detected_in_plateau_band():
     plateau = plateau_prediction(p, landing, eta).exact
     pb = phase_boundaries(sim, plateau, decay_step=3000)
     assert np.all(pb["phase1_end"] > 0) and np.all(pb["phase1_end"] < 3000)
+    # recomputed from the records with the documented band of 3: the first record with L_n <= 3 x plateau
+    tl = sim.records["train_loss"]
+    for j in range(tl.shape[1]):
+        first = next(i for i in range(len(sim.steps)) if tl[i, j] <= 3.0 * plateau)
+        assert pb["phase1_end"][j] == sim.steps[first]
+        assert tl[first - 1, j] > 3.0 * plateau
     # before the detected end, the loss is well above the plateau (it was falling onto M)
     assert sim.records["train_loss"][0].min() > 10 * plateau
 
