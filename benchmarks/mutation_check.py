@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from mutations import MUTATIONS  # noqa: E402
 
-#: the default suite, theory first (cheap tests fail fast), then the rest
-TEST_ORDER = ["tests/theory", "tests/test_layout.py", "tests/lrdecay", "tests"]
+#: the default suite in two stages: the theory tests first (cheap, they fail fast), then the whole suite
+STAGES = [["tests/theory"], ["tests"]]
 
 
 def project_files() -> list[str]:
@@ -56,13 +56,17 @@ def run_mutant(i: int, keep: bool = False) -> tuple[int, bool, float, str]:
     if data.is_dir():
         env.setdefault("LRDECAY_CIFAR10", str(data))
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TEST_ORDER],
-                       cwd=repo, env=env, capture_output=True, text=True)
+    for stage in STAGES:
+        r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *stage],
+                           cwd=repo, env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            break
     seconds = time.perf_counter() - t0
     failed = [ln for ln in r.stdout.splitlines() if ln.startswith("FAILED") or ln.startswith("ERROR")]
     if not keep:
         shutil.rmtree(scratch, ignore_errors=True)
-    return i, r.returncode != 0, seconds, (failed[0] if failed else r.stdout.strip().splitlines()[-1] if r.stdout else "")
+    last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr.strip()[-200:]
+    return i, r.returncode != 0, seconds, (failed[0] if failed else last)
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,8 @@ import argparse
 import sys
 
 from lrdecay import __version__
+from theory.io import DirectoryLockedError
+from theory.sweep import SweepError
 from lrdecay.empirics_commands import register as register_empirics
 from lrdecay.theory_commands import REGISTER as THEORY_COMMANDS
 
@@ -44,8 +46,26 @@ def cmd_report(a) -> int:
     return 1 if a.strict and any(c.verdict == FAIL for c in claims) else 0
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (``lrdecay CMD: error: ...``) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+#: failures a user can cause (bad input, files, the network, another process): one line, exit status 2
+EXPECTED = (ValueError, FileNotFoundError, OSError, SweepError, DirectoryLockedError)
+
+
+def one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[1]}" + (f" (+{len(lines) - 2} more)" if len(lines) > 2 else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lrdecay",
         description="Check by computation why late learning-rate decay helps generalization.",
     )
@@ -62,11 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    name = " ".join(x for x in (args.command, getattr(args, "stage", None)) if x)
     try:
         status = args.func(args)
-    except (ValueError, FileNotFoundError) as exc:  # bad input: say what, not a traceback
-        print(f"lrdecay {args.command}: error: {exc}", file=sys.stderr)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("torch", "torchvision"):
+            raise
+        print(f"lrdecay {name}: error: the VGG experiment needs PyTorch: pip install -e '.[empirics]'", file=sys.stderr)
         return 2
+    except EXPECTED as exc:      # a failure the user can fix: say what, not a traceback
+        print(f"lrdecay {name}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lrdecay {name}: interrupted (finished work is saved; run again to resume)", file=sys.stderr)
+        return 130
     return int(status or 0)
 
 

@@ -5,7 +5,11 @@ its figures (from the saved results) under ``--out``.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+
+from theory.io import DirectoryLock, prepare_output_dir
+from theory.validation import integer, integers, numbers, open_unit, positive
 
 
 def _out(p, default):
@@ -18,6 +22,14 @@ def _no_progress(p):
 
 def _wrote(paths):
     print("wrote " + ", ".join(str(p) for p in paths))
+
+
+@contextmanager
+def output_dir(path):
+    """``--out`` checked for writing before any computation, and locked against a second writer."""
+    out = prepare_output_dir(path, "--out")
+    with DirectoryLock(out, "--out"):
+        yield out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -46,11 +58,19 @@ def register_demo(sub) -> None:
 def cmd_demo(args) -> int:
     from dataclasses import replace
 
-    from paper_figures.decay_curve import make_figure
-    from theory.studies.decay import DemoConfig, run_demo
+    from theory.studies.decay import DemoConfig
 
-    cfg = replace(DemoConfig(), seed=args.seed, paths=args.paths)
+    cfg = replace(DemoConfig(), seed=integer("--seed", args.seed, 0), paths=integer("--paths", args.paths, 1))
     cfg = (cfg.quick() if args.quick else cfg).validate()
+    with output_dir(args.out) as out:
+        _run_demo(cfg, args, out)
+    return 0
+
+
+def _run_demo(cfg, args, out):
+    from paper_figures.decay_curve import make_figure
+    from theory.studies.decay import run_demo
+
     res = run_demo(cfg, progress=not args.no_progress)
     for gamma, sw in res.sweeps.items():
         p = sw.problem
@@ -60,11 +80,9 @@ def cmd_demo(args) -> int:
     print(f"\nequal budget of {cfg.total_steps} steps, gamma = {res.schedules.problem.gamma:g} "
           f"(eta = {cfg.eta} decayed to x{cfg.factor}):")
     print(res.schedules.table())
-    out = Path(args.out)
     paths = res.save(out)
     paths += make_figure(list(res.sweeps.values()), out / "figures" / "demo_decay")
     _wrote(paths)
-    return 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -97,13 +115,14 @@ def cmd_drift(args) -> int:
     from paper_figures.drift_vs_sgd import make_figure
     from theory.studies.drift import DriftConfig, run_drift_study
 
-    cfg = replace(DriftConfig(), seed=args.seed, paths=args.paths, tau_max=args.tau_max)
+    cfg = replace(DriftConfig(), seed=integer("--seed", args.seed, 0), paths=integer("--paths", args.paths, 1),
+                  tau_max=positive("--tau-max", args.tau_max))
     cfg = (cfg.quick() if args.quick else cfg).validate()
-    study = run_drift_study(cfg, progress=not args.no_progress)
-    print(study.table())
-    out = Path(args.out)
-    paths = study.save(out)
-    _wrote([paths[-1]] + make_figure(study, out / "figures" / "drift_vs_sgd"))
+    with output_dir(args.out) as out:
+        study = run_drift_study(cfg, progress=not args.no_progress)
+        print(study.table())
+        paths = study.save(out)
+        _wrote([paths[-1]] + make_figure(study, out / "figures" / "drift_vs_sgd"))
     return 0
 
 
@@ -146,12 +165,30 @@ def register_gamma(sub) -> None:
 
 def cmd_gamma(args) -> int:
     """Run the study, print the table and verdict, save ``<out>/gamma_study.npz`` and the figure."""
-    from theory.studies.gamma import DEFAULTS, FULL, run_gamma_study
+    from theory.studies.gamma import DEFAULTS, FULL
 
-    out = Path(args.out)
     cfg = dict(FULL) if args.full else dict(DEFAULTS)
-    n_inst = args.instances if args.instances is not None else cfg["n_instances"]
-    max_steps = args.max_steps if args.max_steps is not None else cfg["max_steps"]
+    n_inst = integer("--instances", args.instances, 1) if args.instances is not None else cfg["n_instances"]
+    max_steps = integer("--max-steps", args.max_steps, 1) if args.max_steps is not None else cfg["max_steps"]
+    numbers("--gammas", args.gammas, 0.0)
+    d = integer("--d", args.d, 2)
+    integer("--n", args.n, 1, d - 1)
+    positive("--sigma", args.sigma)
+    positive("--tol", args.tol)
+    integer("--seed", args.seed, 0)
+    if not 0 < positive("--lr-factor", args.lr_factor) < 2:
+        raise ValueError(f"--lr-factor must be in (0, 2) (GD on the normal directions is unstable beyond 2), "
+                         f"got {args.lr_factor!r}")
+    if args.eta is not None:
+        positive("--eta", args.eta)
+    with output_dir(args.out) as out:
+        _run_gamma(args, out, n_inst, max_steps, cfg)
+    return 0
+
+
+def _run_gamma(args, out, n_inst, max_steps, cfg):
+    from theory.studies.gamma import run_gamma_study
+
     res = run_gamma_study(args.gammas, n_instances=n_inst, d=args.d, n=args.n, sigma=args.sigma, eta=args.eta,
                           max_steps=max_steps, tol=args.tol, seed=args.seed, progress=not args.no_progress,
                           lr_factor=args.lr_factor, record_every=cfg["record_every"])
@@ -172,7 +209,6 @@ def cmd_gamma(args) -> int:
 
         paths += make_figure(res, out / "figures" / "gamma_convergence")
     _wrote(paths)
-    return 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,10 +239,20 @@ def register_convex(sub) -> None:
 
 def cmd_convex(args) -> int:
     from theory.studies.convex_mc import run_convex_study
-    from theory.validation import integer
 
     integer("--trials", args.trials, 1)
-    st = run_convex_study(trials=args.trials, seed=args.seed, eps=args.eps, alphas=args.alphas, Ks=args.Ks)
+    integer("--seed", args.seed, 0)
+    positive("--eps", args.eps)
+    for a in args.alphas:
+        open_unit("--alphas", a)
+    integers("--Ks", args.Ks, 0)
+    with output_dir(args.out) as out:
+        _run_convex(args, out, run_convex_study(trials=args.trials, seed=args.seed, eps=args.eps,
+                                                alphas=args.alphas, Ks=args.Ks))
+    return 0
+
+
+def _run_convex(args, out, st):
     c = st.config
     pct = int(round(100 * c["confidence"]))
     print(f"Proposition 1 (Nakkiran 2020): x uniform on {{e1, e2}}, n = 3, beta* = 100 alpha^(-1/2) (1, 1), "
@@ -222,14 +268,12 @@ def cmd_convex(args) -> int:
           "annealed-GD test loss -> eps lambda_1/gamma_1 = 0.4 eps as K grows; excess = L_AGD - 0.4 eps <= tau_K "
           "(Lemma 2's tail with its constant); 'paper ok': excess <= the paper's exp(-Omega(K)) taken literally")
     print(st.k_sweep_table())
-    out = Path(args.out)
     paths = [st.save(out / "convex.npz")]
     if not args.no_figure:
         from paper_figures.nakkiran_fig1 import make_figure
 
         paths += make_figure(st, out / "figures" / "nakkiran_fig1")
     _wrote(paths)
-    return 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,13 +309,15 @@ def cmd_sweep(args) -> int:
     from theory.studies.grid import GridConfig, run_grid
 
     cfg = GridConfig(gammas=tuple(args.gammas), etas=tuple(args.etas), decay_steps=tuple(args.decay_steps),
-                     seeds=tuple(args.seeds), paths=args.paths)
-    out = Path(args.out)
-    res = run_grid(cfg, out, executor=args.executor, workers=args.workers, progress=not args.no_progress,
-                   recompute=args.recompute)
-    print(res.table())
-    path = res.save(out / "sweep_results.npz")
-    print(f"\nwrote {path} ({len(res.rows)} tasks; cache in {out / 'cache'})")
+                     seeds=tuple(args.seeds), paths=args.paths).validate(prefix="--")
+    if args.workers is not None:
+        integer("--workers", args.workers, 1)
+    with output_dir(args.out) as out:
+        res = run_grid(cfg, out, executor=args.executor, workers=args.workers, progress=not args.no_progress,
+                       recompute=args.recompute)
+        print(res.table())
+        path = res.save(out / "sweep_results.npz")
+        print(f"\nwrote {path} ({len(res.rows)} tasks, {res.n_diverged} diverged; cache in {out / 'cache'})")
     return 0
 
 

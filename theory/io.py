@@ -140,6 +140,65 @@ def clean_temporary_files(directory: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def prepare_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Create ``path`` (and its parents) and check that files can be written there, before any long
+    computation; errors name ``option`` and the directory."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option}: {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"{option}: cannot write to {path} ({exc.strerror or exc})") from None
+    return path
+
+
+class DirectoryLockedError(RuntimeError):
+    """Another process holds the directory's lock."""
+
+
+class DirectoryLock:
+    """An exclusive, non-blocking lock on a directory (``fcntl.flock`` on ``<dir>/.lock``), held by one
+    process at a time; a second writer fails at once with a message naming the directory and the holder.
+    The lock goes with the process (a killed holder releases it)."""
+
+    def __init__(self, directory: str | os.PathLike, option: str = "--out"):
+        self.directory, self.option, self._fh = Path(directory), option, None
+
+    def __enter__(self) -> "DirectoryLock":
+        import fcntl
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fh = open(self.directory / ".lock", "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise DirectoryLockedError(f"{self.option}: {self.directory} is in use by {holder}; wait for it to "
+                                       "finish or choose another directory") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fh.close()
+
+
 def save_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")

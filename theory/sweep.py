@@ -278,13 +278,34 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _die_with_parent(parent: int) -> None:
+    """Process-pool worker initializer: end this worker when its parent process is gone (a killed
+    sweep leaves no orphans blocked on the task queue)."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
+
+
+#: seconds to wait for a Dask scheduler before giving up
+DASK_CONNECT_TIMEOUT = 5
+
+
 def _open_executor(executor: Any, max_workers: int | None, n_tasks: int) -> tuple[cf.Executor, Callable[[bool], Any]]:
     """The executor to submit to, and ``release(wait)`` (a no-op for executors we do not own)."""
     if isinstance(executor, cf.Executor):
         return executor, lambda wait: None
     if executor in ("processes", "threads"):
-        kind = cf.ProcessPoolExecutor if executor == "processes" else cf.ThreadPoolExecutor
-        pool = kind(max_workers=min(max_workers or _available_cpus(), n_tasks))
+        workers = min(max_workers or _available_cpus(), n_tasks)
+        if executor == "processes":
+            pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+        else:
+            pool = cf.ThreadPoolExecutor(max_workers=workers)
         return pool, lambda wait: pool.shutdown(wait=wait, cancel_futures=True)
     # Dask: a Client, or an address to connect to.
     if _is_dask_client(executor):
@@ -295,9 +316,10 @@ def _open_executor(executor: Any, max_workers: int | None, n_tasks: int) -> tupl
         raise ImportError(f"executor={executor!r} runs the sweep on a Dask cluster, which needs the 'dask' extra: "
                           f"{_DASK_HINT}") from exc
     try:
-        client = Client(executor)
-    except OSError as exc:
-        raise OSError(f"executor: could not connect to the Dask scheduler at {executor!r}: {exc}") from exc
+        client = Client(executor, timeout=DASK_CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise OSError(f"executor: could not connect to the Dask scheduler at {executor} within "
+                      f"{DASK_CONNECT_TIMEOUT} s ({type(exc).__name__}); is it running?") from None
     return client.get_executor(pure=False), lambda wait: client.close()
 
 

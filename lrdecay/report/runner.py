@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from theory.io import DirectoryLock, clean_temporary_files, prepare_output_dir
+
 from .claims import evaluate
 from .claims.base import Claim
 from .jobs import JOBS, SIZES, run_job
@@ -18,7 +20,13 @@ def run_report(out="results/report", *, size="default", use_cache=True, only=Non
     unknown = sorted(set(only or ()) - set(JOBS))
     if unknown:
         raise ValueError(f"only: unknown jobs {unknown}; the jobs are {list(JOBS)}")
-    out = Path(out)
+    out = prepare_output_dir(out, "--out")
+    with DirectoryLock(out, "--out"):
+        clean_temporary_files(out)
+        return _run(out, size, use_cache, only, progress, verdicts_only, log)
+
+
+def _run(out: Path, size, use_cache, only, progress, verdicts_only, log) -> list[Claim]:
     t0 = time.perf_counter()
     jobs = []
     if not verdicts_only:

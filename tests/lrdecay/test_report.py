@@ -252,3 +252,43 @@ def test_missing_dataset_marks_vgg_claims_not_run_and_retries(tmp_path, monkeypa
     vgg = [c for c in claims if c.id.startswith("vgg.")]
     assert vgg and all(c.verdict == MISSING and "CIFAR-10 not found" in c.measured for c in vgg)
     assert not (tmp_path / "empirics" / ".job.json").exists()   # not cached: a later run tries again
+
+
+def test_damaged_cached_result_is_recomputed(smoke, tmp_path):
+    out, _ = smoke
+    shutil.copytree(out, tmp_path / "r")
+    target = tmp_path / "r" / "convex" / "convex.npz"
+    target.write_bytes(target.read_bytes()[:100])            # truncated: the stamp no longer matches
+    logs = []
+    run_report(tmp_path / "r", size="smoke", progress=False, log=logs.append, only=["convex"])
+    assert any("[convex] running" in line for line in logs)
+    assert ConvexStudy.load(target).config["trials"] == 300   # a complete file again
+    logs.clear()
+    (tmp_path / "r" / "convex" / "convex.npz").unlink()       # a missing file: recomputed too
+    run_report(tmp_path / "r", size="smoke", progress=False, log=logs.append, only=["convex"])
+    assert any("[convex] running" in line for line in logs)
+
+
+def test_damaged_file_in_verdicts_only_mode_is_named_not_a_crash(smoke, tmp_path):
+    out, _ = smoke
+    shutil.copytree(out, tmp_path / "r")
+    (tmp_path / "r" / "core" / "core_checks.npz").write_bytes(b"garbage")
+    claims = run_report(tmp_path / "r", size="smoke", progress=False, log=lambda *a: None, verdicts_only=True)
+    alpha = next(c for c in claims if c.id == "model.alpha")
+    assert alpha.verdict == MISSING and "core_checks.npz" in alpha.measured
+
+
+def test_second_report_on_one_directory_is_refused(tmp_path):
+    from theory.io import DirectoryLock, DirectoryLockedError
+
+    with DirectoryLock(tmp_path):
+        with pytest.raises(DirectoryLockedError, match="is in use by pid"):
+            run_report(tmp_path, size="smoke", verdicts_only=True, log=lambda *a: None)
+
+
+def test_leftover_temporary_files_are_cleaned(tmp_path):
+    (tmp_path / "demo").mkdir()
+    left = tmp_path / "demo" / ".schedules.npz.abc123.tmp"
+    left.write_bytes(b"partial")
+    run_report(tmp_path, size="smoke", verdicts_only=True, log=lambda *a: None)
+    assert not left.exists()

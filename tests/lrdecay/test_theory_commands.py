@@ -65,7 +65,7 @@ def test_drift_quick_writes_comparisons_and_figure(tmp_path, capsys):
     assert main(["drift", "--out", str(tmp_path), "--quick", "--paths", "4", "--tau-max", "2", "--no-progress"]) == 0
     assert "plateau meas/pred" in capsys.readouterr().out
     st = DriftStudy.load(tmp_path)
-    assert len(st.main_rows()) == 3 and len(st.breakdown_rows()) == 4
+    assert len(st.main_rows()) == 3 and len(st.breakdown_rows()) == 3 and len(st.control_rows()) == 1
     assert st.comparisons["g1_eta0.02"].sgd_norm.shape[1] == 4
     assert (tmp_path / "figures" / "drift_vs_sgd.png").stat().st_size > 1000
 

@@ -276,6 +276,35 @@ def test_resume_after_sigkill_of_a_process_pool_sweep(tmp_path, clean_env):
     assert_same_results(resumed, _reference(tmp_path, clean_env))
 
 
+def test_killed_sweep_leaves_no_orphan_workers(tmp_path, clean_env):
+    """SIGKILL only the sweep's process: its pool workers notice the parent is gone and end within seconds."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, ENV_DIR: str(tmp_path), ENV_SLEEP: "0.5"}
+    proc = subprocess.Popen([sys.executable, "-c", _sweep_script(cache, "processes", 2)], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and not (cache.exists() and list(cache.glob("*.npz"))):
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)                 # the parent alone, not its group
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        alive = True
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)                    # is anything of the session still running?
+            except ProcessLookupError:
+                alive = False
+                break
+            time.sleep(0.2)
+        assert not alive, "pool workers outlived their killed parent"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_recompute_and_unreadable_cache_file(tmp_path, clean_env):
     clean_env.setenv(ENV_DIR, str(tmp_path / "marks"))
     configs = toy_configs(2, 1)

@@ -383,8 +383,18 @@ class GammaStudyResult(io.Result):
         return "\n".join(lines)
 
     def verdict(self) -> str:
-        """A plain statement: does the measured convergence fraction respect ``1 - exp(-0.1 gamma^2)``?"""
-        rows = self.summary()
+        """A plain statement: does the measured convergence fraction respect ``1 - exp(-0.1 gamma^2)``?
+        Gammas with diverged paths are named and left out: their fractions are not data."""
+        all_rows = self.summary()
+        rows = [r for r in all_rows if r["n_diverged"] == 0]
+        div = [r for r in all_rows if r["n_diverged"]]
+        head = "".join(f"At gamma = {r['gamma']:g}, {r['n_diverged']} of {r['n']} paths DIVERGED (lower eta or "
+                       "lr_factor): no verdict there. " for r in div)
+        if not rows:
+            return head.strip()
+        return (head + self._verdict(rows)).strip()
+
+    def _verdict(self, rows) -> str:
         pct = int(round(100 * CONFIDENCE))
         fmt = lambda gs: ", ".join(f"{g:g}" for g in gs)  # noqa: E731
         below_pt = [r["gamma"] for r in rows if not r["respects_point"]]

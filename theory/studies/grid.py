@@ -17,6 +17,11 @@ from theory import io
 from theory.problem import Problem
 from theory.studies.decay import decay_sweep
 from theory.sweep import config_seed, grid, run_sweep
+from theory.validation import integer, integers, numbers, positive
+
+
+#: part of every task's configuration (hence of its cache key): raised when the task's output changes
+TASK_VERSION = 2
 
 
 def decay_task(config: dict) -> dict:
@@ -27,9 +32,11 @@ def decay_task(config: dict) -> dict:
     sw = decay_sweep(prob, eta=config["eta"], decay_steps=[config["decay_step"]], factor=config["factor"],
                      phase3_steps=config["phase3_steps"], paths_per_decay=config["paths"], seed=noise_seed,
                      record_every=max(1, (config["decay_step"] + config["phase3_steps"]) // 20))
+    diverged = sw.sim.status == "diverged"
     return {"final_test": sw.final_test[0], "final_train": sw.final_train[0], "final_norm": sw.final_norm[0],
             "min_norm_test_loss": sw.min_norm_test_loss, "flow_landing_test_loss": sw.flow_landing_test_loss,
-            "noise_seed": noise_seed}
+            "noise_seed": noise_seed, "status": sw.sim.status.astype("U10"),
+            "first_divergence": int(sw.sim.stop_step[diverged].min()) if diverged.any() else -1}
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,24 @@ class GridConfig:
     phase3_steps: int = 10000
     paths: int = 2
 
+    def validate(self, prefix: str = "") -> "GridConfig":
+        """Every axis checked before any task is dispatched; ``prefix="--"`` names the CLI options."""
+        name = (lambda s: prefix + s.replace("_", "-")) if prefix else (lambda s: s)
+        numbers(name("gammas"), self.gammas, 0.0)
+        numbers(name("etas"), self.etas, 0.0, strict=True)
+        integers(name("decay_steps"), list(self.decay_steps), 0)
+        integers(name("seeds"), list(self.seeds), 0)
+        integer(name("paths"), self.paths, 1)
+        d = integer(name("d"), self.d, 2)
+        integer(name("n"), self.n, 1, d - 1)
+        positive(name("sigma"), self.sigma)
+        integer(name("phase3_steps"), self.phase3_steps, 1)
+        return self
+
     def configs(self) -> list[dict]:
         return grid(gamma=list(self.gammas), eta=list(self.etas), decay_step=list(self.decay_steps),
                     seed=list(self.seeds), d=self.d, n=self.n, sigma=self.sigma, factor=self.factor,
-                    phase3_steps=self.phase3_steps, paths=self.paths)
+                    phase3_steps=self.phase3_steps, paths=self.paths, task_version=TASK_VERSION)
 
 
 @dataclass
@@ -59,21 +80,32 @@ class GridResult(io.Result):
 
     rows: list = field(default_factory=list)
 
+    @property
+    def n_diverged(self) -> int:
+        return sum(r["status"] != "ok" for r in self.rows)
+
     def table(self) -> str:
         lines = [f"{'gamma':>6} {'eta':>6} {'decay':>7} {'seed':>5} {'final test':>11} {'min-norm':>9}"]
         for r in self.rows:
+            value = f"{r['final_test_mean']:>11.4f}" if r["status"] == "ok" else f"{r['status']:>11}"
             lines.append(f"{r['gamma']:>6g} {r['eta']:>6g} {r['decay_step']:>7d} {r['seed']:>5d} "
-                         f"{r['final_test_mean']:>11.4f} {r['min_norm_test_loss']:>9.4f}")
+                         f"{value} {r['min_norm_test_loss']:>9.4f}")
         return "\n".join(lines)
 
 
 def run_grid(config: GridConfig, out, *, executor="processes", workers=None, progress=True,
              recompute=False) -> GridResult:
-    """Run every grid point (cached under ``<out>/cache``) and collect the rows."""
-    configs = config.configs()
+    """Run every grid point (cached under ``<out>/cache``) and collect the rows. A task with a diverged
+    path has status ``"diverged at step k"`` and no mean (nan): its numbers are not data."""
+    configs = config.validate().configs()
     results = run_sweep(decay_task, configs, cache_dir=Path(out) / "cache", executor=executor, max_workers=workers,
                         progress=progress, recompute=recompute)
-    rows = [dict(cfg, final_test_mean=float(np.mean(r["final_test"])), final_train_mean=float(np.mean(r["final_train"])),
-                 min_norm_test_loss=float(r["min_norm_test_loss"]), flow_landing_test_loss=float(r["flow_landing_test_loss"]))
-            for cfg, r in zip(configs, results)]
+    rows = []
+    for cfg, r in zip(configs, results):
+        ok = r["first_divergence"] < 0
+        rows.append(dict(cfg, status="ok" if ok else f"diverged at step {r['first_divergence']}",
+                         final_test_mean=float(np.mean(r["final_test"])) if ok else float("nan"),
+                         final_train_mean=float(np.mean(r["final_train"])) if ok else float("nan"),
+                         min_norm_test_loss=float(r["min_norm_test_loss"]),
+                         flow_landing_test_loss=float(r["flow_landing_test_loss"])))
     return GridResult(rows)

@@ -98,9 +98,17 @@ def load(cls, path: Path):
 
 
 def judge_one(spec: ClaimSpec, out: Path) -> Claim:
+    """Judge one claim from the files under ``out``; a damaged or incomplete file makes it "not run"
+    with the file named, instead of failing the page."""
+    from theory.io import ResultFileError
+
     c = Claim(spec.id, spec.section, spec.statement, spec.source, spec.prediction, tolerance=spec.tolerance,
               figure=spec.figure, caveat=spec.caveat)
-    j = spec.judge(Path(out) / spec.job)
+    try:
+        j = spec.judge(Path(out) / spec.job)
+    except (ResultFileError, FileNotFoundError, KeyError) as exc:
+        c.measured = f"unreadable result files: {exc}"
+        return c
     if j is not None:
         c.verdict, c.measured, c.values, c.note = j.verdict, j.measured, dict(j.values), j.note
         if j.prediction is not None:

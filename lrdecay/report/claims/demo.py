@@ -19,6 +19,15 @@ def _sweep(d: Path, gamma: float):
     return load(DecaySweep, d / f"decay_sweep_gamma{gamma:g}.npz")
 
 
+def _diverged(sim) -> Judgement | None:
+    """A run with diverged paths gives no verdict: its numbers are not data."""
+    bad = sim.status == "diverged"
+    if not bad.any():
+        return None
+    return Judgement(NOT_APPLICABLE, f"{int(bad.sum())} of {len(bad)} paths diverged (first at step "
+                                     f"{int(sim.stop_step[bad].min())}): no verdict", {"diverged": float(bad.sum())})
+
+
 @claim("phase3.late_decay", section="§1 Phase III", source="[seed]",
        statement="γ > 0: a later learning-rate decay ends with a lower test loss",
        prediction="final test loss decreases with the decay step",
@@ -28,6 +37,8 @@ def late_decay(d):
     sw = _sweep(d, 1.0)
     if sw is None:
         return None
+    if _diverged(sw.sim):
+        return _diverged(sw.sim)
     mean, sem = mean_sem(sw.final_test)
     mn = sw.min_norm_test_loss
     ok = [(mean[i] - mean[i + 1] > LATE_DECAY_SE * np.hypot(sem[i], sem[i + 1]))
@@ -51,6 +62,8 @@ def to_min_norm(d):
     sw = _sweep(d, 1.0)
     if sw is None:
         return None
+    if _diverged(sw.sim):
+        return _diverged(sw.sim)
     mean = sw.final_test.mean(1)
     mn = sw.min_norm_test_loss
     wn = float(np.linalg.norm(sw.problem.w_mn))
@@ -78,6 +91,8 @@ def schedules(d):
     sc = load(ScheduleComparison, d / "schedules.npz")
     if sc is None:
         return None
+    if _diverged(sc.sim):
+        return _diverged(sc.sim)
     m_, e_ = sc.mean_sem_test()
 
     def k_se(a, b):
@@ -97,6 +112,8 @@ def gamma0(d):
     sw = _sweep(d, 0.0)
     if sw is None or _sweep(d, 1.0) is None:
         return None
+    if _diverged(sw.sim):
+        return _diverged(sw.sim)
     m0 = sw.final_test.mean(1)
     spread = float(np.ptp(m0) / m0.mean())
     return Judgement(verdict(spread <= GAMMA0_SPREAD),
@@ -114,6 +131,8 @@ def freeze(d):
     sw = _sweep(d, 1.0)
     if sw is None or _sweep(d, 0.0) is None:
         return None
+    if _diverged(sw.sim):
+        return _diverged(sw.sim)
     ratios = freeze_ratios(sw)
     if not ratios:
         return None

@@ -36,6 +36,8 @@ def bound(d):
     rows = _rows(d)
     if rows is None:
         return None
+    div = [r for r in rows if r["n_diverged"]]
+    rows = [r for r in rows if not r["n_diverged"]]
     test = [r for r in rows if testable(r)]
     rest = [r for r in rows if not testable(r)]
     parts = [f"γ={r['gamma']:g}: {r['n_converged']}/{r['n']} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] vs {r['bound']:.3f}"
@@ -43,6 +45,8 @@ def bound(d):
     if rest:
         parts.append("not testable at " + ", ".join(f"γ={r['gamma']:g}" for r in rest)
                      + f" (0/{rest[0]['n']} would still reach the bound)")
+    if div:
+        parts.append("diverged at " + ", ".join(f"γ={r['gamma']:g} ({r['n_diverged']}/{r['n']})" for r in div))
     measured = "; ".join(parts)
     if not test:
         return Judgement(NOT_TESTABLE, measured, {}, "No gamma of this sample size can refute the bound.")

@@ -73,3 +73,10 @@ def test_bad_inputs(kwargs, match):
     p = Problem.generate(d=20, n=5, gamma=1.0, seed=0)
     with pytest.raises(ValueError, match=match):
         decay_sweep(p, **kwargs)
+
+
+def test_diverged_rows_are_flagged_not_averaged():
+    p = Problem.generate(d=20, n=5, gamma=1.0, sigma=0.3, seed=0)
+    s = decay_sweep(p, eta=100.0, decay_steps=[0, 50], phase3_steps=50, paths_per_decay=2, seed=1)
+    assert s.diverged_rows.all()
+    assert s.table().count("diverged") >= 2

@@ -177,3 +177,10 @@ def test_summary_table_and_verdict(tiny):
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_gamma_study(**{"n_instances": 2, "max_steps": 10, "progress": False, **kwargs})
+
+
+def test_verdict_names_diverged_gammas_instead_of_judging_them():
+    res = run_gamma_study([2.0], n_instances=3, d=20, n=5, eta=50.0, max_steps=200, progress=False, record_every=50)
+    assert np.all(res.status == "diverged")
+    v = res.verdict()
+    assert "DIVERGED" in v and "No significant violation" not in v and "respect" not in v

@@ -26,3 +26,20 @@ def test_task_noise_seed_depends_on_whole_config():
     s2 = decay_task(dict(base, decay_step=5))["noise_seed"]
     assert s1 != s2 and decay_task(base)["noise_seed"] == s1
     assert np.isfinite(decay_task(base)["final_test"]).all()
+
+
+def test_diverged_tasks_carry_a_status_not_numbers(tmp_path):
+    cfg = GridConfig(gammas=(1.0,), etas=(50.0,), decay_steps=(0,), seeds=(0,), d=20, n=5, phase3_steps=200, paths=2)
+    res = run_grid(cfg, tmp_path, executor="serial", progress=False)
+    row = res.rows[0]
+    assert row["status"].startswith("diverged at step") and np.isnan(row["final_test_mean"])
+    assert res.n_diverged == 1 and "diverged" in res.table()
+    again = run_grid(cfg, tmp_path, executor="serial", progress=False)   # from the cache: the same status
+    assert again.rows[0]["status"] == row["status"]
+
+
+def test_grid_is_validated_before_dispatch(tmp_path):
+    import pytest
+    with pytest.raises(ValueError, match=r"etas must be a non-empty list of finite numbers > 0"):
+        run_grid(GridConfig(etas=(0.0,)), tmp_path, executor="processes", progress=False)
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
