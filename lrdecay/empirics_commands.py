@@ -1,20 +1,24 @@
-"""``lrdecay empirics``: the VGG-11 experiment, one sub-subcommand per stage and one per whole profile.
-
-    lrdecay empirics main      --out runs/quick [--profile quick] [--set KEY=VALUE ...]
-    lrdecay empirics subpaths  --out runs/quick [--decay-epochs 10 20 ...]
-    lrdecay empirics landscape --out runs/quick [--grid 11] [--curved]
-    lrdecay empirics figures   --out runs/quick
-    lrdecay empirics profile   quick --out runs/quick        (all four stages, resumable)
-    lrdecay empirics profile   --list
+"""The ``lrdecay empirics`` subcommands: the VGG-11 experiment, one stage each and one per whole profile.
 
 Torch is imported inside the handlers, so ``lrdecay --help`` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 from dataclasses import fields, replace
 from pathlib import Path
+
+DESCRIPTION = """The VGG-11 experiment on CIFAR-10, stage by stage or a whole profile (every stage resumes):
+
+    lrdecay empirics main      --out runs/quick [--profile quick] [--set KEY=VALUE ...]
+    lrdecay empirics subpaths  --out runs/quick [--decay-epochs 10 20 ...]
+    lrdecay empirics landscape --out runs/quick [--grid 11] [--curved]
+    lrdecay empirics figures   --out runs/quick
+    lrdecay empirics profile   quick --out runs/quick        (all four stages)
+    lrdecay empirics profile   --list
+"""
 
 
 def _common(p: argparse.ArgumentParser, data: bool = True, out_required: bool = True) -> None:
@@ -26,45 +30,60 @@ def _common(p: argparse.ArgumentParser, data: bool = True, out_required: bool = 
                             "else ../shared/data/cifar10-subset beside the repository")
         p.add_argument("--source", choices=("auto", "torchvision", "pickle"), default="auto",
                        help="reader: torchvision (official files, MD5-checked), pickle (any python-version "
-                            "layout, structure-checked) or auto (torchvision when the checksums match)")
+                            "layout, structure-checked) or auto (torchvision when the checksums match) "
+                            "(default: %(default)s)")
         p.add_argument("--download", action="store_true", help="download CIFAR-10 through torchvision (network)")
-        p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+        p.add_argument("--device", default="auto",
+                       help="auto (cuda if available), cpu, cuda or cuda:N (default: %(default)s)")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's)")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting: a train field (e.g. epochs=20, width=0.5, decay_epochs=10,20) "
-                            "or landscape.FIELD (e.g. landscape.grid=21); repeatable")
+                            "or landscape.FIELD (e.g. landscape.grid=21); repeatable (default: none)")
         p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
         p.add_argument("--tensorboard", action="store_true", help="also log metrics for TensorBoard (<path>/tb)")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("empirics", help="VGG-11 on CIFAR-10: main path, decayed subpaths, landscape",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="stage", metavar="STAGE")
     sub.required = True
 
-    m = sub.add_parser("main", help="train the main path at the large learning rate (resumable)")
+    m = sub.add_parser("main", help="train the main path at the large learning rate (resumable)",
+                       description="Train the main path: SGD at the profile's large learning rate for its epochs, "
+                                   "with checkpoints (the trajectory and the starting points of the subpaths). "
+                                   "Writes <out>/config.json and <out>/main/; resumes from the last checkpoint.")
     _common(m)
-    m.add_argument("--profile", default="quick", help="profile whose settings to start from (default quick)")
+    m.add_argument("--profile", default="quick", help="profile whose settings to start from (default: %(default)s)")
     m.set_defaults(func=cmd_main)
 
-    s = sub.add_parser("subpaths", help="branch decayed subpaths from main-path checkpoints (resumable)")
+    s = sub.add_parser("subpaths", help="branch decayed subpaths from main-path checkpoints (resumable)",
+                       description="Branch one subpath from the main-path checkpoint at each decay epoch and train it at "
+                                   "the decayed learning rate. Writes <out>/sub_e<epoch>/; resumes.")
     _common(s)
     s.add_argument("--decay-epochs", type=int, nargs="+", default=None, help="decay epochs (default: the run's)")
     s.set_defaults(func=cmd_subpaths)
 
-    la = sub.add_parser("landscape", help="PCA of all checkpoints and the loss grid in its plane")
+    la = sub.add_parser("landscape", help="PCA of all checkpoints and the loss grid in its plane",
+                        description="PCA of every checkpoint of the main path and the subpaths, and the train and test "
+                                    "loss on a grid in the plane of the first two components. Writes "
+                                    "<out>/landscape.npz.")
     _common(la)
-    la.add_argument("--grid", type=int, default=None, help="grid points per axis")
-    la.add_argument("--curved", action="store_true", default=None, help="use the authors' curved sheet")
+    la.add_argument("--grid", type=int, default=None, help="grid points per axis (default: the run's)")
+    la.add_argument("--curved", action="store_true", default=None,
+                    help="use the authors' curved sheet through the checkpoints instead of the plane")
     la.set_defaults(func=cmd_landscape)
 
-    f = sub.add_parser("figures", help="draw the landscape and decay figures from a run directory")
+    f = sub.add_parser("figures", help="draw the landscape and decay figures from a run directory",
+                       description="Draw the figures of a run directory from its saved results "
+                                   "(<out>/figures/*.png and .pdf).")
     _common(f, data=False)
     f.set_defaults(func=cmd_figures)
 
-    pr = sub.add_parser("profile", help="run a whole profile: main → subpaths → landscape → figures")
-    pr.add_argument("name", nargs="?", help="quick, authors or full")
+    pr = sub.add_parser("profile", help="run a whole profile: main → subpaths → landscape → figures",
+                        description="Run every stage of a named profile (settings: --list) in one run directory; "
+                                    "each finished stage is reused, an interrupted one resumes.")
+    pr.add_argument("name", nargs="?", help="the profile (see --list)")
     pr.add_argument("--list", action="store_true", help="list the profiles and exit")
     _common(pr, out_required=False)
     pr.set_defaults(func=cmd_profile)

@@ -30,16 +30,17 @@ def make_figure(result, out_stem):
     frac = np.array([r["fraction"] for r in rows])
     lo = np.array([r["ci_low"] for r in rows])
     hi = np.array([r["ci_high"] for r in rows])
-    ax.errorbar(g, frac, yerr=[np.maximum(frac - lo, 0), np.maximum(hi - frac, 0)], marker="o", color="C0",
+    dx = 0.012 * max(float(g.max() - g.min()), 1.0)     # side by side where the three series coincide
+    ax.errorbar(g - dx, frac, yerr=[np.maximum(frac - lo, 0), np.maximum(hi - frac, 0)], marker="o", color="C0",
                 capsize=3, lw=1.5,
                 label=f"converged within {c['max_steps']:,} steps (95% Wilson)")
     ax.plot(g, [r["flat_fraction"] for r in rows], marker="s", ls="--", color="C2", ms=5,
             label="flattest-point condition holds")
-    ax.plot(g, [r["predicted_fraction"] for r in rows], marker="^", ls=":", color="C1", ms=5,
+    ax.plot(g + dx, [r["predicted_fraction"] for r in rows], marker="^", ls=":", color="C1", ms=5,
             label="drift end point within tol (unlimited steps)")
     bad = np.array([not r["respects_ci"] for r in rows])
     if bad.any():
-        ax.scatter(g[bad], frac[bad], s=140, facecolors="none", edgecolors="C3", lw=1.5, zorder=5,
+        ax.scatter(g[bad] - dx, frac[bad], s=140, facecolors="none", edgecolors="C3", lw=1.5, zorder=5,
                    label="bound violated (CI upper end below)")
     ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel("γ", labelpad=1)
@@ -96,7 +97,8 @@ def make_figure(result, out_stem):
 
     fig.suptitle(r"Large-LR label-noise SGD on $f(w;x) = \|w\|^\gamma\, w^\top x$"
                  + f": d = {c['d']}, n = {c['n']}, σ = {c['sigma']:g}, "
-                 + (f"η = {c['lr_factor']:g}/λ_max at landing" if c.get("eta") is None else f"fixed η = {c['eta']:g}")
+                 + (f"η = {c['lr_factor']:g}/" + r"$\lambda_{\max}$" + " at landing" if c.get("eta") is None
+                    else f"fixed η = {c['eta']:g}")
                  + f", tol = {c['tol']:g}", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, out_stem)

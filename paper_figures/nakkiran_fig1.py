@@ -89,6 +89,7 @@ def make_figure(result_path_or_data, out_stem) -> list[Path]:
     for ax in axes[:2]:
         ax.plot(*bs, "*", color="k", ms=11, label="β*")
         ax.plot([], [], color=c_eps, lw=1.8, label=f"train loss = ε = {eps:g}")
+        ax.plot([], [], color="0.6", lw=0.7, label="train loss = 2ε, 4ε, 8ε, …")
         ax.set_xlim(x[0], x[-1])
         ax.set_ylim(y[0], y[-1])
 
@@ -119,6 +120,9 @@ def make_figure(result_path_or_data, out_stem) -> list[Path]:
         ax.set_ylabel("β₂")
         ax.set_aspect("equal")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=7.5, frameon=False)
+    alpha = float(d["fig_alpha"]) if "fig_alpha" in d else None
+    note = (f"\n(a) ends at {L_slow / eps:.2f}ε, not 1.5ε: 1.5ε is the α → 0 limit, and here Lemma 2's condition "
+            f"holds with α = {alpha:.2g} (bound 1.5(1−α)ε = {1.5 * (1 - alpha):.2f}ε)" if alpha is not None else "")
     fig.suptitle("Nakkiran (2020), Figure 1 — train loss (2/3)(β₁−β₁*)² + (1/3)(β₂−β₂*)², "
-                 "test loss ½(β₁−β₁*)² + ½(β₂−β₂*)²; both runs stop at train loss ε", fontsize=10)
+                 "test loss ½(β₁−β₁*)² + ½(β₂−β₂*)²; both runs stop at train loss ε" + note, fontsize=10)
     return save_figure(fig, out_stem)

@@ -333,6 +333,25 @@ class Result:
         super().__init_subclass__(**kw)
         if cls.__dict__.get("KIND"):
             Result._registry[cls.KIND] = cls
+        if "__repr__" not in cls.__dict__:      # set before @dataclass runs, so it keeps this one
+            cls.__repr__ = Result._compact_repr
+
+    def _compact_repr(self) -> str:
+        """``Kind(field=summary, ...)``: arrays by shape, dicts by their keys, long values cut."""
+        def short(v):
+            if isinstance(v, np.ndarray):
+                return f"array{v.shape}"
+            if isinstance(v, dict):
+                keys = list(v)
+                return "{" + ", ".join(map(str, keys[:6])) + (", …" if len(keys) > 6 else "") + "}"
+            if isinstance(v, (list, tuple)) and len(v) > 6:
+                return f"[{len(v)} items]"
+            if isinstance(v, Result):
+                return type(v).__name__ + "(…)"
+            text = repr(v)
+            return text if len(text) <= 60 else text[:57] + "…"
+        fields = ", ".join(f"{f.name}={short(getattr(self, f.name))}" for f in dataclasses.fields(self) if f.repr)
+        return f"{type(self).__name__}({fields})"
 
     # ---- flattening ----------------------------------------------------------------------------
     def _flatten(self, prefix: str = "") -> tuple[dict, dict, dict]:

@@ -20,7 +20,7 @@ from theory.io import ResultFileError, load_json, save_json
 # Sizes: "default" is the report; "smoke" is a tiny run for tests.
 # --------------------------------------------------------------------------------------------------
 SIZES = {
-    "default": dict(symbolic=dict(points=5), demo=dict(quick=False, paths=4), drift=dict(quick=True, paths=32, tau_max=24.0),
+    "default": dict(symbolic=dict(points=5), demo=dict(quick=False, paths=4), drift=dict(quick=False, paths=32, tau_max=24.0),
                     convex=dict(trials=10000), core=dict(paths=8), landscape=dict(grid=241, sgd_steps=30000),
                     gamma=dict(n_instances=40), empirics=dict(profile="quick")),
     "smoke": dict(symbolic=dict(points=2), demo=dict(quick=True, paths=2), drift=dict(quick=True, paths=8, tau_max=4.0),

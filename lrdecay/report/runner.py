@@ -37,7 +37,9 @@ def _run(out: Path, size, use_cache, only, progress, verdicts_only, log) -> list
             cfg["progress"] = progress
             jobs.append(run_job(name, out / name, cfg, use_cache, log))
     claims = evaluate(out)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": time.perf_counter() - t0, "size": size, "jobs": jobs}
+    seeds = {name: SIZES[size].get(name, {}).get("seed", 0) for name in JOBS}   # every job's studies use seed 0
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": time.perf_counter() - t0, "size": size,
+            "jobs": jobs, "seeds": seeds}
     md, page = write_pages(out, claims, meta)
     width = max(len(c.id) for c in claims)
     log("")

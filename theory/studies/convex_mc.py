@@ -339,8 +339,8 @@ def figure1_data(*, beta_star=(1.0, 1.0), eps: float = 0.05, K: int = 5, n_point
 
 DEFAULT_ALPHAS = (0.5, 0.1, 0.01, 0.001)
 DEFAULT_KS = (0, 1, 2, 5, 20)
-#: Figure 1's instance: beta* = (1, 1), eps, K large steps (Nakkiran's Figure 1 is schematic; any eps works)
-FIGURE1 = dict(beta_star=(1.0, 1.0), eps=0.05, K=5)
+#: Figure 1's instance: beta* = (1, 1), eps, K large steps (Nakkiran's Figure 1 is schematic)
+FIGURE1 = dict(beta_star=(3.0, 3.0), eps=0.1, K=5)    # the same eps as the Monte Carlo
 K_SWEEP = (0, 1, 2, 5, 10, 20, 40)
 
 

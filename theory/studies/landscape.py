@@ -64,14 +64,52 @@ class LandscapeStudy(io.Result):
     sgd_paths: dict
     flattest: dict
     config: dict = field(default_factory=dict)
+    plane: dict = field(default_factory=dict)   # the d = 3, n = 2 case on the plane holding M (see plane_study)
 
     @staticmethod
     def key(gamma) -> str:
         return f"g{float(gamma):g}"
 
 
+def plane_problem(gamma: float = 1.0) -> Problem:
+    """A d = 3, n = 2 instance where the flatness condition holds (y along the small singular direction of X):
+    label-noise SGD drifts along M to ``w_mn``."""
+    X = np.array([[1.0, 0.0, 0.2], [0.0, 0.3, 0.0]])
+    a_star = np.array([0.3, 1.5, 0.5])
+    return Problem(X=X, y=X @ a_star, alpha_star=a_star, w0=np.array([-0.9, 1.2, 0.9]), gamma=gamma, sigma=0.5,
+                   seed=None)
+
+
+def plane_study(grid: int, sgd_steps: int, eta: float = 0.1, seed: int = 0, gamma: float = 1.0) -> dict:
+    r"""The d = 3, n = 2 case drawn on the plane ``P = span{w_mn, k}``, ``k`` spanning ``ker X``: ``alpha`` maps P
+    to itself and ``M = alpha^{-1}(alpha_mn + span k)`` lies in P, so the valley is exactly on the plane. Losses
+    on a grid of P, and the gradient-flow and SGD paths projected onto P (SGD's normal fluctuations leave P)."""
+    p = plane_problem(gamma)
+    e1 = p.w_mn / np.linalg.norm(p.w_mn)
+    k = np.linalg.svd(p.X)[2][-1]
+    e2 = k - (k @ e1) * e1
+    e2 /= np.linalg.norm(e2)
+    B = np.stack([e1, e2])                                     # (2, 3): plane coordinates
+    lim = 2.5
+    ax = np.linspace(-lim, lim, grid)
+    A, C = np.meshgrid(ax, ax)
+    W = A.reshape(-1, 1) * e1 + C.reshape(-1, 1) * e2
+    flow = problem_gradient_flow(p, eps=1e-8, t_max=1e5, reduce=False).w
+    sim = simulate(p, steps=sgd_steps, lr=eta, seed=seed, record_every=max(1, sgd_steps // 300),
+                   observables=[("w0", lambda W: W[:, 0]), ("w1", lambda W: W[:, 1]), ("w2", lambda W: W[:, 2]),
+                                ("dist_mn", lambda W: np.linalg.norm(W - p.w_mn, axis=1))])
+    sgd = np.stack([sim.records[f"w{i}"][:, 0] for i in range(3)], axis=1)
+    return {"axis": ax, "train": m.train_loss(W, p.X, p.y, gamma).reshape(grid, grid),
+            "test": m.test_loss(W, p.alpha_star, gamma).reshape(grid, grid), "basis": B,
+            "flow": flow @ B.T, "sgd": sgd @ B.T, "sgd_steps": sim.steps.astype(float),
+            "sgd_dist_mn": sim.records["dist_mn"][:, 0], "w_mn": p.w_mn @ B.T,
+            "w_star": m.alpha_inverse(p.alpha_star, gamma) @ B.T, "w0": p.w0 @ B.T,
+            "gamma": np.array(gamma), "eta": np.array(eta),
+            "flatness": np.array(m.flatness_condition(p.X, p.y, gamma)[0])}
+
+
 def run_landscape_study(gammas=(0.0, 1.0, 2.0), grid: int = 241, sgd_steps: int = 30000, eta: float = 0.05,
-                        seed: int = 0) -> LandscapeStudy:
+                        seed: int = 0, plane_steps: int | None = None) -> LandscapeStudy:
     """Losses on the slice, gradient flow and one label-noise SGD path (``sgd_steps`` steps at ``eta``,
     its iterate kept every ``sgd_steps // 30`` steps) for each gamma."""
     gammas = numbers("gammas", gammas, 0.0)
@@ -87,14 +125,17 @@ def run_landscape_study(gammas=(0.0, 1.0, 2.0), grid: int = 241, sgd_steps: int 
         train.append(m.train_loss(W, p.X, p.y, gamma).reshape(grid, grid))
         test.append(m.test_loss(W, p.alpha_star, gamma).reshape(grid, grid))
         flows[key] = problem_gradient_flow(p, eps=1e-8, t_max=1e5, reduce=False).w
-        sim = simulate(p, steps=sgd_steps, lr=eta, seed=seed, record_every=sgd_steps // 30,
+        sim = simulate(p, steps=sgd_steps, lr=eta, seed=seed, record_every=max(1, sgd_steps // 300),
                        observables=[("w0", lambda W: W[:, 0]), ("w1", lambda W: W[:, 1])])
         sgds[key] = np.stack([sim.records["w0"][:, 0], sim.records["w1"][:, 0]], axis=1)
         w_mn.append(p.w_mn)
         w_star.append(m.alpha_inverse(p.alpha_star, gamma))
         flats[key] = flattest_points(p)
+    plane_steps = 2 * sgd_steps if plane_steps is None else integer("plane_steps", plane_steps, 30)
+    plane = plane_study(grid, plane_steps, seed=seed)
     return LandscapeStudy(gammas, g1, np.array(train), np.array(test), np.array(w_mn), np.array(w_star),
-                          flows, sgds, flats, dict(grid=grid, sgd_steps=sgd_steps, eta=eta, seed=seed, limit=LIMIT))
+                          flows, sgds, flats, dict(grid=grid, sgd_steps=sgd_steps, eta=eta, seed=seed, limit=LIMIT,
+                                                   plane_steps=plane_steps), plane)
 
 
 #: train valley: the sublevel set {L_n <= VALLEY_LEVEL x median(L_n)} must touch at least two sides of the window

@@ -63,6 +63,14 @@ class Claim:
 
 
 REGISTRY: dict[str, ClaimSpec] = {}
+#: figure path (relative to the report directory) -> caption: what to look at, what the claims need
+CAPTIONS: dict[str, str] = {}
+
+
+def caption(figure: str, text: str) -> str:
+    """Register the caption of a figure; returns the figure's path."""
+    CAPTIONS[figure] = text
+    return figure
 
 
 def claim(id: str, *, section: str, statement: str, source: str, prediction: str, tolerance: str, job: str,

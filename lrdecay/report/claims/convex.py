@@ -7,9 +7,15 @@ from scipy.stats import binomtest
 from theory.studies.convex_mc import (FIGURE1_RTOL, LEMMA2_RTOL, PROP1_EFFECT, PROP1_LEVEL, PROP1_POWER, RATIO_TOL,
                                       ConvexStudy, lemma2_bounds_from_eigendata, prop1_draws_needed)
 
-from .base import NOT_TESTABLE, Judgement, claim, load, verdict
+from .base import NOT_TESTABLE, Judgement, caption, claim, load, verdict
 
-FIG = "convex/figures/nakkiran_fig1.png"
+FIG = caption(
+    "convex/figures/nakkiran_fig1.png",
+    "Nakkiran's Figure 1 on the 2-1 draw (S = diag(2/3, 1/3), Σ = I/2): (a) gradient flow from 0 (a small "
+    "learning rate) to the train-loss level ε; (b) K steps of the large rate η = 1/γ₁, which jump across the "
+    "top direction, then gradient flow to the same level; (c) the test-loss contours with both end points on "
+    "the same train-loss ellipse (grey). convex.figure1 needs the annealed end at 0.75ε and the small-rate end "
+    "between Lemma 2's bound 1.5(1 − α)ε and 1.5ε.")
 
 
 def _study(d):

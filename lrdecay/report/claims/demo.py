@@ -9,10 +9,21 @@ from theory.stats import mean_sem
 from theory.studies.decay import (CONVERGED_ATOL, FREEZE_MIN_DROP, FREEZE_RANGE, GAMMA0_SPREAD, LATE_DECAY_SE,
                                   SCHEDULES_SE, TO_MIN_NORM_RTOL, DecaySweep, ScheduleComparison, freeze_ratios)
 
-from .base import NOT_APPLICABLE, Judgement, claim, load, verdict
+from .base import NOT_APPLICABLE, Judgement, caption, claim, load, verdict
 
-FIG_DECAY = "demo/figures/demo_decay.png"
-FIG_PHASE = "demo/figures/three_phases.png"
+FIG_DECAY = caption(
+    "demo/figures/demo_decay.png",
+    "Left: final test loss against the step of the decay (log axis; error bars: one standard error over the paths "
+    "of a row) for γ = 1 and γ = 0, with the min-norm test loss (dashed) and the gradient-flow landing point "
+    "(dotted). phase3.late_decay needs the γ = 1 curve to fall step by step towards the dashed line, "
+    "phase3.gamma0 the γ = 0 curve to stay flat. Right: the test loss along one path per decay step.")
+FIG_PHASE = caption(
+    "demo/figures/three_phases.png",
+    "Train loss, test loss and ‖w‖ along one path per decay step (γ = 1, log step axis), the three phases of "
+    "the latest-decay path shaded: Phase I (the fall onto M, until the train loss enters the band of the "
+    "predicted plateau, grey), Phase II (the drift at the large rate: ‖w‖ falls to ‖w_mn‖), Phase III (after "
+    "the decay the drift slows by (η'/η)², so the test loss almost stops). phase2.to_min_norm needs the latest "
+    "decay to end on the dashed min-norm lines; phase3.freeze needs each curve to nearly stop after its decay.")
 
 
 def _sweep(d: Path, gamma: float):
@@ -86,7 +97,7 @@ def to_min_norm(d):
                  "10 % and are no worse than cosine",
        prediction="test(step@0.90), test(wsd) < test(step@0.10) and ≤ test(cosine)",
        tolerance=f"differences beyond {SCHEDULES_SE:g} standard errors (≤: within {SCHEDULES_SE:g} standard errors)",
-       job="demo", figure=FIG_DECAY)
+       job="demo", figure=FIG_DECAY, caveat="One problem instance (seed 0), 4 paths per schedule.")
 def schedules(d):
     sc = load(ScheduleComparison, d / "schedules.npz")
     if sc is None:

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 from theory.studies.landscape import EDGE_MARGIN, VALLEY_LEVEL, LandscapeStudy, landscape_metrics
 
-from .base import Judgement, claim, load, verdict
+from .base import Judgement, caption, claim, load, verdict
 
-FIG = "landscape/figures/nonlinear_landscape.png"
+FIG = caption(
+    "landscape/figures/nonlinear_landscape.png",
+    "Train loss (top) and test loss (bottom) of the nonlinear model on 2-D slices, log colour scale with even "
+    "levels. Three left columns: d = 2, n = 1 for γ = 0, 1, 2 — the train loss has a valley of minima (the "
+    "manifold M, open level sets) and the test loss an isolated minimum at α⁻¹(α*) (closed level sets), as "
+    "model.landscape needs; with n = 1 the flatness condition fails, so label-noise SGD (dots coloured by time) "
+    "drifts to the flattest point of M (diamond), not to w_mn (star). Right column: d = 3, n = 2 with γ = 1, "
+    "where the condition holds, on the plane that contains M: SGD drifts along the valley to w_mn.")
 
 
 @claim("model.landscape", section="§1 model", source="[seed]",
@@ -15,7 +22,8 @@ FIG = "landscape/figures/nonlinear_landscape.png"
                   "(touches two sides, extent ≥ the window's side); the test loss is smallest inside the window at "
                   "α⁻¹(α*) and higher all along the window's edge",
        tolerance=f"valley: ≥ 2 sides and extent ≥ side; test minimum interior, within 1.5 grid spacings of α⁻¹(α*), "
-                 f"edge ≥ minimum + {EDGE_MARGIN:g} (median − minimum)", job="landscape", figure=FIG)
+                 f"edge ≥ minimum + {EDGE_MARGIN:g} (median − minimum)", job="landscape", figure=FIG,
+       caveat="Measured on 2-D slices (d = 2, n = 1); the valley is M itself only in such low dimensions.")
 def landscape(d):
     st = load(LandscapeStudy, d / "landscape.npz")
     if st is None:

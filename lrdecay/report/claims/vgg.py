@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from theory.io import load_json
 
-from .base import FIGURE, Judgement, claim, verdict
+from .base import FIGURE, Judgement, caption, claim, verdict
 
 
 def _summary(d):
@@ -18,7 +18,8 @@ def _summary(d):
        statement="VGG-11 on CIFAR-10: subpaths decayed later end with a lower test loss",
        prediction="final test loss decreases with the decay epoch",
        tolerance="Spearman ρ(final test loss, decay epoch) < 0 and last < first", job="empirics",
-       figure="empirics/figures/vgg_decay.png")
+       figure=caption("empirics/figures/vgg_decay.png",
+                      "Final test loss and accuracy of VGG-11 against the epoch of the decay, and the learning curves."))
 def late_decay(d):
     s = _summary(d)
     if s is None:
@@ -39,7 +40,9 @@ def late_decay(d):
 @claim("vgg.landscape", section="§4 VGG-11", source="[seed]",
        statement="In the PCA plane of the checkpoints, the main path travels along a valley of low train loss; the "
                  "test loss has an isolated minimum near its far end",
-       prediction="figure", tolerance="—", job="empirics", figure="empirics/figures/vgg_landscape.png")
+       prediction="figure", tolerance="—", job="empirics", figure=caption("empirics/figures/vgg_landscape.png",
+                      "Train and test loss in the plane of the first two principal components of the checkpoints, "
+                      "with the main path and the decayed subpaths."))
 def landscape(d):
     s = _summary(d)
     if s is None:
