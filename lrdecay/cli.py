@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from lrdecay import __version__
 from theory.io import DirectoryLockedError
@@ -32,6 +33,9 @@ def register_report(sub) -> None:
     p.add_argument("--only", nargs="+", choices=list(JOBS),
                    help="run only these jobs (claims of the others read the files already there)")
     p.add_argument("--verdicts-only", action="store_true", help="recompute verdicts and pages from existing files")
+    p.add_argument("--data", default=None,
+                   help="CIFAR-10 directory for the VGG job, holding cifar-10-batches-py/ (default: $LRDECAY_CIFAR10, "
+                        "else ../shared/data/cifar10-subset beside the repository)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any claim fails")
     p.set_defaults(func=cmd_report)
@@ -41,8 +45,10 @@ def cmd_report(a) -> int:
     from lrdecay.report.claims.base import FAIL
     from lrdecay.report.runner import run_report
 
+    if a.data is not None and not Path(a.data).is_dir():
+        raise FileNotFoundError(f"--data: {a.data} is not a directory")
     claims = run_report(a.out, size=a.size, use_cache=not a.no_cache, only=a.only, progress=not a.no_progress,
-                        verdicts_only=a.verdicts_only)
+                        verdicts_only=a.verdicts_only, data=a.data)
     return 1 if a.strict and any(c.verdict == FAIL for c in claims) else 0
 
 

@@ -31,7 +31,7 @@ def make_figure(result, out_stem):
     lo = np.array([r["ci_low"] for r in rows])
     hi = np.array([r["ci_high"] for r in rows])
     dx = 0.012 * max(float(g.max() - g.min()), 1.0)     # side by side where the three series coincide
-    ax.errorbar(g - dx, frac, yerr=[np.maximum(frac - lo, 0), np.maximum(hi - frac, 0)], marker="o", color="C0",
+    ax.errorbar(g - dx, frac, yerr=np.vstack([np.maximum(frac - lo, 0), np.maximum(hi - frac, 0)]), marker="o", color="C0",
                 capsize=3, lw=1.5,
                 label=f"converged within {c['max_steps']:,} steps (95% Wilson)")
     ax.plot(g, [r["flat_fraction"] for r in rows], marker="s", ls="--", color="C2", ms=5,
@@ -63,8 +63,9 @@ def make_figure(result, out_stem):
     ok = np.isfinite(med)
     q25 = np.array([r["tau_q25"] for r in rows])
     q75 = np.array([r["tau_q75"] for r in rows])
-    ax.errorbar(x[ok], med[ok], yerr=[np.maximum(med[ok] - q25[ok], 0), np.maximum(q75[ok] - med[ok], 0)],
-                marker="o", color="C3", capsize=3, label="median, quartiles (converged paths)")
+    if ok.any():
+        ax.errorbar(x[ok], med[ok], yerr=np.vstack([np.maximum(med[ok] - q25[ok], 0), np.maximum(q75[ok] - med[ok], 0)]),
+                    marker="o", color="C3", capsize=3, label="median, quartiles (converged paths)")
     ax.set_xticks(x)
     ax.set_xticklabels([f"{gamma:g}\n{100 * r['fraction']:.3g}%" for gamma, r in zip(g, rows)], fontsize=8)
     if any_tau:

@@ -109,8 +109,9 @@ def job_empirics(d: Path, cfg: dict):
     from empirics.profiles import run_profile
     from paper_figures import vgg_decay, vgg_landscape
     try:
-        run_profile(cfg["profile"], d, progress=cfg.get("progress", True), train_overrides=cfg.get("train"),
-                    landscape_overrides=cfg.get("landscape"), threads=cfg.get("threads"))
+        run_profile(cfg["profile"], d, data_dir=cfg.get("data"), progress=cfg.get("progress", True),
+                    train_overrides=cfg.get("train"), landscape_overrides=cfg.get("landscape"),
+                    threads=cfg.get("threads"))
     except (FileNotFoundError, ValueError, RuntimeError) as exc:   # e.g. no CIFAR-10 here: report it, go on
         save_json(d / "error.json", {"error": f"{type(exc).__name__}: {exc}"})
         print(f"[empirics] not run: {exc}")

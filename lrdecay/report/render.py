@@ -83,10 +83,23 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def claims_table(claims) -> str:
+    """The claims as one Markdown table in reading order (for the README): claim, what is compared with
+    what, the tolerance, the measured value and the verdict. ``claims``: Claim objects or claims.json dicts."""
+    rows = ["| claim | prediction | tolerance | measured | verdict |", "|---|---|---|---|---|"]
+    items = [c if isinstance(c, dict) else asdict(c) for c in claims]
+    order = {key: i for i, (key, _, _) in enumerate(GROUPS)}
+    for c in sorted(items, key=lambda c: order[group_of(c["id"])]):
+        rows.append(f"| `{c['id']}` {c['status']} | {_md_escape(c['prediction'])} | {_md_escape(c['tolerance'])} | "
+                    f"{_md_escape(c['measured'])} | **{c['verdict']}** |")
+    return "\n".join(rows) + "\n"
+
+
 def write_pages(out: Path, claims: list[Claim], meta: dict) -> tuple[Path, Path]:
     out = Path(out)
     prov = page_provenance(meta)
     meta = {**meta, "provenance": prov}
+    atomic_write_text(out / "claims_table.md", claims_table(claims))
     md_path = atomic_write_text(out / "report.md", _markdown(out, claims, meta))
     html_path = atomic_write_text(out / "report.html", _html(out, claims, meta))
     save_json(out / "claims.json", {"meta": meta, "claims": [asdict(c) for c in claims]})

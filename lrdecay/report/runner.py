@@ -13,8 +13,10 @@ from .render import write_pages
 
 
 def run_report(out="results/report", *, size="default", use_cache=True, only=None, progress=True,
-               verdicts_only=False, log=print) -> list[Claim]:
-    """Run the report's jobs (all, or ``only`` these) on ``size``, then judge and write the pages."""
+               verdicts_only=False, data=None, log=print) -> list[Claim]:
+    """Run the report's jobs (all, or ``only`` these) on ``size``, then judge and write the pages.
+    ``data``: the CIFAR-10 directory for the VGG job (default: ``$LRDECAY_CIFAR10``, else the subset in
+    ``../shared/data/cifar10-subset`` beside the repository)."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
     unknown = sorted(set(only or ()) - set(JOBS))
@@ -23,10 +25,10 @@ def run_report(out="results/report", *, size="default", use_cache=True, only=Non
     out = prepare_output_dir(out, "--out")
     with DirectoryLock(out, "--out"):
         clean_temporary_files(out)
-        return _run(out, size, use_cache, only, progress, verdicts_only, log)
+        return _run(out, size, use_cache, only, progress, verdicts_only, data, log)
 
 
-def _run(out: Path, size, use_cache, only, progress, verdicts_only, log) -> list[Claim]:
+def _run(out: Path, size, use_cache, only, progress, verdicts_only, data, log) -> list[Claim]:
     t0 = time.perf_counter()
     jobs = []
     if not verdicts_only:
@@ -35,6 +37,8 @@ def _run(out: Path, size, use_cache, only, progress, verdicts_only, log) -> list
                 continue
             cfg = dict(SIZES[size].get(name, {}))
             cfg["progress"] = progress
+            if name == "empirics" and data is not None:
+                cfg["data"] = str(Path(data).resolve())
             jobs.append(run_job(name, out / name, cfg, use_cache, log))
     claims = evaluate(out)
     seeds = {name: SIZES[size].get(name, {}).get("seed", 0) for name in JOBS}   # every job's studies use seed 0

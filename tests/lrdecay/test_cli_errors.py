@@ -78,6 +78,7 @@ CASES = [
     (["report", "--only", "bogus"], "invalid choice"),
     (["report", "--out", "{file}"], "--out"),
     (["report", "--out", "{file}/sub", "--verdicts-only"], "--out: cannot write"),
+    (["report", "--data", "{tmp}/nowhere"], "--data"),
     # empirics
     (["empirics", "main", "--out", "{tmp}/run", "--set", "widht=2"], "unknown setting 'widht'"),
     (["empirics", "main", "--out", "{tmp}/run", "--set", "epochs=many"], "epochs"),
