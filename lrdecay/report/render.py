@@ -210,7 +210,8 @@ def _html(out: Path, claims: list[Claim], meta: dict) -> str:
                 f"<div class='claim' id='{e(c.id)}'><h3>{_badge(c.verdict)} <code>{e(c.id)}</code> "
                 f"<small>{e(c.status)} {e(c.section)}</small></h3><div>{e(c.statement)}</div><dl>"
                 f"<dt>prediction</dt><dd>{e(c.prediction)}</dd><dt>measured</dt><dd>{e(c.measured or '—')}</dd>"
-                f"<dt>tolerance</dt><dd>{e(c.tolerance)}</dd></dl>"
+                f"<dt>tolerance</dt><dd>{e(c.tolerance)}</dd>"
+                + (f"<dt>would fail on</dt><dd>{e(c.flips)}</dd>" if c.flips else "") + "</dl>"
                 + (f"<div class='note'><b>Note.</b> {e(c.note)}</div>" if c.note else "")
                 + (f"<div class='caveat'><b>Caveat.</b> {e(c.caveat)}</div>" if c.caveat else "") + "</div>")
         for f in dict.fromkeys(c.figure for c in members if c.figure):

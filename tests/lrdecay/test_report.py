@@ -221,6 +221,7 @@ UNDOCTORABLE = {"vgg.landscape": "a figure, shown for inspection, with no measur
 
 def test_every_claim_has_a_doctored_input_or_a_reason():
     assert set(DOCTORS) | set(UNDOCTORABLE) == set(REGISTRY)
+    assert all(REGISTRY[c].flips for c in DOCTORS)          # and the page says what would flip it
 
 
 @pytest.mark.parametrize("claim_id", sorted(DOCTORS))

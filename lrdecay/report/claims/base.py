@@ -42,6 +42,7 @@ class ClaimSpec:
     judge: Callable[[Path], Judgement | None]
     figure: str | None = None
     caveat: str = ""
+    flips: str = ""        # a doctored input that turns the verdict (tests/lrdecay/test_report.py applies it)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Claim:
     note: str = ""
     values: dict = field(default_factory=dict)
     caveat: str = ""
+    flips: str = ""
 
 
 REGISTRY: dict[str, ClaimSpec] = {}
@@ -74,12 +76,14 @@ def caption(figure: str, text: str) -> str:
 
 
 def claim(id: str, *, section: str, statement: str, source: str, prediction: str, tolerance: str, job: str,
-          figure: str | None = None, caveat: str = ""):
-    """Register the decorated judge under ``id`` (ids are unique)."""
+          figure: str | None = None, caveat: str = "", flips: str = ""):
+    """Register the decorated judge under ``id`` (ids are unique). ``flips``: a doctored input that must
+    turn the verdict (what the measurement would look like if the science were wrong)."""
     def deco(fn):
         if id in REGISTRY:
             raise ValueError(f"claim id {id!r} registered twice")
-        REGISTRY[id] = ClaimSpec(id, section, statement, source, prediction, tolerance, job, fn, figure, caveat)
+        REGISTRY[id] = ClaimSpec(id, section, statement, source, prediction, tolerance, job, fn, figure, caveat,
+                                 flips)
         return fn
     return deco
 
@@ -111,7 +115,7 @@ def judge_one(spec: ClaimSpec, out: Path) -> Claim:
     from theory.io import ResultFileError
 
     c = Claim(spec.id, spec.section, spec.statement, spec.source, spec.prediction, tolerance=spec.tolerance,
-              figure=spec.figure, caveat=spec.caveat)
+              figure=spec.figure, caveat=spec.caveat, flips=spec.flips)
     try:
         j = spec.judge(Path(out) / spec.job)
     except (ResultFileError, FileNotFoundError, KeyError) as exc:

@@ -27,7 +27,8 @@ def _study(d):
        prediction="P = 3/4",
        tolerance=f"two-sided exact binomial test of P = 3/4 at level {PROP1_LEVEL:g}, with ≥ {prop1_draws_needed()} draws "
                  f"(power {PROP1_POWER:g} against |P − 3/4| ≥ {PROP1_EFFECT:g}); fewer draws: not testable", job="convex",
-       figure=FIG)
+       figure=FIG,
+       flips="20,000 draws with P̂ = 0.70")
 def prop1_probability(d):
     st = _study(d)
     if st is None:
@@ -47,7 +48,8 @@ def prop1_probability(d):
 
 @claim("convex.prop1_ratio", section="§2 convex", source="[seed]",
        statement="On those draws the test-loss ratio (gradient flow / annealed GD) approaches 2 as α → 0",
-       prediction="ratio → 2", tolerance=f"|ratio − 2| ≤ {RATIO_TOL:g} at the smallest α", job="convex", figure=FIG)
+       prediction="ratio → 2", tolerance=f"|ratio − 2| ≤ {RATIO_TOL:g} at the smallest α", job="convex", figure=FIG,
+       flips="a ratio of 1.9 at the smallest α")
 def prop1_ratio(d):
     st = _study(d)
     if st is None:
@@ -63,7 +65,8 @@ def prop1_ratio(d):
        statement="Lemma 2's two bounds hold whenever its conditions hold",
        prediction="L_D(GF) ≥ ε(1−α) min_S λ/γ and L_D(AGD) ≤ ε max_{γ=γ₁} λ/γ + c^K Σ_Q λδ(0)², the bounds rebuilt "
                   "from each instance's construction (Proposition 1's 2-1 draws; the 3-D instance for K = 0 … 40)",
-       tolerance=f"both hold on every cell to a relative {LEMMA2_RTOL:g}", job="convex")
+       tolerance=f"both hold on every cell to a relative {LEMMA2_RTOL:g}", job="convex",
+       flips="a gradient-flow test loss at half Lemma 2's bound")
 def lemma2(d):
     st = _study(d)
     if st is None:
@@ -97,7 +100,8 @@ def lemma2(d):
        prediction="annealed end at 0.75ε; small-LR end between Lemma 2's bound 1.5(1−α)ε (α: the instance's "
                   "condition-2 value) and 1.5ε",
        tolerance=f"annealed end within {100 * FIGURE1_RTOL:.0f} % of 0.75ε; small-LR end in [1.5(1−α)ε, 1.5ε]",
-       job="convex", figure=FIG)
+       job="convex", figure=FIG,
+       flips="a small-rate end point at 1.6ε (above 1.5ε)")
 def figure1(d):
     st = _study(d)
     if st is None:

@@ -13,7 +13,8 @@ def _checks(d):
 
 @claim("model.alpha", section="§1 model", source="[seed]/[derived]",
        statement="α(w) = ‖w‖^γ w is a bijection with ‖α‖ = ‖w‖^(γ+1) and inverse w = ‖α‖^(−γ/(γ+1)) α",
-       prediction="relative error 0", tolerance=f"≤ {ALPHA_TOL:g}", job="core")
+       prediction="relative error 0", tolerance=f"≤ {ALPHA_TOL:g}", job="core",
+       flips="a relative error of 1e-6 in the norm identity")
 def alpha(d):
     c = _checks(d)
     if c is None:
@@ -26,7 +27,8 @@ def alpha(d):
        statement="On M the trace of the train-loss Hessian is h(r) = r^(2γ)‖X‖_F²/n + (γ²+2γ)‖y‖²/(n r²), a "
                  "function of r = ‖w‖ alone",
        prediction="finite-difference Hessian trace = h(‖w‖) at random points of M",
-       tolerance=f"relative error ≤ {TRACE_TOL:g}", job="core")
+       tolerance=f"relative error ≤ {TRACE_TOL:g}", job="core",
+       flips="a finite-difference trace off h(r) by 1e-3 relative")
 def trace_on_M(d):
     c = _checks(d)
     if c is None:
@@ -39,7 +41,8 @@ def trace_on_M(d):
        statement="w_mn = ‖α_mn‖^(−γ/(γ+1)) α_mn with α_mn = X⁺y is the minimum-norm point of M (Lagrange: w_mn is "
                  "normal to M) and its test loss is ½‖(I − X⁺X)α*‖²",
        prediction="‖P_T w_mn‖/‖w_mn‖ = 0; no retracted random point of M is shorter; test loss matches",
-       tolerance=f"≤ {MIN_NORM_TOL:g}", job="core")
+       tolerance=f"≤ {MIN_NORM_TOL:g}", job="core",
+       flips="a retracted point of M shorter than w_mn (ratio 0.99)")
 def min_norm(d):
     c = _checks(d)
     if c is None:
@@ -53,7 +56,8 @@ def min_norm(d):
 
 @claim("model.flatness", section="§1 model", source="[derived]",
        statement="h increases along M (so its minimizer on M is w_mn) iff yᵀ(XXᵀ)⁻¹y ≥ (γ+2)‖y‖²/‖X‖_F²",
-       prediction="condition ⇔ h'(r_mn) ≥ 0 on every random instance", tolerance="no disagreement", job="core")
+       prediction="condition ⇔ h'(r_mn) ≥ 0 on every random instance", tolerance="no disagreement", job="core",
+       flips="one instance where the condition and h'(r_mn) ≥ 0 disagree")
 def flatness(d):
     c = _checks(d)
     if c is None:
@@ -66,7 +70,8 @@ def flatness(d):
 @claim("model.invariant_subspace", section="§1 model", source="[derived]",
        statement="GD and label-noise SGD stay in span{w₀, x₁…xₙ}: the n+1-dimensional simulation equals the full "
                  "one on the same noise",
-       prediction="identical paths", tolerance=f"max |Δw| ≤ {REDUCTION_TOL:g}", job="core")
+       prediction="identical paths", tolerance=f"max |Δw| ≤ {REDUCTION_TOL:g}", job="core",
+       flips="reduced and full runs 1e-3 apart")
 def invariant_subspace(d):
     c = _checks(d)
     if c is None:
@@ -81,7 +86,8 @@ def invariant_subspace(d):
                  "and a = σ²/n",
        prediction="the engine's SGD and its EM (dt = η, default a) both equal an independent per-path loop "
                   "w ← w − (η/n)Jᵀ(res − σξ) on the same random streams",
-       tolerance=f"max |Δw| ≤ {SGD_EM_TOL:g} (500 steps of rounding, margin 100)", job="core")
+       tolerance=f"max |Δw| ≤ {SGD_EM_TOL:g} (500 steps of rounding, margin 100)", job="core",
+       flips="the engine's EM 1e-3 away from the per-path loop (e.g. noise scale σ/n instead of σ²/n)")
 def sgd_is_em(d):
     c = _checks(d)
     if c is None:
@@ -97,7 +103,8 @@ def sgd_is_em(d):
        statement="Phase I: with a large η the iterate falls onto a neighbourhood of M in O(1/η) steps",
        prediction="k₁ ∝ η^(−p) with p = 1 (gradient flow reaches the level ε₀ at a time t₀: k₁ = t₀/η + O(1)), "
                   "fitted over η = 0.02 … 0.0025",
-       tolerance=f"the 95 % interval of p contains 1 and |p − 1| ≤ {PHASE1_EXPONENT_TOL:g}", job="core")
+       tolerance=f"the 95 % interval of p contains 1 and |p − 1| ≤ {PHASE1_EXPONENT_TOL:g}", job="core",
+       flips="a fitted exponent p = 1.5 [1.4, 1.6]")
 def phase1_scaling(d):
     c = _checks(d)
     if c is None:

@@ -43,7 +43,8 @@ def _diverged(sim) -> Judgement | None:
        statement="γ > 0: a later learning-rate decay ends with a lower test loss",
        prediction="final test loss decreases with the decay step",
        tolerance=f"each step down by more than {LATE_DECAY_SE:g} standard errors (or both within {CONVERGED_ATOL:g} "
-                 "of the min-norm value)", job="demo", figure=FIG_DECAY)
+                 "of the min-norm value)", job="demo", figure=FIG_DECAY,
+       flips="the final test losses in reverse order (earlier decay ends lower)")
 def late_decay(d):
     sw = _sweep(d, 1.0)
     if sw is None:
@@ -68,7 +69,8 @@ def late_decay(d):
        prediction="latest decay: final test loss ≈ min-norm test loss and ‖w‖ ≈ ‖w_mn‖ (judged only where the "
                   "drift ODE from the landing point has reached w_mn by the latest decay)",
        tolerance=f"relative difference ≤ {100 * TO_MIN_NORM_RTOL:.0f} %; in regime when the ODE's test loss is within "
-                 f"{100 * TO_MIN_NORM_RTOL / 3:.0f} % of the min-norm value at τ = η²k", job="demo", figure=FIG_PHASE)
+                 f"{100 * TO_MIN_NORM_RTOL / 3:.0f} % of the min-norm value at τ = η²k", job="demo", figure=FIG_PHASE,
+       flips="a drift ODE that reaches w_mn (in regime) while SGD ends 16 % away")
 def to_min_norm(d):
     sw = _sweep(d, 1.0)
     if sw is None:
@@ -97,7 +99,8 @@ def to_min_norm(d):
                  "10 % and are no worse than cosine",
        prediction="test(step@0.90), test(wsd) < test(step@0.10) and ≤ test(cosine)",
        tolerance=f"differences beyond {SCHEDULES_SE:g} standard errors (≤: within {SCHEDULES_SE:g} standard errors)",
-       job="demo", figure=FIG_DECAY, caveat="One problem instance (seed 0), 4 paths per schedule.")
+       job="demo", figure=FIG_DECAY, caveat="One problem instance (seed 0), 4 paths per schedule.",
+       flips="cosine ending at test loss 0, better than the late decays")
 def schedules(d):
     sc = load(ScheduleComparison, d / "schedules.npz")
     if sc is None:
@@ -118,7 +121,8 @@ def schedules(d):
 @claim("phase3.gamma0", section="§1 Phase III", source="[derived]",
        statement="γ = 0 (linear model): the decay time does not matter",
        prediction="final test loss the same for every decay step", tolerance=f"spread ≤ {GAMMA0_SPREAD:g} × mean",
-       job="demo", figure=FIG_DECAY)
+       job="demo", figure=FIG_DECAY,
+       flips="γ = 0 final test losses rising by 50 % with the decay step")
 def gamma0(d):
     sw = _sweep(d, 0.0)
     if sw is None or _sweep(d, 1.0) is None:
@@ -137,7 +141,8 @@ def gamma0(d):
                  "loss then falls only as much as the large-η run falls in (η'/η)² × the remaining steps",
        prediction="measured drop after the decay / drop of the never-decayed run over (η'/η)² × remaining steps = 1",
        tolerance=f"ratio in [{FREEZE_RANGE[0]:g}, {FREEZE_RANGE[1]:g}] for every decay after Phase I whose predicted "
-                 f"drop is > {FREEZE_MIN_DROP:g}", job="demo", figure=FIG_PHASE)
+                 f"drop is > {FREEZE_MIN_DROP:g}", job="demo", figure=FIG_PHASE,
+       flips="test losses that stop completely after each decay (measured/predicted drop 0)")
 def freeze(d):
     sw = _sweep(d, 1.0)
     if sw is None or _sweep(d, 0.0) is None:

@@ -25,7 +25,8 @@ def _study(d: Path):
        statement="Normal to M the iterate is an Ornstein–Uhlenbeck process; the train loss plateaus near "
                  "(ηa/4)·tr∇²L_n",
        prediction="measured/predicted plateau = 1", tolerance=f"|ratio − 1| ≤ {PLATEAU_TOL:.2f} (main cases)",
-       job="drift", figure=FIG)
+       job="drift", figure=FIG,
+       flips="a main case with measured/predicted plateau 1.3")
 def plateau(d):
     st = _study(d)
     if st is None:
@@ -43,7 +44,8 @@ def plateau(d):
        job="drift", figure=FIG,
        caveat="Checked at the main cases' learning rates only (η = 0.02 and 0.01 in the default report): the "
               "approximation error grows with ηλ, so the tolerance says nothing about larger rates (see "
-              "phase2.breakdown).")
+              "phase2.breakdown).",
+       flips="a main case whose mean ‖w‖ misses the ODE by 20 % of the travel")
 def drift(d):
     st = _study(d)
     if st is None:
@@ -59,7 +61,8 @@ def drift(d):
        statement="The quasistatic approximation degrades for large η, minibatch noise and few samples (and holds "
                  "for a small γ, a control)",
        prediction="each named breakdown case has a larger gap than every main case",
-       tolerance="every breakdown gap > the worst main gap", job="drift", figure=FIG)
+       tolerance="every breakdown gap > the worst main gap", job="drift", figure=FIG,
+       flips="a breakdown case with a smaller gap (0.1 %) than the main cases")
 def breakdown(d):
     st = _study(d)
     if st is None:

@@ -40,7 +40,8 @@ def testable(r) -> bool:
        tolerance=f"the Wilson {100 * CONFIDENCE:.0f} % interval of the fraction reaches the bound; a γ where even "
                  "0 converged would reach it is not testable", job="gamma", figure=FIG,
        caveat="The bound's constants are as the source states them; they could not be checked against the "
-              "paper's text. One data size (d = 50, n = 10) and a finite step budget.")
+              "paper's text. One data size (d = 50, n = 10) and a finite step budget.",
+       flips="40 instances at γ = 2, none converging (testable, far below the bound)")
 def bound(d):
     rows = _rows(d)
     if rows is None:
@@ -75,7 +76,8 @@ def bound(d):
        statement="w_mn is the attractor only where the flatness condition holds: instances that fail it do not "
                  "converge to w_mn",
        prediction="P(converged | condition fails) = 0", tolerance="no converged instance among those failing the condition",
-       job="gamma", figure=FIG)
+       job="gamma", figure=FIG,
+       flips="converged runs relabelled γ = 8, where the condition fails on some instances")
 def flatness(d):
     rows = _rows(d)
     if rows is None:
@@ -93,7 +95,8 @@ def flatness(d):
        statement="γ = 0: no drift along M — the increments lie in the row space of X, so the position along M "
                  "(the kernel component of w) never moves and SGD does not reach w_mn from a generic start",
        prediction="dist_M (the distance to w_mn after retraction onto M) stays at its initial value; 0 converge",
-       tolerance=f"max |Δ dist_M| ≤ {GAMMA0_INVARIANCE_TOL:g} (rounding) and 0 instances", job="gamma", figure=FIG)
+       tolerance=f"max |Δ dist_M| ≤ {GAMMA0_INVARIANCE_TOL:g} (rounding) and 0 instances", job="gamma", figure=FIG,
+       flips="dist_M at γ = 0 moving by 0.1")
 def zero(d):
     res = _result(d)
     if res is None or not np.any(res.gammas == 0):

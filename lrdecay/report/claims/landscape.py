@@ -23,7 +23,8 @@ FIG = caption(
                   "α⁻¹(α*) and higher all along the window's edge",
        tolerance=f"valley: ≥ 2 sides and extent ≥ side; test minimum interior, within 1.5 grid spacings of α⁻¹(α*), "
                  f"edge ≥ minimum + {EDGE_MARGIN:g} (median − minimum)", job="landscape", figure=FIG,
-       caveat="Measured on 2-D slices (d = 2, n = 1); the valley is M itself only in such low dimensions.")
+       caveat="Measured on 2-D slices (d = 2, n = 1); the valley is M itself only in such low dimensions.",
+       flips="a test loss that is a ramp (its minimum on the window's edge)")
 def landscape(d):
     st = load(LandscapeStudy, d / "landscape.npz")
     if st is None:

@@ -19,7 +19,8 @@ def _summary(d):
        prediction="final test loss decreases with the decay epoch",
        tolerance="Spearman ρ(final test loss, decay epoch) < 0 and last < first", job="empirics",
        figure=caption("empirics/figures/vgg_decay.png",
-                      "Final test loss and accuracy of VGG-11 against the epoch of the decay, and the learning curves."))
+                      "Final test loss and accuracy of VGG-11 against the epoch of the decay, and the learning curves."),
+       flips="Spearman ρ = +1 (later decay ends higher)")
 def late_decay(d):
     s = _summary(d)
     if s is None:
