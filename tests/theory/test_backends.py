@@ -160,3 +160,60 @@ def test_without_numba_auto_uses_numpy_and_forcing_numba_says_so(monkeypatch):
     assert simulate(p, n_paths=2, steps=5, lr=0.1).config["backend"] == "numpy"
     with pytest.raises(ValueError, match="backend='numba' needs numba"):
         simulate(p, n_paths=2, steps=5, lr=0.1, backend="numba")
+
+
+# ---------------------------------------------------------------- torch --------------------------
+def _z(a, b):
+    """|mean difference| / its standard error, for two independent samples."""
+    se = np.hypot(a.std(ddof=1) / np.sqrt(len(a)), b.std(ddof=1) / np.sqrt(len(b)))
+    return abs(a.mean() - b.mean()) / se
+
+
+@pytest.mark.parametrize("case", ["sgd", "em", "sgd_minibatch", "sgd_schedules_stacked"])
+def test_torch_equals_numpy_engine_in_distribution(case):
+    """Torch draws its own random numbers: the means of the final losses over 900 paths must agree
+    with the engine's on numpy's streams within 4 combined standard errors (a false alarm has
+    probability 6e-5). The reference runs on the numba backend, equal to the numpy loop to rounding
+    (tests above), to keep the test short."""
+    pytest.importorskip("torch")
+    p = Problem.generate(d=15, n=5, gamma=1.0, sigma=0.5, seed=1)
+    P = 900
+    kw = dict(sgd=dict(method="sgd", lr=0.05), em=dict(method="em", lr=1.0, dt=0.05),
+              sgd_minibatch=dict(method="sgd", lr=0.05, batch_size=2),
+              sgd_schedules_stacked=dict(method="sgd", lr=[StepDecay(0.05, 100)] * P))[case]
+    model, W0 = p, None
+    if case == "sgd_schedules_stacked":
+        probs = [p.with_(gamma=g) for g in (0.5, 1.0, 2.0)] * (P // 3)
+        model, W0 = m.NonlinearModel.stack(probs), np.stack([q.w0 for q in probs])
+    a = simulate(model, W0, n_paths=P, steps=200, seed=3, record_every=100, backend="numba", **kw)
+    b = simulate(model, W0, n_paths=P, steps=200, seed=3, record_every=100, backend="torch", device="cpu", **kw)
+    assert b.config["backend"] == "torch" and np.all(b.status == "completed")
+    for name in ("train_loss", "test_loss", "norm"):
+        assert _z(a.final(name), b.final(name)) < 4, name
+
+
+def test_torch_gd_equals_numpy_to_rounding_and_is_reproducible():
+    pytest.importorskip("torch")
+    p = Problem.generate(d=300, n=30, gamma=1.5, sigma=0.5, seed=2)
+    W0 = p.w0 + 0.05 * np.random.default_rng(0).standard_normal((4, p.d))
+    lr = [Constant(0.002), Constant(0.001), Constant(0.3), Constant(0.002)]
+    a = simulate(p, W0, steps=50, lr=lr, method="gd", record_every=10, stop_loss=2.0, backend="numpy")
+    b = simulate(p, W0, steps=50, lr=lr, method="gd", record_every=10, stop_loss=2.0, backend="torch", device="cpu")
+    assert_same_run(a, b, rtol=1e-9)
+    assert "diverged" in set(a.status)
+    s1 = simulate(p, n_paths=5, steps=30, lr=0.002, seed=4, backend="torch", device="cpu")
+    s2 = simulate(p, n_paths=5, steps=30, lr=0.002, seed=4, backend="torch", device="cpu")
+    s3 = simulate(p, n_paths=5, steps=30, lr=0.002, seed=5, backend="torch", device="cpu")
+    np.testing.assert_array_equal(s1.W_final, s2.W_final)
+    assert not np.allclose(s1.W_final, s3.W_final)
+
+
+def test_torch_float32_and_record_time_stops():
+    pytest.importorskip("torch")
+    p = Problem.generate(d=15, n=5, gamma=1.0, sigma=0.2, seed=2)
+    kw = dict(n_paths=400, steps=400, lr=0.05, seed=0, record_every=5, stop_fn=lambda obs, k: obs["train_loss"] < 0.005)
+    a = simulate(p, backend="numba", **kw)
+    b = simulate(p, backend="torch", device="cpu", dtype="float32", **kw)
+    assert np.all(a.status == "stopped") and np.all(b.status == "stopped")
+    assert _z(a.stop_step.astype(float), b.stop_step.astype(float)) < 4
+    assert b.W_final.dtype == np.float64
