@@ -613,8 +613,8 @@ def _run_chunk(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec:
 # The compiled backend
 # --------------------------------------------------------------------------------------------------
 
-#: full-batch runs with shared data and ``n * dim`` at least this use BLAS products and the fused
-#: update (theory.kernels.BatchedStep); smaller ones the per-path compiled loop (path_segment)
+#: full-batch runs with shared data and ``n * dim`` at least this use two BLAS products per step in
+#: place (theory.kernels.BatchedStep); smaller ones the per-path compiled loop (path_segment)
 _BATCHED_MIN_SIZE = 8192
 
 
@@ -761,8 +761,8 @@ def _segment_loop(model, W, spec, streams, code, status, stop_step, python_recor
 
 
 def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar):
-    """Full-batch steps with shared data at large ``d``: BLAS products and the compiled fused
-    update (:class:`theory.kernels.BatchedStep`), one step at a time for all paths."""
+    """Full-batch steps with shared data at large ``d``: two BLAS products per step, updated in
+    place (:class:`theory.kernels.BatchedStep`), one step at a time for all paths."""
     from theory import kernels as kn
 
     P = W.shape[0]
@@ -770,6 +770,10 @@ def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar
     R = len(rec_steps)
     stepper = kn.BatchedStep(model, W)
     sqrt_n = math.sqrt(model.n)
+
+    def python_record_synced(k, ri):
+        stepper.W                                   # fold the row scales into W before reading it
+        python_record(k, ri)
     k, ri = 0, 0
     active = status == kn.ACTIVE
 
@@ -781,7 +785,7 @@ def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar
 
     while k < steps and active.any():
         if ri < R and rec_steps[ri] == k:
-            python_record(k, ri)
+            python_record_synced(k, ri)
             ri += 1
             active[:] = status == kn.ACTIVE
             if not active.any():
@@ -805,8 +809,9 @@ def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar
     if bar is not None and k < steps:
         bar.update(P * (steps - k))
     while ri < R:
-        python_record(int(rec_steps[ri]), ri)
+        python_record_synced(int(rec_steps[ri]), ri)
         ri += 1
+    stepper.W
 
 
 def _run_chunk_torch(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec: _ChunkSpec, bar):

@@ -19,15 +19,13 @@ tested (full batch only, as in the engine): not finite or ``> divergence_loss`` 
 *diverged*, ``<= stop_loss`` as *stopped*; an update whose new state is not finite (its coordinate
 sum is not) ends it as diverged and is not applied.
 
-Two kernels:
+Two steppers:
 
-* :func:`path_segment`: every path runs its own loop (parallel over paths, ``prange``), for small
-  dimensions (the reduced coordinates, ``n + 1``): each path-step is a handful of tiny dot products.
-* :func:`fused_update`: for large ``d`` with data shared by all paths the engine forms the two
-  products ``A = W X^T`` and ``U = V X`` with BLAS (:class:`BatchedStep`) and this kernel applies
-  ``W <- W + rg U + (rad wu) W`` in one pass, where ``wu = w . u = (X w) . V`` comes from the
-  ``(P, n)`` products, so no other pass over the ``(P, d)`` arrays is needed; the same pass returns
-  the new ``||w||^2`` for the next step.
+* :func:`path_segment` (compiled): every path runs its own loop (parallel over paths, ``prange``),
+  for small dimensions (the reduced coordinates, ``n + 1``): each path-step is a handful of tiny dot
+  products.
+* :class:`BatchedStep` (BLAS): for large ``d`` with data shared by all paths, every path at once with
+  two matrix products per step and nothing else of size ``P d`` (see there).
 """
 from __future__ import annotations
 
@@ -229,74 +227,94 @@ def path_segment(W, X, y, gam, a_star, w_mn, offset, eta, xi, idx, method, noisy
             ri += 1
 
 
-@_jit()
-def fused_update(W, U, rg, cw, active, sq):
-    """``W[p] <- W[p] + (rg[p] U[p] + cw[p] W[p])`` for the active rows whose new row is finite, in
-    one pass; ``sq[p]`` gets the new ``||W[p]||^2``. Returns, per row, 1 where the new row was not
-    finite (the row is then left as it was)."""
-    P, d = W.shape
-    bad = np.zeros(P, dtype=np.int8)
-    for p in range(P):   # serial: the pass is memory-bound
-        if not active[p]:
-            continue
-        a = rg[p]
-        c = cw[p]
-        tot = 0.0
-        for j in range(d):
-            tot += W[p, j] + (a * U[p, j] + c * W[p, j])
-        if not math.isfinite(tot):
-            bad[p] = 1
-            continue
-        s = 0.0
-        for j in range(d):
-            x = W[p, j] + (a * U[p, j] + c * W[p, j])
-            W[p, j] = x
-            s += x * x
-        sq[p] = s
-    return bad
-
-
 class BatchedStep:
-    """The full-batch step of a :class:`~theory.model.NonlinearModel` with data ``X (n, d)`` shared by
-    all ``P`` paths, in preallocated buffers: per step the products ``A = W X^T`` and ``U = V X``
-    (BLAS, written in place) and one fused pass (:func:`fused_update`); everything else is of size
-    ``P n``. ``W`` is updated in place.
+    r"""The full-batch step of a :class:`~theory.model.NonlinearModel` with data ``X (n, d)`` shared by
+    all ``P`` paths, with the two matrix products and nothing else of size ``P d`` per step.
 
-    A step is :meth:`loss` (forms ``A``, the residuals and ``L_n`` of the current state) followed by
-    :meth:`update` with ``V = -res dt / n + c xi / sqrt(n)`` (``dt`` and ``c`` per-path columns).
+    The states are kept as ``W = diag(s) Z`` (a scale ``s_p`` per row). The update
+    ``w' = (1 + c) w + rg U``, ``c = rad (w . U)``, ``U = X^T V`` becomes ``s' = (1 + c) s`` and
+    ``Z' = Z + diag(rg / s') V X``: one BLAS product accumulated into ``Z`` in place (``dgemm`` with
+    ``beta = 1``). The other product is ``A = Z X^T`` (so ``X w = s A``). The quantities the step
+    needs are of size ``P n``: ``w . U = (X w) . V`` and the new squared norms
+    ``||Z'||^2 = ||Z||^2 + 2 A . V' + V' G V'^T`` with the Gram matrix ``G = X X^T`` and
+    ``V' = diag(rg / s') V``. A row whose new ``s'^2 ||Z'||^2`` is not finite is left as it was (and
+    reported); rows with ``1 + c <= 1/2`` are updated directly (``W' = (1 + c) W + rg V X`` on those
+    rows). Every ``resync`` steps, and whenever the states are read (:attr:`W`), ``s`` is folded into
+    ``Z`` and the norms are recomputed exactly, so the running sums cannot drift.
     """
 
-    def __init__(self, model, W):
+    def __init__(self, model, W, resync: int = 32):
+        from scipy.linalg import blas
+
         from theory.model import _col
 
-        self.X = np.ascontiguousarray(model.X)
+        self._gemm = blas.dgemm
+        self.X = np.ascontiguousarray(model.X, dtype=float)
+        self.G = self.X @ self.X.T
         self.y = model.y
         self.g = _col(model.gamma)                 # scalar, or a (P, 1) column
         P, d = W.shape
         self.n = self.X.shape[0]
-        self.W = W
+        self.Z = W                                 # C-contiguous; its transpose is Fortran-ordered for BLAS
+        self.s = np.ones(P)
         self.A = np.empty((P, self.n))
-        self.U = np.empty((P, d))
-        self.sq = np.einsum("ij,ij->i", W, W)      # ||w||^2, kept up to date by fused_update
+        self.resync, self.since = int(resync), 0
+        self._sync()
+
+    def _sync(self):
+        """Fold the scales into ``Z`` and recompute ``||Z||^2``."""
+        if np.any(self.s != 1.0):
+            self.Z *= self.s[:, None]
+            self.s[:] = 1.0
+        self.zz = np.einsum("ij,ij->i", self.Z, self.Z)
+        self.since = 0
+
+    @property
+    def W(self) -> np.ndarray:
+        """The current states ``(P, d)`` (the stepper's own array, after folding the scales in)."""
+        self._sync()
+        return self.Z
 
     def loss(self) -> np.ndarray:
+        """Train loss of the current states; forms ``X w`` and the residuals for :meth:`update`."""
         from theory.model import _radial, _rpow
 
-        np.matmul(self.W, self.X.T, out=self.A)    # A = X w per path, (P, n)
-        r = np.sqrt(self.sq)[:, None]
+        if self.since >= self.resync:
+            self._sync()
+        np.matmul(self.Z, self.X.T, out=self.A)    # A = X z per path, (P, n)
+        s = self.s[:, None]
+        self.Xw = s * self.A
+        r = np.sqrt(self.s**2 * self.zz)[:, None]
         self.rg = _rpow(r, self.g)
         self.rad = np.where(np.asarray(self.g) == 0, 0.0, _radial(r, self.g))
-        self.res = self.rg * self.A - self.y
+        self.res = self.rg * self.Xw - self.y
         return 0.5 * np.mean(self.res**2, axis=1)
 
     def update(self, dt, coef, xi, active) -> np.ndarray:
-        """Apply the step to the ``active`` rows; returns the mask of rows whose new state was not
-        finite (left unchanged)."""
+        """Apply the step to the ``active`` rows; returns the mask of active rows whose new state
+        would not be finite (left unchanged)."""
         V = self.res * (-np.asarray(dt) / self.n)
         if xi is not None:
             V = V + np.asarray(coef) * xi / math.sqrt(self.n)
-        np.matmul(V, self.X, out=self.U)           # U = X^T V per path, (P, d)
-        wu = np.einsum("ij,ij->i", self.A, V)      # w . U = (X w) . V
-        cw = np.ascontiguousarray(self.rad[:, 0] * wu)
-        rg = np.ascontiguousarray(np.broadcast_to(self.rg, (len(wu), 1))[:, 0])
-        return fused_update(self.W, self.U, rg, cw, np.ascontiguousarray(active), self.sq).astype(bool)
+        rg = np.broadcast_to(self.rg, (len(V), 1))
+        f = 1.0 + self.rad * np.einsum("ij,ij->i", self.Xw, V)[:, None]     # 1 + rad (w . U)
+        s_new = f[:, 0] * self.s
+        Vp = V * (rg / s_new[:, None])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            zz_new = self.zz + 2 * np.einsum("ij,ij->i", self.A, Vp) + np.einsum("ij,ij->i", Vp @ self.G, Vp)
+            bad = active & ~np.isfinite(s_new**2 * zz_new)
+        direct = active & ~bad & (f[:, 0] <= 0.5)
+        go = active & ~bad & ~direct
+        Vp[~go] = 0.0
+        if direct.any():                          # W' = f W + rg V X on these rows
+            rows = np.flatnonzero(direct)
+            self.Z[rows] = (f[rows] * self.s[rows, None]) * self.Z[rows] + rg[rows] * (V[rows] @ self.X)
+            self.s[rows] = 1.0
+            self.zz[rows] = np.einsum("ij,ij->i", self.Z[rows], self.Z[rows])
+        out = self._gemm(1.0, self.X.T, Vp.T, beta=1.0, c=self.Z.T, overwrite_c=1)   # Z += Vp X, in place
+        if out.ctypes.data != self.Z.ctypes.data:   # BLAS wrapper made a copy: keep its result
+            self.Z[:] = out.T
+        self.s[go] = s_new[go]
+        self.zz[go] = zz_new[go]
+        self.since += 1
+        return bad

@@ -217,3 +217,24 @@ def test_torch_float32_and_record_time_stops():
     assert np.all(a.status == "stopped") and np.all(b.status == "stopped")
     assert _z(a.stop_step.astype(float), b.stop_step.astype(float)) < 4
     assert b.W_final.dtype == np.float64
+
+
+def test_batched_step_equals_model_increment_including_large_steps():
+    """theory.kernels.BatchedStep (scaled rows, Z += V' X in place) against NonlinearModel.increment
+    step by step. Rows 1 and 2 take steps whose factor 1 + rad (w . U) is 0.38 and -0.87 on the
+    first step (measured), so they go through the direct update; resync every 2 steps."""
+    p = Problem.generate(d=300, n=20, gamma=1.0, sigma=1.0, seed=4)
+    model = m.NonlinearModel.from_problem(p)
+    rng = np.random.default_rng(0)
+    W = np.concatenate([p.w0 * 0.3 + 0.5 * rng.standard_normal((3, p.d)), p.w0 * 0.3 + 0.1 * rng.standard_normal((2, p.d))])
+    st = kernels.BatchedStep(model, W.copy(), resync=2)
+    dt = np.array([1e-3, 1e-2, 3e-2, 1e-2, 3e-2])[:, None]
+    ref = W.copy()
+    for k in range(3):
+        xi = rng.standard_normal((5, p.n))
+        coef = 0.1 * dt
+        dW, loss_ref = model.increment(ref, dt, coef, xi)
+        np.testing.assert_allclose(st.loss(), loss_ref, rtol=1e-9)
+        assert not st.update(dt, coef, xi, np.ones(5, dtype=bool)).any()
+        ref = ref + dW
+        np.testing.assert_allclose(st.W, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
