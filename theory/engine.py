@@ -692,7 +692,7 @@ def _run_chunk_numba(model, W, rates: _Rates, c0: int, c1: int, first_path: int,
 
     with np.errstate(over="ignore", invalid="ignore"):
         if batched:
-            _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar)
+            _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar, records)
         elif spec.kernel_obs is None:
             _segment_loop(model, W, spec, streams, code, status, stop_step, python_record, bar)
         else:
@@ -760,7 +760,7 @@ def _segment_loop(model, W, spec, streams, code, status, stop_step, python_recor
         kernel(k, 0, rec_steps[ri:], rows[ri:])
 
 
-def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar):
+def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar, records):
     """Full-batch steps with shared data at large ``d``: two BLAS products per step, updated in
     place (:class:`theory.kernels.BatchedStep`), one step at a time for all paths."""
     from theory import kernels as kn
@@ -771,7 +771,12 @@ def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar
     stepper = kn.BatchedStep(model, W)
     sqrt_n = math.sqrt(model.n)
 
-    def python_record_synced(k, ri):
+    def python_record_synced(k, ri, loss=None):
+        if spec.kernel_obs is not None:             # the built-in observables, from the stepper
+            obs = stepper.observables(stepper.loss() if loss is None else loss)
+            for name in spec.kernel_obs:
+                records.setdefault(name, np.empty((R, P)))[ri] = obs[name]
+            return
         stepper.W                                   # fold the row scales into W before reading it
         python_record(k, ri)
     k, ri = 0, 0
@@ -784,15 +789,15 @@ def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar
         active[mask] = False
 
     while k < steps and active.any():
+        loss = stepper.loss()
         if ri < R and rec_steps[ri] == k:
-            python_record_synced(k, ri)
+            python_record_synced(k, ri, loss)
             ri += 1
             active[:] = status == kn.ACTIVE
             if not active.any():
                 break
         streams.cover(k, active, steps)
         j = k - streams.k0
-        loss = stepper.loss()
         end(~(np.isfinite(loss) & (loss <= spec.divergence_loss)), kn.DIVERGED)
         if spec.stop_loss is not None:
             end(loss <= spec.stop_loss, kn.STOPPED)

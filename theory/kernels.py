@@ -227,6 +227,29 @@ def path_segment(W, X, y, gam, a_star, w_mn, offset, eta, xi, idx, method, noisy
             ri += 1
 
 
+@_jit()
+def row_observables(Z, s, rg, a_star, w_mn, offset, out):
+    """For each row ``w = s_p Z[p]`` in one pass: ``out[0] = 1/2 ||rg w - alpha*||^2 + offset``,
+    ``out[1] = ||w||``, ``out[2] = ||w - w_mn||`` (``alpha*``, ``w_mn`` shared ``(1, d)`` or per row)."""
+    P, d = Z.shape
+    for p in range(P):
+        sa = p if a_star.shape[0] > 1 else 0
+        sw = p if w_mn.shape[0] > 1 else 0
+        te = 0.0
+        nn = 0.0
+        dm = 0.0
+        for j in range(d):
+            w = s[p] * Z[p, j]
+            e = rg[p] * w - a_star[sa, j]
+            te += e * e
+            nn += w * w
+            f = w - w_mn[sw, j]
+            dm += f * f
+        out[0, p] = 0.5 * te + offset[p if offset.shape[0] > 1 else 0]
+        out[1, p] = math.sqrt(nn)
+        out[2, p] = math.sqrt(dm)
+
+
 class BatchedStep:
     r"""The full-batch step of a :class:`~theory.model.NonlinearModel` with data ``X (n, d)`` shared by
     all ``P`` paths, with the two matrix products and nothing else of size ``P d`` per step.
@@ -253,18 +276,20 @@ class BatchedStep:
         self.G = self.X @ self.X.T
         self.y = model.y
         self.g = _col(model.gamma)                 # scalar, or a (P, 1) column
+        self.a_star, self.w_mn, self.offset = model.alpha_star, model.w_mn, model.test_offset
         P, d = W.shape
         self.n = self.X.shape[0]
         self.Z = W                                 # C-contiguous; its transpose is Fortran-ordered for BLAS
         self.s = np.ones(P)
-        self.A = np.empty((P, self.n))
+        self.A = np.zeros((P, self.n))
         self.resync, self.since = int(resync), 0
         self._sync()
 
     def _sync(self):
-        """Fold the scales into ``Z`` and recompute ``||Z||^2``."""
+        """Fold the scales into ``Z`` (and into ``A = Z X^T``) and recompute ``||Z||^2``."""
         if np.any(self.s != 1.0):
             self.Z *= self.s[:, None]
+            self.A *= self.s[:, None]
             self.s[:] = 1.0
         self.zz = np.einsum("ij,ij->i", self.Z, self.Z)
         self.since = 0
@@ -289,6 +314,16 @@ class BatchedStep:
         self.rad = np.where(np.asarray(self.g) == 0, 0.0, _radial(r, self.g))
         self.res = self.rg * self.Xw - self.y
         return 0.5 * np.mean(self.res**2, axis=1)
+
+    def observables(self, loss) -> dict:
+        """The built-in observables of the current states, after :meth:`loss` (which gave ``loss``):
+        one pass over the rows instead of the model's several."""
+        P = self.Z.shape[0]
+        out = np.empty((3, P))
+        lead = lambda v: np.ascontiguousarray(np.atleast_2d(np.asarray(v, dtype=float)))  # noqa: E731
+        row_observables(self.Z, self.s, np.ascontiguousarray(np.broadcast_to(self.rg, (P, 1))[:, 0]),
+                        lead(self.a_star), lead(self.w_mn), np.atleast_1d(np.asarray(self.offset, dtype=float)), out)
+        return {"train_loss": loss, "test_loss": out[0], "norm": out[1], "dist_mn": out[2]}
 
     def update(self, dt, coef, xi, active) -> np.ndarray:
         """Apply the step to the ``active`` rows; returns the mask of active rows whose new state

@@ -99,6 +99,18 @@ def test_numba_batched_full_d_matches_numpy(method, kw):
     assert_same_run(a, b)
 
 
+def test_numba_batched_full_d_with_record_stops_and_custom_observables():
+    """Full d with a record-time stop and an extra observable: the Python observer reads the states
+    between steps (the stepper folds its row scales in first)."""
+    p = Problem.generate(d=400, n=25, gamma=1.0, sigma=0.5, seed=0)
+    kw = dict(n_paths=4, steps=120, method="sgd", lr=[Constant(0.004), Constant(0.002), Constant(0.003), Constant(0.001)],
+              seed=2, record_every=3, stop_fn=lambda obs, k: obs["train_loss"] < 1.0,
+              observables=["train_loss", "dist_mn", ("sq", lambda W: np.sum(W**2, 1))])
+    a, b = both(p, **kw)
+    assert_same_run(a, b)
+    assert np.all(a.status == "stopped") and len(set(a.stop_step)) > 1   # stops at different records
+
+
 def test_numba_batched_divergence_keeps_last_finite_state():
     p = Problem.generate(d=400, n=25, gamma=1.0, sigma=0.0, seed=0)
     a, b = both(p, n_paths=2, steps=60, method="gd", lr=[Constant(0.002), Constant(0.2)], record_every=5)
