@@ -624,9 +624,10 @@ def _kernel_arrays(model, P: int):
         v = np.asarray(v, dtype=float)
         return np.ascontiguousarray(v if v.ndim == ndim else v.reshape((1,) + v.shape))
     X = lead(model.X, 3)
+    XT = np.ascontiguousarray(np.swapaxes(X, 1, 2))
     gam = np.ascontiguousarray(np.asarray(model.gamma, dtype=float).reshape(-1))
     off = np.ascontiguousarray(np.asarray(model.test_offset, dtype=float).reshape(-1))
-    return X, lead(model.y, 2), gam, lead(model.alpha_star, 2), lead(model.w_mn, 2), off
+    return X, XT, lead(model.y, 2), gam, lead(model.alpha_star, 2), lead(model.w_mn, 2), off
 
 
 class _Streams:
@@ -713,7 +714,7 @@ def _segment_loop(model, W, spec, streams, code, status, stop_step, python_recor
     P = W.shape[0]
     steps, rec_steps = spec.steps, spec.rec_steps
     R = len(rec_steps)
-    X, y, gam, a_star, w_mn, off = _kernel_arrays(model, P)
+    X, XT, y, gam, a_star, w_mn, off = _kernel_arrays(model, P)
     a_dt = float(spec.a * spec.dt) if spec.method == "em" and spec.noisy else 0.0
     dt = float(spec.dt) if spec.method == "em" else 0.0
     stop_loss = float(spec.stop_loss) if spec.stop_loss is not None else 0.0
@@ -724,7 +725,7 @@ def _segment_loop(model, W, spec, streams, code, status, stop_step, python_recor
     def kernel(k, K, rs, rr):
         eta = streams.eta if K else np.zeros((P, 1))
         with kn.LOCK:
-            kn.path_segment(W, X, y, gam, a_star, w_mn, off, eta, streams.xi, streams.idx, code, bool(spec.noisy),
+            kn.path_segment(W, X, XT, y, gam, a_star, w_mn, off, eta, streams.xi, streams.idx, code, bool(spec.noisy),
                             float(spec.sigma), a_dt, dt, float(spec.divergence_loss), stop_loss,
                             spec.stop_loss is not None, int(k), int(K), int(k - streams.k0) if K else 0,
                             status, stop_step, rs, rr, out)

@@ -119,11 +119,12 @@ def _observe(w, Xp, yp, g, a_star, w_mn, offset, out, row, p):
 
 
 @_jit(parallel=True)
-def path_segment(W, X, y, gam, a_star, w_mn, offset, eta, xi, idx, method, noisy, sigma, a_dt, dt,
+def path_segment(W, X, XT, y, gam, a_star, w_mn, offset, eta, xi, idx, method, noisy, sigma, a_dt, dt,
                  div_loss, stop_loss, has_stop, k0, K, j0, status, stop_step, rec_steps, rec_rows, rec_out):
     """Advance every active path by the steps ``k0 .. k0 + K - 1`` in place (see module docstring).
 
-    Shapes: ``W (P, m)``; per-path or shared (leading axis 1) ``X (., n, m)``, ``y (., n)``,
+    Shapes: ``W (P, m)``; per-path or shared (leading axis 1) ``X (., n, m)`` and its transpose
+    ``XT (., m, n)`` (C-contiguous), ``y (., n)``,
     ``gam (.,)``, ``a_star (., m)``, ``w_mn (., m)``, ``offset (.,)``; ``eta (P, L)``; noise
     ``xi (P, L, q)`` (``q = n``, or ``b`` for minibatches; read only when ``noisy``); batches
     ``idx (P, L, b)``, of which step ``k0 + j`` reads column ``j0 + j``; ``status`` (int8) and ``stop_step`` (int64) per path, updated. ``a_dt`` is
@@ -178,12 +179,17 @@ def path_segment(W, X, y, gam, a_star, w_mn, offset, eta, xi, idx, method, noisy
                     for c in range(m):
                         u[c] += v * Xp[i, c]
             else:
+                # X w as a sum of columns (vectorises over i; a dot product per row would not)
+                XTp = XT[p if XT.shape[0] > 1 else 0]
+                for i in range(n):
+                    res[i] = 0.0
+                for c in range(m):
+                    wc = w[c]
+                    for i in range(n):
+                        res[i] += XTp[c, i] * wc
                 loss = 0.0
                 for i in range(n):
-                    acc = 0.0
-                    for c in range(m):
-                        acc += Xp[i, c] * w[c]
-                    res[i] = rg * acc - yp[i]
+                    res[i] = rg * res[i] - yp[i]
                     loss += res[i] * res[i]
                 loss = 0.5 * (loss / n)
                 if not (loss <= div_loss):          # not finite, or above the divergence threshold
