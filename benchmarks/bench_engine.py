@@ -17,7 +17,13 @@ Add ``--benchmark-json=FILE`` to keep the numbers; each benchmark stores its thr
   marked ``slow`` (deselected by the default ``-m 'not slow'``; add ``-m ""`` to run it);
 * ``test_projection_d1e6``: the one-time projection alone;
 * ``test_gradient_flow_eps[reduced|full]``: gradient flow to ``L_n = 1e-6`` at d = 10^4 (DOP853,
-  rtol 1e-10, atol 1e-12), through the reduction and on the full d-dimensional system.
+  rtol 1e-10, atol 1e-12), through the reduction and on the full d-dimensional system;
+* ``test_backend_reduced[backend-P]``: full-batch SGD in the reduced coordinates of the default
+  problem (m = 11) on the numpy and the compiled backend, 1, 16 and 256 paths;
+* ``test_batched_gradient_flow``: 200 starts to ``L_n = 1e-6`` at d = 50 integrated together.
+
+Ratios between backends, and against a hand-fused loop and the matmul floor, are measured in one
+process by ``benchmarks/compare_peers.py --sections engine`` (benchmarks/engine_speed.py).
 """
 from __future__ import annotations
 
@@ -103,3 +109,25 @@ def test_gradient_flow_eps(benchmark, reduce):
     assert res.status == "reached_eps"
     benchmark.extra_info["t_eps"] = res.t_final
     benchmark.extra_info["nfev"] = res.nfev
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("P", [1, 16, 256])
+def test_backend_reduced(benchmark, backend, P):
+    red = Reduction.from_problem(Problem.generate(d=50, n=10, gamma=1.0, sigma=0.3, seed=0)).reduced
+    steps = {1: 20000, 16: 5000, 256: 1000}[P] // (10 if backend == "numpy" and P == 1 else 1)
+    W0 = np.tile(red.w0, (P, 1))
+    res = benchmark.pedantic(lambda: simulate(red, W0, steps=steps, lr=0.02, backend=backend),
+                             rounds=3, iterations=1, warmup_rounds=1)
+    assert np.all(res.status == "completed")
+    _throughput(benchmark, P * steps)
+
+
+def test_batched_gradient_flow(benchmark):
+    from theory.flow import problem_gradient_flow_batch
+
+    p = Problem.generate(d=50, n=10, gamma=1.0, seed=0)
+    W0 = p.w0 + 0.3 * np.random.default_rng(1).standard_normal((200, p.d))
+    res = benchmark.pedantic(lambda: problem_gradient_flow_batch(p, W0, eps=1e-6, t_max=100.0, reduce=False),
+                             rounds=3, iterations=1, warmup_rounds=1)
+    assert np.all(res.status == "reached_eps")

@@ -47,6 +47,10 @@ What is measured:
 4. d = 10^3 against d = 10^6 with the reduction: engine time per path-step after the one-time
    projection (which is timed separately), and end to end with ``simulate(..., reduce=True)``.
 
+5. ``engine``: the engine-speed targets (compiled kernel against a hand-fused loop and the numpy
+   engine at 1, 16 and 256 paths; full d against the matmul floor; torch at 10^5 and 10^6 paths;
+   batched gradient flow against a loop of solve_ivp calls); see ``benchmarks/engine_speed.py``.
+
 The results table (Markdown) is printed and, with ``--out``, written with all raw numbers to JSON.
 """
 from __future__ import annotations
@@ -676,8 +680,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="threads for BLAS, torch and XLA (default 1: stable on a shared machine; "
                          "set before the libraries load)")
-    ap.add_argument("--sections", default="sde,flow,flops,reduction",
-                    help="comma-separated subset of: sde, flow, flops, reduction")
+    ap.add_argument("--sections", default="sde,flow,flops,reduction,engine",
+                    help="comma-separated subset of: sde, flow, flops, reduction, engine")
+    ap.add_argument("--md", type=Path, default=None, help="also write the results table (Markdown) to this file")
     args = ap.parse_args(argv)
 
     cfg = sde_config(args.quick)
@@ -710,6 +715,9 @@ def main(argv=None):
         section_flops(cfg, results, rows, args.quick)
     if "reduction" in sections:
         section_reduction(cfg, results, rows, args.quick)
+    if "engine" in sections:
+        from engine_speed import section_engine
+        section_engine(results, rows, args.quick, log, cfg["repeats"], args.threads)
 
     table = markdown_table(rows)
     total = time.perf_counter() - t_start
@@ -719,6 +727,12 @@ def main(argv=None):
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2, default=float))
         log(f"wrote {args.out}")
+    if args.md is not None:
+        args.md.parent.mkdir(parents=True, exist_ok=True)
+        args.md.write_text(f"Command: `{results['command']}`; machine: {info.get('Model name', '?')}, "
+                           f"{info.get('CPU(s)', info['cpu_count'])} CPUs, {args.threads} BLAS/torch thread(s); "
+                           f"medians of alternating rounds.\n\n{table}\n")
+        log(f"wrote {args.md}")
 
 
 if __name__ == "__main__":

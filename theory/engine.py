@@ -25,6 +25,14 @@ Stopping: every condition is a :class:`StopWhen` — a test of the per-step trai
 step) or of the recorded observables (checked at record steps) that ends a path with the status
 ``"stopped"`` or ``"diverged"``. ``stop_loss``, ``stop_fn`` and ``divergence_loss`` build them.
 
+Backends (``backend=``): ``"numpy"`` is the loop below, for every model; ``"numba"`` runs the built-in
+:class:`~theory.model.NonlinearModel`'s steps in compiled kernels (:mod:`theory.kernels`) on the same
+random numbers, so its results equal the numpy loop's to rounding; ``"torch"`` runs them batched in
+torch (CPU or CUDA, float64 or float32) with torch's own random numbers (equal in distribution, not
+path by path). ``"auto"`` (the default) picks numba wherever it is installed and can serve the call
+(the built-in model's increments, per-step stops from ``stop_loss`` and ``divergence_loss`` only; any
+observables and record-time ``stop_fn``), else numpy; it never picks torch, whose numbers differ.
+
 Models implement ``dim``, ``noise_dim``, ``increment(W, dt, noise_coef, xi) -> (dW, loss or None)`` and
 ``observables(W) -> dict``; optionally ``n``, ``minibatch_increment`` and ``select(index)`` (the model
 of a subset of paths, for models with per-path data). ``dt`` and ``noise_coef`` are scalars or
@@ -34,7 +42,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -45,6 +53,7 @@ from theory.schedules import as_schedule
 from theory.validation import choice, integer, nonneg, positive
 
 METHODS = ("gd", "sgd", "em")
+BACKENDS = ("auto", "numpy", "numba", "torch")
 STATUSES = ("completed", "stopped", "diverged")
 _BLOCK_BYTES = 16 * 2**20  # noise drawn in blocks of at most this many bytes per chunk
 _TIMES_BLOCK = 2**22        # learning-rate values summed per block when computing record times
@@ -123,13 +132,16 @@ class StopWhen:
     name: str = ""
 
 
+_BUILTIN_STOP = "builtin:"   # name prefix of the conditions built from stop_loss and divergence_loss
+
+
 def _stop_conditions(stop_loss, stop_fn, divergence_loss) -> list[StopWhen]:
     div = float(divergence_loss)
     conds = [StopWhen(lambda loss, k: ~(np.isfinite(loss) & (loss <= div)), True, "diverged",
-                      f"train loss > {div:g} or not finite")]
+                      f"{_BUILTIN_STOP}train loss > {div:g} or not finite")]
     if stop_loss is not None:
         eps = float(stop_loss)
-        conds.append(StopWhen(lambda loss, k: loss <= eps, True, "stopped", f"train loss <= {eps:g}"))
+        conds.append(StopWhen(lambda loss, k: loss <= eps, True, "stopped", f"{_BUILTIN_STOP}train loss <= {eps:g}"))
     if stop_fn is not None:
         conds.append(stop_fn if isinstance(stop_fn, StopWhen) else StopWhen(stop_fn, False, "stopped", "stop_fn"))
     return conds
@@ -282,9 +294,10 @@ def _noise_params(method, model, problem, sigma, a, dt, batch_size):
 
 
 def _observer(model, observables):
-    """A function ``W -> dict`` of the chosen observables (validated once, up front)."""
+    """A function ``W -> dict`` of the chosen observables (validated once, up front), and the names
+    chosen from the model's (``"all"`` for every one of them, ``None`` when some are functions)."""
     if observables is None:
-        return lambda W, m=None: (m or model).observables(W)
+        return (lambda W, m=None: (m or model).observables(W)), "all"
     builtin, extra = [], []
     for item in observables:
         if isinstance(item, str):
@@ -306,7 +319,7 @@ def _observer(model, observables):
         out = {k: obs[k] for k in builtin}
         out.update({name: np.asarray(fn(W), dtype=float).reshape(W.shape[0]) for name, fn in extra})
         return out
-    return observe
+    return observe, (tuple(builtin) if not extra else None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,6 +349,9 @@ def simulate(
     progress: bool = False,
     path_offset: int = 0,
     observables=None,
+    backend: str = "auto",
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> SimulationResult:
     """Simulate ``P`` paths for ``steps`` steps.
 
@@ -364,8 +380,19 @@ def simulate(
         ``norm``, ``dist_mn``), or a list whose items are those names or ``(name, fn)`` pairs, where
         ``fn(W) -> (P,)`` receives the states in the simulation's coordinates (reduced when
         ``reduce=True``; norms, inner products with ``w_mn`` and losses are unchanged by the reduction).
+    backend : ``"auto"`` (default), ``"numpy"``, ``"numba"`` or ``"torch"`` (see module docstring);
+        a backend that cannot serve the call raises a ``ValueError`` saying why.
+    device, dtype : torch only: ``"cpu"`` or ``"cuda"`` (default: cuda where available) and
+        ``"float64"`` (default) or ``"float32"``.
     """
     choice("method", method, METHODS)
+    choice("backend", backend, BACKENDS)
+    if backend != "torch" and (device is not None or dtype is not None):
+        raise ValueError(f"device and dtype apply to backend 'torch' only, got backend={backend!r}")
+    if dtype is not None:
+        choice("dtype", dtype, ("float64", "float32"))
+    if device is not None and not (str(device) == "cpu" or str(device).startswith("cuda")):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}")
     steps = integer("steps", steps, 0)
     integer("seed", seed, 0)
     integer("path_offset", path_offset, 0)
@@ -380,13 +407,20 @@ def simulate(
     sig, a, dt, batch_size = _noise_params(method, engine_model, problem, sigma, a, dt, batch_size)
     chunk_size = integer("chunk_size", P if chunk_size is None else chunk_size, 1)
     rec_steps = _record_grid(steps, record_every, record_steps)
-    observe = _observer(engine_model, observables)
+    observe, obs_names = _observer(engine_model, observables)
     conditions = _stop_conditions(stop_loss, stop_fn, divergence_loss)
     noisy = (method == "sgd" and sig > 0) or (method == "em" and a > 0)
+    backend = _choose_backend(backend, engine_model, conditions)
     config = dict(method=method, steps=steps, seed=int(seed), n_paths=P, batch_size=batch_size,
                   sigma=sig, a=a, dt=dt, stop_loss=stop_loss, divergence_loss=divergence_loss,
-                  reduce=bool(reduce), path_offset=int(path_offset), lr=rates.describe())
-    spec = _ChunkSpec(steps, method, batch_size, sig, a, dt, seed, rec_steps, conditions, noisy, observe)
+                  reduce=bool(reduce), path_offset=int(path_offset), lr=rates.describe(), backend=backend)
+    kernel_obs = _kernel_observables(engine_model, obs_names, conditions)
+    spec = _ChunkSpec(steps, method, batch_size, sig, a, dt, seed, rec_steps, conditions, noisy, observe,
+                      divergence_loss, stop_loss, kernel_obs)
+    run = {"numpy": _run_chunk, "numba": _run_chunk_numba, "torch": _run_chunk_torch}[backend]
+    if backend == "torch":
+        from theory import torch_backend
+        spec = replace(spec, torch=torch_backend.Options.make(device, dtype, seed))
 
     bar = None
     if progress:
@@ -398,7 +432,7 @@ def simulate(
         for c0 in range(0, P, chunk_size):
             c1 = min(P, c0 + chunk_size)
             sub = engine_model.select(slice(c0, c1)) if hasattr(engine_model, "select") else engine_model
-            outs.append(_run_chunk(sub, W0[c0:c1].copy(), rates, c0, c1, path_offset + c0, spec, bar))
+            outs.append(run(sub, W0[c0:c1].copy(), rates, c0, c1, path_offset + c0, spec, bar))
     finally:
         if bar is not None:
             bar.close()
@@ -436,6 +470,66 @@ class _ChunkSpec:
     conditions: list
     noisy: bool
     observe: Callable
+    divergence_loss: float = 1e8
+    stop_loss: float | None = None
+    kernel_obs: tuple | None = None     # observables a kernel records itself (None: the Python observer)
+    torch: object = None                # theory.torch_backend.Options for backend "torch"
+
+
+# --------------------------------------------------------------------------------------------------
+# Backend selection
+# --------------------------------------------------------------------------------------------------
+
+def _builtin_dynamics(model) -> str | None:
+    """Why the compiled and torch backends cannot run ``model``'s steps (``None`` when they can)."""
+    from theory.model import NonlinearModel
+
+    if not isinstance(model, NonlinearModel):
+        return f"the model ({type(model).__name__}) is not a theory.model.NonlinearModel"
+    for name in ("increment", "minibatch_increment"):
+        if getattr(type(model), name) is not getattr(NonlinearModel, name):
+            return f"{type(model).__name__} overrides NonlinearModel.{name}"
+    return None
+
+
+def _unserved(model, conditions) -> str | None:
+    why = _builtin_dynamics(model)
+    if why is None and any(c.every_step and not c.name.startswith(_BUILTIN_STOP) for c in conditions):
+        why = "a per-step StopWhen other than stop_loss and divergence_loss needs the numpy loop"
+    return why
+
+
+def _choose_backend(backend: str, model, conditions) -> str:
+    """``"numpy"``, ``"numba"`` or ``"torch"``: the forced one if it can serve the call (else a
+    ValueError), or for ``"auto"`` numba where installed and able, else numpy."""
+    from theory import kernels
+
+    why = _unserved(model, conditions)
+    if backend == "auto":
+        return "numba" if kernels.HAVE_NUMBA and why is None else "numpy"
+    if backend == "numba" and not kernels.HAVE_NUMBA:
+        raise ValueError("backend='numba' needs numba (pip install -e '.[fast]'); use backend='numpy' or 'auto'")
+    if backend in ("numba", "torch") and why is not None:
+        raise ValueError(f"backend={backend!r} cannot serve this call: {why}; use backend='numpy' or 'auto'")
+    if backend == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ValueError("backend='torch' needs torch (pip install -e '.[empirics]')") from None
+    return backend
+
+
+def _kernel_observables(model, obs_names, conditions):
+    """The observables a kernel can record itself: the model's built-in four (or a chosen subset of
+    them) when no record-time stop condition needs the Python observer; else ``None``."""
+    from theory.kernels import OBSERVABLES
+    from theory.model import NonlinearModel
+
+    if not isinstance(model, NonlinearModel) or type(model).observables is not NonlinearModel.observables:
+        return None
+    if obs_names is None or any(not c.every_step for c in conditions):
+        return None
+    return OBSERVABLES if obs_names == "all" else tuple(obs_names)
 
 
 def _run_chunk(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec: _ChunkSpec, bar):
@@ -513,3 +607,221 @@ def _run_chunk(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec:
         while ri < len(rec_steps):  # remaining records (final step, or frozen paths after an early exit)
             record(int(rec_steps[ri]), W)
     return records, W, status, stop_step
+
+
+# --------------------------------------------------------------------------------------------------
+# The compiled backend
+# --------------------------------------------------------------------------------------------------
+
+#: full-batch runs with shared data and ``n * dim`` at least this use two BLAS products per step in
+#: place (theory.kernels.BatchedStep); smaller ones the per-path compiled loop (path_segment)
+_BATCHED_MIN_SIZE = 8192
+
+
+def _kernel_arrays(model, P: int):
+    """The model's data for :func:`theory.kernels.path_segment`: leading axis ``P`` (per path) or 1."""
+    def lead(v, ndim):
+        v = np.asarray(v, dtype=float)
+        return np.ascontiguousarray(v if v.ndim == ndim else v.reshape((1,) + v.shape))
+    X = lead(model.X, 3)
+    XT = np.ascontiguousarray(np.swapaxes(X, 1, 2))
+    gam = np.ascontiguousarray(np.asarray(model.gamma, dtype=float).reshape(-1))
+    off = np.ascontiguousarray(np.asarray(model.test_offset, dtype=float).reshape(-1))
+    return X, XT, lead(model.y, 2), gam, lead(model.alpha_star, 2), lead(model.w_mn, 2), off
+
+
+class _Streams:
+    """Each path's random numbers and learning rates, drawn ahead in blocks of steps (the same
+    numbers, in the same order, as the numpy loop draws: ``SeedSequence(seed, spawn_key=(p, 0))``
+    for the noise and ``(p, 1)`` for the batches). ``eta``, ``xi`` and ``idx`` hold steps
+    ``k0 .. k0 + K - 1``, path-major (``(P, K)``, ``(P, K, q)``, ``(P, K, b)``)."""
+
+    def __init__(self, model, rates, c0, c1, first_path, spec, P):
+        paths = range(first_path, first_path + P)
+        self.rates, self.c0, self.c1 = rates, c0, c1
+        self.noise_gens = path_generators(spec.seed, paths, 0) if spec.noisy else None
+        self.batch_gens = path_generators(spec.seed, paths, 1) if spec.batch_size is not None else None
+        self.b, self.n = spec.batch_size, model.n
+        self.q = spec.batch_size if spec.batch_size is not None else model.n
+        self.block = max(1, min(spec.steps, _BLOCK_BYTES // max(1, 8 * P * max(self.q, 1))))
+        self.P, self.k0, self.K = P, 0, 0
+        self.xi = np.zeros((P, 1, 1))
+        self.idx = np.zeros((P, 1, 1), dtype=np.int64)
+
+    def cover(self, k: int, active: np.ndarray, steps: int) -> None:
+        """Make sure step ``k`` is in the block (draws the next block for the active paths)."""
+        if self.k0 <= k < self.k0 + self.K:
+            return
+        K = min(self.block, steps - k)
+        self.k0, self.K = k, K
+        self.eta = np.ascontiguousarray(self.rates.block(np.arange(k, k + K), self.c0, self.c1).T)
+        live = np.flatnonzero(active)
+        if self.noise_gens is not None:
+            self.xi = np.empty((self.P, K, self.q))
+            for p in live:
+                self.noise_gens[p].standard_normal(out=self.xi[p])
+        if self.batch_gens is not None:
+            self.idx = np.zeros((self.P, K, self.b), dtype=np.int64)
+            for p in live:
+                self.idx[p] = np.argsort(self.batch_gens[p].random((K, self.n)), axis=1)[:, :self.b]
+
+
+def _run_chunk_numba(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec: _ChunkSpec, bar):
+    """:func:`_run_chunk` with compiled steps (see :mod:`theory.kernels`); same returns."""
+    from theory import kernels as kn
+
+    P, m = W.shape
+    W = np.ascontiguousarray(W, dtype=float)
+    steps, rec_steps = spec.steps, spec.rec_steps
+    R = len(rec_steps)
+    status = np.zeros(P, dtype=np.int8)
+    stop_step = np.full(P, -1, dtype=np.int64)
+    streams = _Streams(model, rates, c0, c1, first_path, spec, P)
+    at_records = [c for c in spec.conditions if not c.every_step]
+    code = {"gd": kn.GD, "em": kn.EM, "sgd": kn.SGD if spec.batch_size is None else kn.MINIBATCH}[spec.method]
+    batched = (spec.batch_size is None and not getattr(model, "stacked", False) and model.n * m >= _BATCHED_MIN_SIZE)
+    records: dict = {}
+
+    def python_record(k, ri):
+        obs = spec.observe(W, model)
+        for name, v in obs.items():
+            records.setdefault(name, np.empty((R, P)))[ri] = v
+        for c in at_records:
+            hit = np.asarray(c.test(obs, k), dtype=bool) & (status == kn.ACTIVE)
+            status[hit] = _STATUS_CODE[c.status]
+            stop_step[hit] = k
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        if batched:
+            _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar, records)
+        elif spec.kernel_obs is None:
+            _segment_loop(model, W, spec, streams, code, status, stop_step, python_record, bar)
+        else:
+            rec_out = np.empty((R, len(kn.OBSERVABLES), P))
+            _segment_loop(model, W, spec, streams, code, status, stop_step, None, bar, rec_out)
+            records = {name: rec_out[:, kn.OBSERVABLES.index(name)] for name in spec.kernel_obs}
+    return records, W, np.asarray(STATUSES)[status], stop_step
+
+
+_STATUS_CODE = {"stopped": 1, "diverged": 2}
+
+
+def _segment_loop(model, W, spec, streams, code, status, stop_step, python_record, bar, rec_out=None):
+    """Drive :func:`theory.kernels.path_segment`: segments up to the next record step when the
+    observer is Python (``python_record``), else whole blocks with the records kept by the kernel."""
+    from theory import kernels as kn
+
+    P = W.shape[0]
+    steps, rec_steps = spec.steps, spec.rec_steps
+    R = len(rec_steps)
+    X, XT, y, gam, a_star, w_mn, off = _kernel_arrays(model, P)
+    a_dt = float(spec.a * spec.dt) if spec.method == "em" and spec.noisy else 0.0
+    dt = float(spec.dt) if spec.method == "em" else 0.0
+    stop_loss = float(spec.stop_loss) if spec.stop_loss is not None else 0.0
+    no_rec = np.zeros(0, dtype=np.int64)
+    out = rec_out if rec_out is not None else np.zeros((1, len(kn.OBSERVABLES), P))
+    rows = np.arange(R, dtype=np.int64)
+
+    def kernel(k, K, rs, rr):
+        eta = streams.eta if K else np.zeros((P, 1))
+        with kn.LOCK:
+            kn.path_segment(W, X, XT, y, gam, a_star, w_mn, off, eta, streams.xi, streams.idx, code, bool(spec.noisy),
+                            float(spec.sigma), a_dt, dt, float(spec.divergence_loss), stop_loss,
+                            spec.stop_loss is not None, int(k), int(K), int(k - streams.k0) if K else 0,
+                            status, stop_step, rs, rr, out)
+
+    k, ri = 0, 0
+    while k < steps and (status == kn.ACTIVE).any():
+        if python_record is not None and ri < R and rec_steps[ri] == k:
+            python_record(k, ri)
+            ri += 1
+            if not (status == kn.ACTIVE).any():
+                break
+        streams.cover(k, status == kn.ACTIVE, steps)
+        end = min(steps, streams.k0 + streams.K)
+        if python_record is not None and ri < R:
+            end = min(end, int(rec_steps[ri]))
+        K = end - k
+        if python_record is None:
+            hi = int(np.searchsorted(rec_steps, end, side="left"))
+            kernel(k, K, rec_steps[ri:hi], rows[ri:hi])
+            ri = hi
+        else:
+            kernel(k, K, no_rec, no_rec)
+        k = end
+        if bar is not None:
+            bar.update(P * K)
+    if bar is not None and k < steps:
+        bar.update(P * (steps - k))
+    if python_record is not None:
+        while ri < R:
+            python_record(int(rec_steps[ri]), ri)
+            ri += 1
+    elif ri < R:  # records after the last step or after every path ended: the final states
+        kernel(k, 0, rec_steps[ri:], rows[ri:])
+
+
+def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar, records):
+    """Full-batch steps with shared data at large ``d``: two BLAS products per step, updated in
+    place (:class:`theory.kernels.BatchedStep`), one step at a time for all paths."""
+    from theory import kernels as kn
+
+    P = W.shape[0]
+    steps, rec_steps = spec.steps, spec.rec_steps
+    R = len(rec_steps)
+    stepper = kn.BatchedStep(model, W)
+    sqrt_n = math.sqrt(model.n)
+
+    def python_record_synced(k, ri, loss=None):
+        if spec.kernel_obs is not None:             # the built-in observables, from the stepper
+            obs = stepper.observables(stepper.loss() if loss is None else loss)
+            for name in spec.kernel_obs:
+                records.setdefault(name, np.empty((R, P)))[ri] = obs[name]
+            return
+        stepper.W                                   # fold the row scales into W before reading it
+        python_record(k, ri)
+    k, ri = 0, 0
+    active = status == kn.ACTIVE
+
+    def end(mask, label):
+        mask = mask & active
+        status[mask] = label
+        stop_step[mask] = k
+        active[mask] = False
+
+    while k < steps and active.any():
+        loss = stepper.loss()
+        if ri < R and rec_steps[ri] == k:
+            python_record_synced(k, ri, loss)
+            ri += 1
+            active[:] = status == kn.ACTIVE
+            if not active.any():
+                break
+        streams.cover(k, active, steps)
+        j = k - streams.k0
+        end(~(np.isfinite(loss) & (loss <= spec.divergence_loss)), kn.DIVERGED)
+        if spec.stop_loss is not None:
+            end(loss <= spec.stop_loss, kn.STOPPED)
+        e = streams.eta[:, j][:, None]
+        xi = streams.xi[:, j] if spec.noisy else None
+        if spec.method == "em":
+            dt, coef = spec.dt, (np.sqrt(e * spec.a * spec.dt) if spec.noisy else 0.0)
+        else:
+            dt, coef = e, (e * spec.sigma / sqrt_n if spec.noisy else 0.0)
+        end(stepper.update(dt, coef, xi, active), kn.DIVERGED)
+        k += 1
+        if bar is not None:
+            bar.update(P)
+    if bar is not None and k < steps:
+        bar.update(P * (steps - k))
+    while ri < R:
+        python_record_synced(int(rec_steps[ri]), ri)
+        ri += 1
+    stepper.W
+
+
+def _run_chunk_torch(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec: _ChunkSpec, bar):
+    """:func:`_run_chunk` with torch (see :mod:`theory.torch_backend`); same returns."""
+    from theory import torch_backend
+
+    return torch_backend.run_chunk(model, W, rates, c0, c1, first_path, spec, bar, STATUSES)

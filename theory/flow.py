@@ -9,6 +9,11 @@ with :func:`scipy.integrate.solve_ivp` until the first time :math:`t_\varepsilon
 output, so the stop lands on the level set to solver tolerance and never overshoots it), or until
 ``t_max``. Divergence (a non-finite state or :math:`\|w\|` above ``blowup``) is a second terminal
 event. The result, like solve_ivp's, carries a ``status`` and a human ``message`` instead of raising.
+
+Many initial points: :func:`batched_gradient_flow` (``gradient_flow_batch(..., vectorized=True)``,
+:func:`problem_gradient_flow_batch`) runs scipy's DOP853 for every row at once, each row with its
+own steps and its own root-found event, evaluating the right-hand side for all unfinished rows in
+one call.
 """
 from __future__ import annotations
 
@@ -130,13 +135,270 @@ def gradient_flow(
     return FlowResult(sol.t, sol.y.T, float(sol.t[-1]), w_f, lf, "time_limit", msg, sol.nfev)
 
 
-def gradient_flow_batch(grad, W0, **kwargs) -> list[FlowResult]:
-    """Run :func:`gradient_flow` from each row of ``W0`` (shape ``(P, d)``); each path stops at its
-    own event time."""
+def gradient_flow_batch(grad, W0, *, vectorized: bool = False, **kwargs):
+    """Gradient flow from each row of ``W0`` (shape ``(P, d)``); each path stops at its own event time.
+
+    ``vectorized=False``: :func:`gradient_flow` (scipy's solve_ivp) once per row, with ``grad`` and
+    ``loss`` functions of one point; returns a list of :class:`FlowResult`.
+    ``vectorized=True``: all rows integrated together by :func:`batched_gradient_flow`, with
+    ``grad(W) -> (P', d)`` and ``loss(W) -> (P',)`` functions of a batch of rows; returns a
+    :class:`FlowBatch` (a sequence of :class:`FlowResult`)."""
     W0 = np.asarray(W0, dtype=float)
     if W0.ndim != 2:
         raise ValueError(f"W0 must have shape (P, d), got {W0.shape}")
+    if vectorized:
+        return batched_gradient_flow(grad, W0, **kwargs)
     return [gradient_flow(grad, w0, **kwargs) for w0 in W0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Many initial points at once
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class FlowBatch:
+    """Outcomes of :func:`batched_gradient_flow`, per path: ``t_final (P,)``, ``W_final (P, d)``,
+    ``loss_final (P,)``, ``status (P,)`` (as :class:`FlowResult`'s), ``nfev (P,)`` (right-hand-side
+    evaluations that path took part in) and ``n_steps (P,)`` (accepted steps). ``batch[i]`` is path
+    ``i`` as a :class:`FlowResult` whose trajectory holds the start and the stop only."""
+
+    W0: np.ndarray
+    t_final: np.ndarray
+    W_final: np.ndarray
+    loss_final: np.ndarray
+    status: np.ndarray
+    nfev: np.ndarray
+    n_steps: np.ndarray
+    messages: list
+
+    def __len__(self) -> int:
+        return len(self.t_final)
+
+    def __getitem__(self, i) -> FlowResult:
+        tf = float(self.t_final[i])
+        return FlowResult(np.array([0.0, tf]), np.stack([self.W0[i], self.W_final[i]]), tf, self.W_final[i].copy(),
+                          float(self.loss_final[i]), str(self.status[i]), self.messages[i], int(self.nfev[i]),
+                          {"n_steps": int(self.n_steps[i])})
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def _rms(x) -> np.ndarray:
+    """Row-wise RMS norm (scipy's ``norm`` for each path)."""
+    return np.linalg.norm(x, axis=-1) / np.sqrt(x.shape[-1])
+
+
+def batched_gradient_flow(grad, W0, *, loss, eps: float | None, t_max: float, rtol: float = 1e-10,
+                          atol: float = 1e-12, method: str = "DOP853", blowup: float = 1e8) -> FlowBatch:
+    r"""Integrate ``dw/dt = -grad(w)`` from every row of ``W0`` at once, each row until its own
+    ``loss(w) = eps`` (or ``||w|| > blowup``, or ``t_max``).
+
+    The integrator is scipy's DOP853 (Dormand–Prince 8(5,3), its coefficients, initial step, error
+    norm and step-size control) applied to every row separately — each row has its own time, step
+    size and accepted or rejected steps — with the right-hand side evaluated for all unfinished
+    rows in one call. After an accepted step in which ``g = loss - eps`` (or ``blowup - ||w||``)
+    changes sign from ``>= 0`` to ``<= 0``, the event time is the root of ``g`` on that step's
+    8th-order dense output, found by bisection to ``4 eps_machine`` (solve_ivp uses Brent's method
+    to the same tolerance). So every row follows the steps solve_ivp would take for it alone and
+    stops where it would, to rounding.
+
+    ``grad(W)`` and ``loss(W)`` take a batch ``(P', d)`` of rows and return ``(P', d)`` and ``(P',)``.
+    Only ``method="DOP853"`` is implemented.
+    """
+    from scipy.integrate._ivp import dop853_coefficients as co
+
+    if method != "DOP853":
+        raise ValueError(f"method must be 'DOP853' for the batched flow, got {method!r}")
+    W0 = np.asarray(W0, dtype=float)
+    if W0.ndim != 2 or W0.shape[0] < 1:
+        raise ValueError(f"W0 must have shape (P, d) with P >= 1, got {W0.shape}")
+    if not np.all(np.isfinite(W0)):
+        raise ValueError("W0 must contain finite values only")
+    t_max = _check_positive("t_max", t_max)
+    if eps is not None:
+        eps = _check_positive("eps", eps)
+    rtol, atol = _check_positive("rtol", rtol), _check_positive("atol", atol)
+    blowup = _check_positive("blowup", blowup)
+
+    P, d = W0.shape
+    S = co.N_STAGES
+    A, B, C = co.A[:S, :S], co.B, co.C[:S]
+    E3, E5, D = co.E3, co.E5, co.D
+    A_X, C_X = co.A[S + 1:], co.C[S + 1:]
+    order_exp = -1.0 / (7 + 1)                       # error estimator order 7
+    SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0
+
+    def f(Y):
+        return -np.asarray(grad(Y), dtype=float)
+
+    def events(Y):                                   # (P', 2): loss - eps, blowup - ||w||
+        nrm = np.linalg.norm(Y, axis=1)
+        g_blow = np.where(np.isfinite(nrm), blowup - nrm, -1.0)
+        g_eps = np.asarray(loss(Y), dtype=float) - eps if eps is not None else np.full(len(Y), np.inf)
+        return np.stack([g_eps, g_blow], axis=1)
+
+    t = np.zeros(P)
+    Y = W0.copy()
+    status = np.full(P, "", dtype="U12")
+    t_fin, W_fin = np.zeros(P), W0.copy()
+    nfev = np.zeros(P, dtype=np.int64)
+    n_steps = np.zeros(P, dtype=np.int64)
+    messages = [""] * P
+    L0 = np.asarray(loss(W0), dtype=float) if eps is not None else np.full(P, np.inf)
+    if eps is not None:
+        done0 = L0 <= eps
+        status[done0] = "reached_eps"
+        for i in np.flatnonzero(done0):
+            messages[i] = f"loss(w0) = {L0[i]:.3e} is already <= eps = {eps:.3e}"
+    live = np.flatnonzero(status == "")
+    F = np.zeros((P, d))
+    G = np.zeros((P, 2))
+    h_abs = np.zeros(P)
+    if live.size:
+        F[live] = f(Y[live])
+        nfev[live] += 1
+        G[live] = events(Y[live])
+        # initial step (scipy's select_initial_step, row by row)
+        y0, f0 = Y[live], F[live]
+        scale = atol + np.abs(y0) * rtol
+        d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
+        h0 = np.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / np.where(d1 == 0, 1.0, d1))
+        h0 = np.minimum(h0, t_max)
+        f1 = f(y0 + h0[:, None] * f0)
+        nfev[live] += 1
+        d2 = _rms((f1 - f0) / scale) / h0
+        small = (d1 <= 1e-15) & (d2 <= 1e-15)
+        with np.errstate(divide="ignore"):
+            h1 = np.where(small, np.maximum(1e-6, h0 * 1e-3),
+                          (0.01 / np.maximum(np.maximum(d1, d2), 1e-300)) ** (1 / (7 + 1)))
+        h_abs[live] = np.minimum(np.minimum(100 * h0, h1), t_max)
+    rejected = np.zeros(P, dtype=bool)                 # the current step has been rejected before
+
+    while live.size:
+        tl, yl, fl = t[live], Y[live], F[live]
+        min_step = 10 * np.abs(np.nextafter(tl, np.inf) - tl)
+        h_try = np.maximum(h_abs[live], min_step)
+        too_small = h_abs[live] < min_step
+        # a step below the spacing of floating-point numbers: the solver gives up (status failed)
+        give_up = too_small & rejected[live]
+        if give_up.any():
+            for i in live[give_up]:
+                ok = np.all(np.isfinite(Y[i]))
+                status[i] = "failed" if ok else "diverged"
+                t_fin[i], W_fin[i] = t[i], Y[i]
+                messages[i] = "Required step size is less than spacing between numbers."
+            keep = ~give_up
+            live, tl, yl, fl, h_try = live[keep], tl[keep], yl[keep], fl[keep], h_try[keep]
+            if not live.size:
+                break
+        t_new = np.minimum(tl + h_try, t_max)
+        h = t_new - tl
+        K = np.empty((S + 1, len(live), d))
+        K[0] = fl
+        for s_ in range(1, S):
+            dy = np.tensordot(A[s_, :s_], K[:s_], axes=(0, 0)) * h[:, None]
+            K[s_] = f(yl + dy)
+        y_new = yl + h[:, None] * np.tensordot(B, K[:S], axes=(0, 0))
+        f_new = f(y_new)
+        K[S] = f_new
+        nfev[live] += S
+        scale = atol + np.maximum(np.abs(yl), np.abs(y_new)) * rtol
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            e5 = np.tensordot(E5, K, axes=(0, 0)) / scale
+            e3 = np.tensordot(E3, K, axes=(0, 0)) / scale
+            n5, n3 = np.sum(e5**2, axis=1), np.sum(e3**2, axis=1)
+            err = np.where((n5 == 0) & (n3 == 0), 0.0, np.abs(h) * n5 / np.sqrt((n5 + 0.01 * n3) * d))
+            fac = SAFETY * err**order_exp
+        acc = err < 1
+        # rejected: shrink (never below MIN_FACTOR; a NaN error also shrinks by MIN_FACTOR)
+        rej = ~acc
+        h_used = np.abs(h)                             # the step taken (shortened to end at t_max)
+        h_abs[live[rej]] = h_used[rej] * np.where(fac[rej] > MIN_FACTOR, fac[rej], MIN_FACTOR)
+        rejected[live[rej]] = True
+        # accepted: grow (at most MAX_FACTOR; not above 1 right after a rejection)
+        ai = live[acc]
+        grow = np.where(err[acc] == 0, MAX_FACTOR, np.minimum(MAX_FACTOR, fac[acc]))
+        grow = np.where(rejected[ai], np.minimum(1.0, grow), grow)
+        h_abs[ai] = h_used[acc] * grow
+        rejected[ai] = False
+        if not ai.size:
+            continue
+        t_old, y_old, f_old = tl[acc], yl[acc], fl[acc]
+        t[ai], Y[ai], F[ai] = t_new[acc], y_new[acc], f_new[acc]
+        n_steps[ai] += 1
+        g_new = events(Y[ai])
+        fired = (G[ai] >= 0) & (g_new <= 0)            # direction -1 for both events
+        G[ai] = g_new
+        hit = fired.any(axis=1)
+        if hit.any():
+            j = np.flatnonzero(hit)
+            idx = ai[j]
+            Kx = np.concatenate([K[:, acc][:, j], np.empty((len(co.C) - S - 1, len(j), d))], axis=0)
+            hj = h[acc][j]
+            for s_, (a_row, c_) in enumerate(zip(A_X, C_X), start=S + 1):
+                dy = np.tensordot(a_row[:s_], Kx[:s_], axes=(0, 0)) * hj[:, None]
+                Kx[s_] = f(y_old[j] + dy)
+            nfev[idx] += len(A_X)
+            dY = Y[idx] - y_old[j]
+            Fi = np.empty((co.INTERPOLATOR_POWER, len(j), d))
+            Fi[0] = dY
+            Fi[1] = hj[:, None] * f_old[j] - dY
+            Fi[2] = 2 * dY - hj[:, None] * (F[idx] + f_old[j])
+            Fi[3:] = hj[None, :, None] * np.tensordot(D, Kx, axes=(1, 0))
+            t0j, y0j = t_old[j], y_old[j]
+
+            def dense(tq, rows):
+                x = ((tq - t0j[rows]) / hj[rows])[:, None]
+                out = np.zeros((len(rows), d))
+                for i_, Fk in enumerate(Fi[::-1]):
+                    out += Fk[rows]
+                    out *= x if i_ % 2 == 0 else (1 - x)
+                return out + y0j[rows]
+
+            roots = np.full((len(j), 2), np.inf)
+            for ev in (0, 1):
+                rows = np.flatnonzero(fired[j, ev])
+                if rows.size:
+                    roots[rows, ev] = _bisect_event(lambda tq, r_=rows, ev_=ev: events(dense(tq, r_))[:, ev_],
+                                                    t0j[rows], t[idx][rows])
+            first = np.argmin(roots, axis=1)
+            tr = roots[np.arange(len(j)), first]
+            Wr = dense(tr, np.arange(len(j)))
+            for q, i in enumerate(idx):
+                t_fin[i], W_fin[i] = tr[q], Wr[q]
+                if first[q] == 0:
+                    status[i] = "reached_eps"
+                    messages[i] = f"train loss reached eps = {eps:.3e} at t = {tr[q]:.6g}"
+                else:
+                    status[i] = "diverged"
+                    messages[i] = f"||w|| exceeded {blowup:.1e} at t = {tr[q]:.6g}"
+        ended = (t[ai] >= t_max) & (status[ai] == "")
+        for i in ai[ended]:
+            status[i] = "time_limit"
+            t_fin[i], W_fin[i] = t[i], Y[i]
+        live = np.flatnonzero(status == "")
+    loss_fin = np.asarray(loss(W_fin), dtype=float)
+    for i in np.flatnonzero(status == "time_limit"):
+        messages[i] = f"time limit t_max = {t_max:.6g} reached with loss {loss_fin[i]:.3e}" + (
+            f" > eps = {eps:.3e}" if eps is not None else "")
+    return FlowBatch(W0, t_fin, W_fin, loss_fin, status, nfev, n_steps, messages)
+
+
+def _bisect_event(g, lo, hi, rel: float = 4 * np.finfo(float).eps) -> np.ndarray:
+    """Roots of ``g`` on ``[lo, hi]`` per row, where ``g(lo) >= 0 >= g(hi)``: bisection (vectorized
+    over rows) until the bracket is below ``rel (1 + |t|)``; returns its end with ``g <= 0``."""
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(200):
+        width = hi - lo
+        if np.all(width <= rel * (1 + np.abs(hi))):
+            break
+        mid = lo + 0.5 * width
+        gm = g(mid)
+        up = gm >= 0
+        lo = np.where(up, mid, lo)
+        hi = np.where(up, hi, mid)
+    return hi
 
 
 def linear_flow_closed_form(X, y, w0, t) -> np.ndarray:
@@ -187,3 +449,28 @@ def problem_gradient_flow(problem, w0=None, *, eps: float | None, t_max: float, 
         res.w_final = red.lift(res.w_final)
         res.extra["reduced_dim"] = red.m
     return res
+
+
+def problem_gradient_flow_batch(problem, W0=None, *, eps: float | None, t_max: float, reduce: bool = True,
+                                **kwargs) -> FlowBatch:
+    """:func:`problem_gradient_flow` from every row of ``W0`` (default: ``problem.w0``) at once
+    (:func:`batched_gradient_flow`). With ``reduce=True`` the flows run in the invariant subspace
+    ``span{rows of W0, x_i}`` (one basis for all rows, so of dimension up to ``n + P``; exact) and
+    the final states are lifted back."""
+    from theory import model as m
+    from theory.reduction import Reduction
+
+    W0 = np.atleast_2d(problem.w0 if W0 is None else np.asarray(W0, dtype=float))
+    if W0.ndim != 2 or W0.shape[1] != problem.d:
+        raise ValueError(f"W0 must have shape (P, {problem.d}), got {W0.shape}")
+    if reduce:
+        red = Reduction.from_problem(problem, W0)
+        P, U0 = red.reduced, red.project(W0)
+    else:
+        P, U0 = problem, W0
+    X, y, g = P.X, P.y, P.gamma
+    out = batched_gradient_flow(lambda U: m.train_grad(U, X, y, g), U0, loss=lambda U: m.train_loss(U, X, y, g),
+                                eps=eps, t_max=t_max, **kwargs)
+    if reduce:
+        out.W0, out.W_final = W0, red.lift(out.W_final)
+    return out
