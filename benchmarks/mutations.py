@@ -16,6 +16,17 @@ MUTATIONS = [
      "coef = np.sqrt(e * spec.a * spec.dt) if spec.noisy else 0.0", "coef = np.sqrt(e * spec.a) if spec.noisy else 0.0"),
     ("label noise scaled by 1/n instead of 1/sqrt(n) in the model", "theory/model.py",
      "V = V + np.asarray(noise_coef) * xi / np.sqrt(self.n)", "V = V + np.asarray(noise_coef) * xi / self.n"),
+    # --- the compiled kernels (the backend the engine picks by default) -----------------------------------
+    ("kernel: sgd noise coefficient without 1/sqrt(n)", "theory/kernels.py",
+     "cn = e * sigma / sqrt_n if noisy else 0.0", "cn = e * sigma if noisy else 0.0"),
+    ("kernel: label noise added without the 1/sqrt(n) of J^T / sqrt(n)", "theory/kernels.py",
+     "v = v + cn * xi[p, j0 + j, i] / sqrt_n", "v = v + cn * xi[p, j0 + j, i]"),
+    ("kernel: sign of the radial term of D alpha", "theory/kernels.py",
+     "u[c] = rg * u[c] + cw * w[c]", "u[c] = rg * u[c] - cw * w[c]"),
+    ("kernel: minibatch step divided by n instead of b", "theory/kernels.py",
+     "v = v * (-e / b)", "v = v * (-e / n)"),
+    ("full-d kernel: label noise scaled by 1/n", "theory/kernels.py",
+     "V = V + np.asarray(coef) * xi / math.sqrt(self.n)", "V = V + np.asarray(coef) * xi / self.n"),
     # --- the model's geometry ------------------------------------------------------------------------
     ("gradient normalised by d instead of n", "theory/model.py",
      "return dalpha_apply(w, _times_XT(res, X) / X.shape[-2], gamma)",

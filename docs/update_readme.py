@@ -1,6 +1,6 @@
 """Regenerate the generated parts of README.md from result files (run after ``lrdecay report``):
 
-    python docs/update_readme.py [--claims results/report/claims.json] [--bench benchmarks/results/table.md]
+    python docs/update_readme.py [--claims results/report/claims.json] [--bench benchmarks/results/engine_speed.md]
 
 The claims table (between the markers ``<!-- claims:start -->`` and ``<!-- claims:end -->``) is made from
 claims.json by :func:`lrdecay.report.render.claims_table`; the summary line and the provenance under it
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--claims", default=str(ROOT / "results" / "report" / "claims.json"),
                    help="claims.json of a default report (default: %(default)s)")
-    p.add_argument("--bench", default=str(ROOT / "benchmarks" / "results" / "table.md"),
+    p.add_argument("--bench", default=str(ROOT / "benchmarks" / "results" / "engine_speed.md"),
                    help="benchmark table written by compare_peers.py (default: %(default)s)")
     a = p.parse_args(argv)
     data = json.loads(Path(a.claims).read_text(encoding="utf-8"))
