@@ -177,34 +177,43 @@ def min_l1_interpolator(X, y, weights=None) -> np.ndarray:
     return res.x[:d] - res.x[d:]
 
 
-def flow_dual(X, y, u0, v0, tol: float = 1e-13, max_iter: int = 200) -> np.ndarray:
+def flow_dual(X, y, u0, v0, tol: float = 1e-13, max_iter: int = 200, mu0=None, return_mu: bool = False):
     """``z = X^T mu`` with ``mu`` the minimiser of ``Phi(mu) = sum_j (u0_j^2 e^{z_j} + v0_j^2 e^{-z_j}) - y^T mu``
-    (damped Newton with backtracking), so that ``beta = u0^2 e^z - v0^2 e^{-z}`` interpolates."""
+    (damped Newton with backtracking, from ``mu0``, default 0), so that ``beta = u0^2 e^z - v0^2 e^{-z}``
+    interpolates. The exponentials are evaluated as ``exp(z + log u0_j^2)`` so that tiny starts do not underflow."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     a2, b2 = np.asarray(u0, dtype=float) ** 2, np.asarray(v0, dtype=float) ** 2
     if np.any(a2 + b2 <= 0):
         raise ValueError("u0 and v0 must not both vanish on a coordinate (it would be frozen at 0)")
-    mu = np.zeros(X.shape[0])
+    with np.errstate(divide="ignore"):
+        la, lb = np.log(a2), np.log(b2)
+    mu = np.zeros(X.shape[0]) if mu0 is None else np.array(mu0, dtype=float)
+
+    def parts(m):
+        z = X.T @ m
+        with np.errstate(over="ignore"):
+            p, q = np.exp(z + la), np.exp(-z + lb)
+        return z, p, q
 
     def phi(m):
-        z = X.T @ m
-        return float(np.sum(a2 * np.exp(z) + b2 * np.exp(-z)) - y @ m)
+        _, p, q = parts(m)
+        v = float(np.sum(p + q) - y @ m)
+        return v if np.isfinite(v) else np.inf
 
     for _ in range(max_iter):
-        z = X.T @ mu
-        grad = X @ (a2 * np.exp(z) - b2 * np.exp(-z)) - y
+        z, p, q = parts(mu)
+        grad = X @ (p - q) - y
         if np.max(np.abs(grad)) <= tol * (1 + np.linalg.norm(y)):
             break
-        H = (X * (a2 * np.exp(z) + b2 * np.exp(-z))) @ X.T
-        step = np.linalg.solve(H, grad)
+        step = np.linalg.solve((X * (p + q)) @ X.T, grad)
         t, f0 = 1.0, phi(mu)
         while phi(mu - t * step) > f0 - 0.25 * t * grad @ step and t > 1e-12:
             t *= 0.5
         mu = mu - t * step
     else:
         raise RuntimeError("flow_dual: Newton's method did not converge")
-    return X.T @ mu
+    return (X.T @ mu, mu) if return_mu else X.T @ mu
 
 
 def hypentropy_minimizer(X, y, alpha: float) -> np.ndarray:
@@ -212,5 +221,9 @@ def hypentropy_minimizer(X, y, alpha: float) -> np.ndarray:
     the gradient-flow limit from ``u_0 = v_0 = alpha 1`` (:func:`flow_dual` with those ``u0, v0``)."""
     alpha = positive("alpha", alpha)
     d = np.asarray(X).shape[1]
-    z = flow_dual(X, y, np.full(d, alpha), np.full(d, alpha))
+    # continuation from alpha = 1 down (or up) by factors of 10, each solve warm-started from the last
+    mu = None
+    for a in list(np.geomspace(1.0, alpha, max(2, int(abs(np.log10(alpha))) + 1)))[:-1]:
+        _, mu = flow_dual(X, y, np.full(d, a), np.full(d, a), mu0=mu, return_mu=True)
+    z = flow_dual(X, y, np.full(d, alpha), np.full(d, alpha), mu0=mu)
     return 2 * alpha**2 * np.sinh(z)
