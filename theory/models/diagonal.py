@@ -204,7 +204,8 @@ def flow_dual(X, y, u0, v0, tol: float = 1e-13, max_iter: int = 200, mu0=None, r
     for _ in range(max_iter):
         z, p, q = parts(mu)
         grad = X @ (p - q) - y
-        if np.max(np.abs(grad)) <= tol * (1 + np.linalg.norm(y)):
+        # relative to the size of the terms whose difference it is (rounding of X (p - q))
+        if np.max(np.abs(grad)) <= tol * (1 + np.linalg.norm(y) + np.max(np.abs(X) @ (p + q))):
             break
         step = np.linalg.solve((X * (p + q)) @ X.T, grad)
         t, f0 = 1.0, phi(mu)
