@@ -209,8 +209,11 @@ def flow_dual(X, y, u0, v0, tol: float = 1e-13, max_iter: int = 200, mu0=None, r
             break
         step = np.linalg.solve((X * (p + q)) @ X.T, grad)
         t, f0 = 1.0, phi(mu)
-        while phi(mu - t * step) > f0 - 0.25 * t * grad @ step and t > 1e-12:
-            t *= 0.5
+        # backtracking while far from the optimum; once the Newton decrement grad . step is below the rounding of
+        # Phi, the full (quadratically convergent) step is taken
+        if grad @ step > 1e-10 * (1 + abs(f0)):
+            while phi(mu - t * step) > f0 - 0.25 * t * grad @ step and t > 1e-12:
+                t *= 0.5
         mu = mu - t * step
     else:
         raise RuntimeError("flow_dual: Newton's method did not converge")

@@ -76,7 +76,7 @@ class DiagonalConfig:
 
     def smoke(self) -> "DiagonalConfig":
         """A tiny run (about a second)."""
-        return replace(self, d=12, n=6, sparsity=1, tau_max=2.0, phase3_steps=500, paths=2,
+        return replace(self, phase3_steps=1000, paths=3,
                        decay_fractions=(0.0, 0.5, 1.0))
 
     def model(self, target: str) -> DiagonalNetwork:

@@ -66,8 +66,8 @@ class TwoLayerConfig:
         return self
 
     def smoke(self) -> "TwoLayerConfig":
-        return replace(self, d=10, n=4, hidden=3, tau_max=4.0, phase3_steps=500, paths=2,
-                       decay_fractions=(0.0, 0.25, 1.0))
+        """The default instance with fewer paths and rows (about a second)."""
+        return replace(self, tau_max=4.0, phase3_steps=1000, paths=4, decay_fractions=(0.0, 0.25, 1.0))
 
     def model(self) -> TwoLayerLinear:
         return TwoLayerLinear.generate(d=self.d, n=self.n, hidden=self.hidden, init_scale=self.init_scale,
