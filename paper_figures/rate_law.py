@@ -51,6 +51,10 @@ def make_figure(res, out_stem):
     y = np.arange(len(rows))
     ax.scatter([r["km_ratio"] for r in rows], y, color=colors[0], label="vs η → 0 ODE")
     ax.scatter([r["km_ratio_eta"] for r in rows], y, color=colors[2], marker="x", label="vs finite-η ODE (R_η)")
+    for yi, r in zip(y, rows):
+        if r["eta_stall"]:
+            ax.annotate(f"finite-η ODE stalls: {r['eta_stall']} ({r['eta_stall_censored']} SGD censored)",
+                        (max(r["km_ratio"], 1.0), yi), fontsize=6, xytext=(4, -2), textcoords="offset points")
     ax.axvspan(lo, hi, color="k", alpha=0.08)
     ax.axvline(1, color="k", lw=1)
     ax.set_yticks(y, labels, fontsize=6)

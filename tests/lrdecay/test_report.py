@@ -10,13 +10,20 @@ from lrdecay.report.claims.base import FAIL, MISSING, PASS
 from lrdecay.report.runner import run_report
 from theory.io import load_json, save_json
 from theory.studies.checks import Checks
+from theory.studies.cyclic import CyclicStudy
 from theory.studies.decay import DecaySweep, ScheduleComparison
+from theory.studies.diagonal import DiagonalStudy
+from theory.studies.discrete_eta import DiscreteEtaStudy
+from theory.studies.rate_law import RateLawResult
+from theory.studies.two_layer import TwoLayerStudy
 
 EXPECTED_IDS = {
     "model.alpha", "model.trace_on_M", "model.min_norm", "model.flatness", "model.invariant_subspace",
     "sde.sgd_is_em", "phase1.scaling", "model.landscape", "phase3.late_decay", "phase2.to_min_norm",
     "phase3.gamma0", "phase3.freeze", "phase3.schedules", "phase2.plateau", "phase2.drift", "phase2.breakdown",
     "vgg.late_decay", "vgg.landscape", "gamma.bound", "gamma.flatness", "gamma.zero", "symbolic.identities", "symbolic.numeric", "convex.prop1_probability", "convex.prop1_ratio", "convex.lemma2", "convex.figure1",
+    "gamma.rate_law", "schedules.cyclic", "phase2.discrete_eta", "models.diagonal", "models.diagonal.late_decay",
+    "models.two_layer", "models.two_layer.late_decay",
 }
 
 
@@ -110,3 +117,65 @@ def test_missing_dataset_marks_vgg_claims_not_run_and_retries(tmp_path, monkeypa
     vgg = [c for c in claims if c.id.startswith("vgg.")]
     assert vgg and all(c.verdict == MISSING and "CIFAR-10 not found" in c.measured for c in vgg)
     assert not (tmp_path / "empirics" / ".job.json").exists()   # not cached: a later run tries again
+
+
+OPEN_IDS = ["gamma.rate_law", "schedules.cyclic", "models.diagonal", "models.diagonal.late_decay", "models.two_layer",
+            "models.two_layer.late_decay"]
+
+
+def test_open_question_claims_flip_on_doctored_inputs(smoke, tmp_path):
+    """Each open-question claim passes on the smoke run and fails once its input is made wrong."""
+    out, claims = smoke
+    before = {c.id: c.verdict for c in claims}
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    # rate law: SGD twice as slow as the ODE in the first cell
+    p = broken / "rate_law" / "rate_law.npz"
+    r = RateLawResult.load(p)
+    r.tau_sgd = np.where(r.cell == 0, 2 * r.tau_sgd, r.tau_sgd)
+    r.save(p)
+    # cyclic: the triangular schedule ends where the constant one does (far beyond its drift budget)
+    p = broken / "cyclic" / "cyclic.npz"
+    st = CyclicStudy.load(p)
+    sc = st.comparison
+    i, j = sc.names.index("triangular"), sc.names.index("constant")
+    rec = sc.sim.records["dist_M"]
+    rec[-1, i * sc.paths:(i + 1) * sc.paths] = rec[-1, j * sc.paths:(j + 1) * sc.paths] * 0.5
+    st.save(p)
+    # diagonal: the long ODE run "ends" at the landing point; the sparse rows' final test losses reversed
+    p = broken / "diagonal" / "diagonal.npz"
+    dg = DiagonalStudy.load(p)
+    dg.sparse.long_theta = dg.sparse.theta_land.copy()
+    ft = dg.sparse.sim.records["test_loss"]
+    rows = ft[-1].reshape(len(dg.sparse.decay_steps), dg.sparse.paths)
+    ft[-1] = rows[::-1].reshape(-1)
+    dg.save(p)
+    # two-layer: the kernel part of W_1 moved in the SGD end states; the final test losses reversed
+    p = broken / "two_layer" / "two_layer.npz"
+    tl = TwoLayerStudy.load(p)
+    tl.study.sim.W_final[:, 0] += 1e-3
+    ft = tl.study.sim.records["test_loss"]
+    ft[-1] = ft[-1].reshape(len(tl.study.decay_steps), tl.study.paths)[::-1].reshape(-1)
+    tl.save(p)
+    after = {c.id: c.verdict for c in evaluate(broken)}
+    for cid in OPEN_IDS:
+        assert before[cid] == PASS, (cid, before[cid])
+        assert after[cid] == FAIL, (cid, after[cid])
+
+
+def test_discrete_eta_claim_on_planted_errors(smoke, tmp_path):
+    """phase2.discrete_eta on planted errors: exactly first-order errors pass; errors that do not grow with eta
+    (slope 0) or grow like eta^2 fail."""
+    out, _ = smoke
+    p = out / "discrete_eta" / "discrete_eta.npz"
+    st = DiscreteEtaStudy.load(p)
+    E, P = st.drift_err_paths.shape
+    verdicts = {}
+    for label, power in (("first", 1.0), ("flat", 0.0), ("second", 2.0)):
+        d = tmp_path / label
+        (d / "discrete_eta").mkdir(parents=True)
+        st.drift_err_paths = -0.8 * st.etas[:, None] ** power * np.ones((E, P))
+        st.train_paths = (st.plateau_leading * (1 + 3.0 * st.etas ** power))[:, None] * np.ones((E, P))
+        st.save(d / "discrete_eta" / "discrete_eta.npz")
+        verdicts[label] = {c.id: c.verdict for c in evaluate(d)}["phase2.discrete_eta"]
+    assert verdicts == {"first": PASS, "flat": FAIL, "second": FAIL}

@@ -214,8 +214,11 @@ class RateLawResult(io.Result):
                 km_tau_sgd=km_median(self.tau_sgd[sel], cens) if k else float("nan"),
                 median_tau_ode=float(np.median(self.tau_ode[sel])) if k else float("nan"),
                 km_ratio=km_median(self.ratio[sel], cens) if k else float("nan"),
-                km_ratio_eta=km_median((self.tau_sgd / self.tau_ode_eta)[sel], cens)
-                if k and np.all(np.isfinite(self.tau_ode_eta[sel])) else float("nan"),
+                eta_stall=int(np.sum(sel & ~np.isfinite(self.tau_ode_eta))),
+                eta_stall_censored=int(np.sum(sel & ~np.isfinite(self.tau_ode_eta) & self.censored)),
+                km_ratio_eta=km_median((self.tau_sgd / self.tau_ode_eta)[sel & np.isfinite(self.tau_ode_eta)],
+                                       self.censored[sel & np.isfinite(self.tau_ode_eta)])
+                if np.any(sel & np.isfinite(self.tau_ode_eta)) else float("nan"),
                 median_law=float(np.median(self.law_x[sel])) if k else float("nan"),
                 median_eta=float(np.median(self.eta[self.cell == c])),
                 median_margin=float(np.median(self.margin[self.cell == c]))))
@@ -229,15 +232,19 @@ class RateLawResult(io.Result):
     def table(self) -> str:
         lo, hi = self.ratio_range
         lines = [f"{'gamma':>5} {'||w0||':>6} {'n':>3} {'pairs':>5} {'cens':>4} {'med eta':>8} {'margin':>6} "
-                 f"{'KM tau_SGD':>10} {'med tau_ODE':>11} {'KM ratio':>8} {'in range':>8} {'ratio (eta ODE)':>15}"]
+                 f"{'KM tau_SGD':>10} {'med tau_ODE':>11} {'KM ratio':>8} {'in range':>8} {'ratio (eta ODE)':>15} "
+                 f"{'eta stall':>9}"]
         for r in self.cell_rows():
             ok = lo <= r["km_ratio"] <= hi
             lines.append(f"{r['gamma']:>5g} {r['w0_norm']:>6g} {r['n']:>3d} {r['usable']:>5d} {r['censored']:>4d} "
                          f"{r['median_eta']:>8.4f} {r['median_margin']:>6.2f} {r['km_tau_sgd']:>10.3f} "
                          f"{r['median_tau_ode']:>11.3f} {r['km_ratio']:>8.3f} {'yes' if ok else 'NO':>8} "
-                         f"{r['km_ratio_eta']:>15.3f}")
+                         f"{r['km_ratio_eta']:>15.3f} {r['eta_stall']:>9d}")
         lines.append(f"ratio = tau_SGD / tau_ODE per instance (eta -> 0 drift ODE), Kaplan-Meier median per cell; range "
-                     f"[{lo:.2f}, {hi:.2f}]; last column: against the finite-eta drift ODE (R_eta)")
+                     f"[{lo:.2f}, {hi:.2f}]; ratio (eta ODE): against the finite-eta drift ODE (R_eta), over the pairs it brings "
+                     f"within tol; eta stall: pairs it never brings within tol ({int(np.sum(~np.isfinite(self.tau_ode_eta)))}, "
+                     f"of which {int(np.sum(~np.isfinite(self.tau_ode_eta) & self.censored))} are censored SGD paths; "
+                     f"{int(self.censored.sum())} censored in all)")
         for key, label in (("law", "law  log tau = log C + p log(ln(d0/tol)/kappa)"),
                            ("factors", "factors  log tau = b0 + b_g gamma + b_w log||w0|| + b_n log(n/d)")):
             lines.append(label)
