@@ -128,12 +128,13 @@ def discrete_eta(d):
     fd, fe, fp = st.fit("drift"), st.fit("drift_eta"), st.fit("plateau")
     lo, hi = SLOPE_RANGE
     ok = lo <= fd["p"] <= hi and lo <= fp["p"] <= hi and fd["same_sign"] and fp["same_sign"]
+    c_meas = float(st.plateau_err_leading[0] / st.etas[0])
     measured = (f"drift: p = {fd['p']:.3f} [{fd['p_low']:.3f}, {fd['p_high']:.3f}]; plateau: p = {fp['p']:.3f} "
-                f"[{fp['p_low']:.3f}, {fp['p_high']:.3f}], c = {fp['c']:.3g} [{fp['c_low']:.3g}, {fp['c_high']:.3g}] vs "
-                f"predicted {st.plateau_coef_pred:.3g}; finite-η drift ODE: drift errors "
+                f"[{fp['p_low']:.3f}, {fp['p_high']:.3f}], e/η at η = {st.etas[0]:g}: {c_meas:.3g} vs the linear OU's "
+                f"Σλ²/(2Σλ) = {st.plateau_coef_pred:.3g}; finite-η drift ODE: drift errors "
                 + ", ".join(f"{a:.4f}→{b:.4f}" for a, b in zip(st.drift_err, st.drift_err_eta))
                 + f" (η = {', '.join(f'{e:g}' for e in st.etas)})")
-    vals = {"drift_slope": fd["p"], "plateau_slope": fp["p"], "plateau_coef": fp["c"],
+    vals = {"drift_slope": fd["p"], "plateau_slope": fp["p"], "plateau_coef": c_meas,
             "plateau_coef_pred": st.plateau_coef_pred, "drift_eta_slope": fe["p"]}
     return Judgement(verdict(ok), measured, vals)
 
