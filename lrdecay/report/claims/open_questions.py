@@ -86,7 +86,7 @@ def rate_law(d):
                   "for every schedule",
        tolerance=f"|ratio − 1| ≤ ηλ_max/2 + {CYCLIC_MC:g} (first-order finite-η correction at the peak rate, and the "
                  "Monte Carlo error of 8 paths)", job="cyclic", figure="cyclic/figures/cyclic_schedules.png",
-       caveat="The VGG-11 comparison of the issue is not part of this job (out of its scope).")
+       caveat="Theory only: a VGG-11 comparison of cyclic schedules is not part of this job.")
 def cyclic(d):
     st = load(CyclicStudy, d / "cyclic.npz")
     if st is None:
