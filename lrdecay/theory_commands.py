@@ -1,4 +1,5 @@
-"""The theory subcommands of ``lrdecay``: demo, convex, drift, gamma-study, sweep.
+"""The theory subcommands of ``lrdecay``: demo, convex, drift, gamma-study, sweep, and the open questions:
+rate-law, cyclic, discrete-eta, diagonal, two-layer.
 
 Each handler runs a study of :mod:`theory.studies`, prints its table, saves its result files and draws
 its figures (from the saved results) under ``--out``.
@@ -321,4 +322,213 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-REGISTER = [register_demo, register_convex, register_drift, register_gamma, register_sweep]
+# --------------------------------------------------------------------------------------------------
+# the open questions: rate-law, cyclic, discrete-eta, diagonal, two-layer
+# --------------------------------------------------------------------------------------------------
+
+def _smoke(p):
+    p.add_argument("--smoke", action="store_true", help="a tiny run of a few seconds (default: off)")
+
+
+def register_rate_law(sub) -> None:
+    from theory.studies.rate_law import RateLawConfig
+
+    c = RateLawConfig()
+    p = sub.add_parser(
+        "rate-law", help="Phase II drift time to w_mn against gamma, ||w0|| and n/d: SGD against the drift ODE, fitted law",
+        description="For each cell (gamma, ||w0||, n) and many instances: label-noise SGD from the landing point until "
+                    "it reaches w_mn (censored at a cap; Kaplan-Meier medians), the drift ODE's time (eta -> 0 and "
+                    "finite eta), and the law tau = C (ln(d0/tol)/kappa)^p fitted with censoring and bootstrap "
+                    "intervals. Writes rate_law.npz and figures/rate_law.{png,pdf} under --out.")
+    _out(p, "results/rate_law")
+    p.add_argument("--gammas", type=float, nargs="+", default=list(c.gammas),
+                   help="gamma grid (default: " + " ".join(f"{g:g}" for g in c.gammas) + ")")
+    p.add_argument("--w0-norms", type=float, nargs="+", default=list(c.w0_norms),
+                   help="start norms ||w0|| (default: " + " ".join(f"{g:g}" for g in c.w0_norms) + ")")
+    p.add_argument("--ns", type=int, nargs="+", default=list(c.ns),
+                   help="numbers of samples n (default: " + " ".join(map(str, c.ns)) + ")")
+    p.add_argument("--d", type=int, default=c.d, help="dimension (default: %(default)s)")
+    p.add_argument("--instances", type=int, default=c.n_instances, help="instances per cell (default: %(default)s)")
+    p.add_argument("--sigma", type=float, default=c.sigma, help="label-noise level (default: %(default)s)")
+    p.add_argument("--lr-factor", type=float, default=c.lr_factor,
+                   help="eta = lr_factor / lambda_max at retract(w0) (default: %(default)s)")
+    p.add_argument("--tol", type=float, default=c.tol, help="relative distance to w_mn on M (default: %(default)s)")
+    p.add_argument("--cap-factor", type=float, default=c.cap_factor,
+                   help="SGD step cap as a multiple of the predicted steps (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=c.bootstrap, help="bootstrap resamples (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=c.seed, help="instance and noise seed (default: %(default)s)")
+    _smoke(p)
+    _no_progress(p)
+    p.set_defaults(func=cmd_rate_law)
+
+
+def cmd_rate_law(args) -> int:
+    from dataclasses import replace
+
+    from paper_figures.rate_law import make_figure
+    from theory.studies.rate_law import RateLawConfig, run_rate_law
+
+    cfg = replace(RateLawConfig(), gammas=tuple(args.gammas), w0_norms=tuple(args.w0_norms), ns=tuple(args.ns), d=args.d,
+                  n_instances=args.instances, sigma=args.sigma, lr_factor=args.lr_factor, tol=args.tol,
+                  cap_factor=args.cap_factor, bootstrap=args.bootstrap, seed=args.seed)
+    cfg = (cfg.smoke() if args.smoke else cfg).validate()
+    res = run_rate_law(cfg, progress=not args.no_progress)
+    print(res.table())
+    out = Path(args.out)
+    _wrote([res.save(out / "rate_law.npz")] + make_figure(res, out / "figures" / "rate_law"))
+    return 0
+
+
+def register_cyclic(sub) -> None:
+    from theory.studies.cyclic import CyclicConfig
+
+    c = CyclicConfig()
+    p = sub.add_parser(
+        "cyclic", help="cyclic schedules beside constant, step, multistep, cosine and WSD at an equal budget",
+        description="Label-noise SGD from the landing point under eight schedules with the same step budget; final "
+                    "test loss, distance to w_mn on M, and the drift ODE at each schedule's drift budget "
+                    "tau_S = sum eta_k^2. Writes cyclic.npz and figures/cyclic_schedules.{png,pdf} under --out.")
+    _out(p, "results/cyclic")
+    p.add_argument("--eta", type=float, default=c.eta, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=c.total_steps, help="step budget (default: %(default)s)")
+    p.add_argument("--cycles", type=int, default=c.cycles, help="cycles of the cyclic schedules (default: %(default)s)")
+    p.add_argument("--factor", type=float, default=c.factor, help="decay factor / eta_min ratio (default: %(default)s)")
+    p.add_argument("--gamma", type=float, default=c.gamma, help="gamma (default: %(default)s)")
+    p.add_argument("--sigma", type=float, default=c.sigma, help="label-noise level (default: %(default)s)")
+    p.add_argument("--paths", type=int, default=c.paths, help="paths per schedule (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=c.seed, help="problem and noise seed (default: %(default)s)")
+    _smoke(p)
+    _no_progress(p)
+    p.set_defaults(func=cmd_cyclic)
+
+
+def cmd_cyclic(args) -> int:
+    from dataclasses import replace
+
+    from paper_figures.cyclic_schedules import make_figure
+    from theory.studies.cyclic import CyclicConfig, run_cyclic_study
+
+    cfg = replace(CyclicConfig(), eta=args.eta, total_steps=args.steps, cycles=args.cycles, factor=args.factor,
+                  gamma=args.gamma, sigma=args.sigma, paths=args.paths, seed=args.seed)
+    cfg = (cfg.smoke() if args.smoke else cfg).validate()
+    st = run_cyclic_study(cfg, progress=not args.no_progress)
+    print(st.table())
+    out = Path(args.out)
+    _wrote([st.save(out / "cyclic.npz")] + make_figure(st, out / "figures" / "cyclic_schedules"))
+    return 0
+
+
+def register_discrete_eta(sub) -> None:
+    from theory.studies.discrete_eta import DiscreteEtaConfig
+
+    c = DiscreteEtaConfig()
+    p = sub.add_parser(
+        "discrete-eta", help="drift and plateau errors of the quasistatic picture against eta, with fitted slopes",
+        description="For each eta, label-noise SGD paths against the drift ODE (eta -> 0 and finite eta) from the same "
+                    "point of M: signed drift error and plateau error, fitted |e| = c eta^p with bootstrap intervals. "
+                    "Writes discrete_eta.npz and figures/discrete_eta.{png,pdf} under --out.")
+    _out(p, "results/discrete_eta")
+    p.add_argument("--etas", type=float, nargs="+", default=list(c.etas),
+                   help="learning rates (default: " + " ".join(f"{e:g}" for e in c.etas) + ")")
+    p.add_argument("--tau-max", type=float, default=c.tau_max, help="drift time tau = eta^2 k (default: %(default)s)")
+    p.add_argument("--paths", type=int, default=c.paths, help="SGD paths per eta (default: %(default)s)")
+    p.add_argument("--gamma", type=float, default=c.gamma, help="gamma (default: %(default)s)")
+    p.add_argument("--sigma", type=float, default=c.sigma, help="label-noise level (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=c.seed, help="problem and noise seed (default: %(default)s)")
+    _smoke(p)
+    _no_progress(p)
+    p.set_defaults(func=cmd_discrete_eta)
+
+
+def cmd_discrete_eta(args) -> int:
+    from dataclasses import replace
+
+    from paper_figures.discrete_eta import make_figure
+    from theory.studies.discrete_eta import DiscreteEtaConfig, run_discrete_eta
+
+    cfg = replace(DiscreteEtaConfig(), etas=tuple(args.etas), tau_max=args.tau_max, paths=args.paths, gamma=args.gamma,
+                  sigma=args.sigma, seed=args.seed)
+    cfg = (cfg.smoke() if args.smoke else cfg).validate()
+    st = run_discrete_eta(cfg, progress=not args.no_progress)
+    print(st.table())
+    out = Path(args.out)
+    _wrote([st.save(out / "discrete_eta.npz")] + make_figure(st, out / "figures" / "discrete_eta"))
+    return 0
+
+
+def _model_options(p, c):
+    p.add_argument("--d", type=int, default=c.d, help="dimension (default: %(default)s)")
+    p.add_argument("--n", type=int, default=c.n, help="training points, 1 <= n < d (default: %(default)s)")
+    p.add_argument("--init-scale", type=float, default=c.init_scale, help="scale of the start (default: %(default)s)")
+    p.add_argument("--sigma", type=float, default=c.sigma, help="label-noise level (default: %(default)s)")
+    p.add_argument("--tau-max", type=float, default=c.tau_max, help="Phase II drift time (default: %(default)s)")
+    p.add_argument("--paths", type=int, default=c.paths, help="paths per decay time (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=c.seed, help="instance and noise seed (default: %(default)s)")
+    _smoke(p)
+    _no_progress(p)
+
+
+def register_diagonal(sub) -> None:
+    from theory.studies.diagonal import DiagonalConfig
+
+    c = DiagonalConfig()
+    p = sub.add_parser(
+        "diagonal", help="diagonal linear network: label-noise SGD drifts to the min-l1 interpolator; late decay",
+        description="beta = u*u - v*v from u0 = v0 = init_scale: label-noise SGD against the drift ODE, the l1 "
+                    "interpolator (linprog), and decay sweeps for a sparse target and a row-space target. Writes "
+                    "diagonal.npz and figures/diagonal.{png,pdf} under --out.")
+    _out(p, "results/diagonal")
+    _model_options(p, c)
+    p.add_argument("--sparsity", type=int, default=c.sparsity, help="non-zeros of the sparse target (default: %(default)s)")
+    p.set_defaults(func=cmd_diagonal)
+
+
+def cmd_diagonal(args) -> int:
+    from dataclasses import replace
+
+    from paper_figures.model_drift import make_diagonal_figure
+    from theory.studies.diagonal import DiagonalConfig, run_diagonal_study
+
+    cfg = replace(DiagonalConfig(), d=args.d, n=args.n, init_scale=args.init_scale, sigma=args.sigma,
+                  tau_max=args.tau_max, paths=args.paths, seed=args.seed, sparsity=args.sparsity)
+    cfg = (cfg.smoke() if args.smoke else cfg).validate()
+    st = run_diagonal_study(cfg, progress=not args.no_progress)
+    print(st.table())
+    out = Path(args.out)
+    _wrote([st.save(out / "diagonal.npz")] + make_diagonal_figure(st, out / "figures" / "diagonal"))
+    return 0
+
+
+def register_two_layer(sub) -> None:
+    from theory.studies.two_layer import TwoLayerConfig
+
+    c = TwoLayerConfig()
+    p = sub.add_parser(
+        "two-layer", help="two-layer linear network: label-noise SGD drifts to X-balance; late decay",
+        description="beta = W1^T w2: label-noise SGD against the drift ODE, the trace minimum 2||y|| ||X||_F / n, the "
+                    "invariant kernel part of W1 and a decay sweep. Writes two_layer.npz and "
+                    "figures/two_layer.{png,pdf} under --out.")
+    _out(p, "results/two_layer")
+    _model_options(p, c)
+    p.add_argument("--hidden", type=int, default=c.hidden, help="hidden width h (default: %(default)s)")
+    p.set_defaults(func=cmd_two_layer)
+
+
+def cmd_two_layer(args) -> int:
+    from dataclasses import replace
+
+    from paper_figures.model_drift import make_two_layer_figure
+    from theory.studies.two_layer import TwoLayerConfig, run_two_layer_study
+
+    cfg = replace(TwoLayerConfig(), d=args.d, n=args.n, init_scale=args.init_scale, sigma=args.sigma,
+                  tau_max=args.tau_max, paths=args.paths, seed=args.seed, hidden=args.hidden)
+    cfg = (cfg.smoke() if args.smoke else cfg).validate()
+    st = run_two_layer_study(cfg, progress=not args.no_progress)
+    print(st.table())
+    out = Path(args.out)
+    _wrote([st.save(out / "two_layer.npz")] + make_two_layer_figure(st, out / "figures" / "two_layer"))
+    return 0
+
+
+REGISTER = [register_demo, register_convex, register_drift, register_gamma, register_sweep, register_rate_law,
+            register_cyclic, register_discrete_eta, register_diagonal, register_two_layer]

@@ -19,6 +19,11 @@ which on M reduces to ``-(a/4) h'(||w||) P_T w_hat`` and in radial form
 i.e. ``w = w_mn`` (when ``h`` increases along M). :func:`drift_ode` integrates it on M (reduced
 coordinates, ``solve_ivp``, each stored point retracted onto M). The comparison with label-noise SGD
 over many paths is :mod:`theory.studies.drift`.
+
+**At a finite learning rate** the exact OU covariance gives the drift ``-(a/4) P_T grad R_eta`` with
+``R_eta = -(2/eta) sum_j log(1 - eta lambda_j / 2) = tr H + (eta/4) sum_j lambda_j^2 + O(eta^2)``
+(:func:`discrete_regularizer`, :func:`discrete_drift_velocity`; ``drift_ode(..., eta=eta)``): the ``O(eta)``
+correction of the drift, studied in :mod:`theory.studies.discrete_eta`.
 """
 from __future__ import annotations
 
@@ -100,8 +105,9 @@ class DriftSolution:
 
 
 def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: int = 200,
-              rtol: float = 1e-9, atol: float = 1e-12, method: str = "LSODA") -> DriftSolution:
-    """Integrate the tangent drift ``dw/dtau = -(a/4) P_T grad tr Hess L_n`` from ``w_start``.
+              rtol: float = 1e-9, atol: float = 1e-12, method: str = "LSODA", eta: float | None = None) -> DriftSolution:
+    """Integrate the tangent drift ``dw/dtau = -(a/4) P_T grad tr Hess L_n`` from ``w_start`` (with ``eta``: the
+    finite-``eta`` drift ``-(a/4) P_T grad R_eta`` of :func:`discrete_drift_velocity`).
 
     ``w_start`` is first retracted onto M. The ODE runs in the invariant subspace
     ``span{w_start, x_i}`` (exact: the velocity is a combination of ``w`` and the ``x_i``); every
@@ -117,8 +123,15 @@ def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: in
     P = red.reduced
     u0 = red.project(w_start)
     tau = np.linspace(0.0, tau_max, n_eval)
-    sol = solve_ivp(lambda _t, u: drift_velocity(P, u, a), (0.0, tau_max), u0, t_eval=tau,
-                    method=method, rtol=rtol, atol=atol)
+    if eta is None:
+        def rhs(_t, u):
+            return drift_velocity(P, u, a)
+    else:
+        eta = positive("eta", eta)
+
+        def rhs(_t, u):
+            return discrete_drift_velocity(P, u, a, eta)
+    sol = solve_ivp(rhs, (0.0, tau_max), u0, t_eval=tau, method=method, rtol=rtol, atol=atol)
     U = sol.y.T
     off = float(np.max(m.train_loss(U, P.X, P.y, P.gamma)))
     U = m.retract(U, P.X, P.y, P.gamma)
@@ -127,4 +140,40 @@ def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: in
     return DriftSolution(sol.t, W, np.linalg.norm(W, axis=1),
                          m.test_loss(W, problem.alpha_star, problem.gamma, 0.0, problem.test_offset),
                          np.linalg.norm(W - problem.w_mn, axis=1), off, status, sol.message,
-                         dict(tau_max=float(tau_max), a=float(a), rtol=rtol, atol=atol, method=method))
+                         dict(tau_max=float(tau_max), a=float(a), rtol=rtol, atol=atol, method=method,
+                              eta=None if eta is None else float(eta)))
+
+
+# --------------------------------------------------------------------------------------------------
+# The drift at a finite learning rate
+# --------------------------------------------------------------------------------------------------
+
+def discrete_regularizer(problem: Problem, w, eta: float) -> np.ndarray:
+    r"""``R_eta(w) = -(2/eta) sum_j log(1 - eta lambda_j / 2)``, ``lambda_j`` the eigenvalues of ``J J^T / n`` at ``w``.
+
+    At a finite ``eta`` the normal fluctuations have the exact OU covariance
+    ``Sigma = sum_j eta a / (2 - eta lambda_j) v_j v_j^T``; the mean step of label-noise SGD along M is then
+    ``-(eta / 2) P_T grad tr(Hess L_n(w) Sigma)`` with ``Sigma`` held fixed, i.e. ``-(eta^2 a / 2) P_T sum_j
+    grad lambda_j / (2 - eta lambda_j)`` (first-order eigenvalue perturbation; the residual terms of the Hessian
+    contribute only normal components on M). That is ``d w / d tau = -(a/4) P_T grad R_eta`` with
+    ``R_eta = sum_j lambda_j + (eta/4) sum_j lambda_j^2 + O(eta^2)``: ``tr Hess L_n`` at ``eta -> 0``, and an
+    ``O(eta)`` correction that penalises the sharpest directions more (so its minimiser on M can move off
+    ``w_mn``). Returns ``inf`` where ``eta lambda_max >= 2``."""
+    eta = positive("eta", eta)
+    J = m.jacobian(np.asarray(w, dtype=float), problem.X, problem.gamma)
+    lam = np.linalg.eigvalsh(J @ np.swapaxes(J, -1, -2) / problem.n)
+    arg = 1 - eta * lam / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = -(2 / eta) * np.sum(np.log(arg), axis=-1)
+    return np.where(np.all(arg > 0, axis=-1), out, np.inf)
+
+
+def discrete_drift_velocity(problem: Problem, w, a: float, eta: float, h: float = 1e-6) -> np.ndarray:
+    """``dw/dtau = -(a/4) P_T grad R_eta(w)`` (:func:`discrete_regularizer`; the gradient by central differences
+    with step ``h ||w||``, one point ``w`` of shape ``(d,)``; use it in reduced coordinates)."""
+    w = np.asarray(w, dtype=float)
+    step = h * max(1.0, float(np.linalg.norm(w)))
+    E = np.eye(w.size) * step
+    R = discrete_regularizer(problem, np.concatenate([w + E, w - E]), eta)
+    g = (R[:w.size] - R[w.size:]) / (2 * step)
+    return -0.25 * a * m.project_tangent(w, g, problem.X, problem.gamma)

@@ -22,10 +22,14 @@ from theory.io import ResultFileError, load_json, save_json
 SIZES = {
     "default": dict(symbolic=dict(points=5), demo=dict(quick=False, paths=4), drift=dict(quick=False, paths=32, tau_max=24.0),
                     convex=dict(trials=10000), core=dict(paths=8), landscape=dict(grid=241, sgd_steps=30000),
-                    gamma=dict(n_instances=40), empirics=dict(profile="quick")),
+                    gamma=dict(n_instances=40), rate_law=dict(smoke=False), cyclic=dict(smoke=False),
+                    discrete_eta=dict(smoke=False), diagonal=dict(smoke=False), two_layer=dict(smoke=False),
+                    empirics=dict(profile="quick")),
     "smoke": dict(symbolic=dict(points=2), demo=dict(quick=True, paths=2), drift=dict(quick=True, paths=8, tau_max=4.0),
                   convex=dict(trials=300), core=dict(paths=4), landscape=dict(grid=41, sgd_steps=3000),
-                  gamma=dict(n_instances=4, gammas=[0.0, 2.0], max_steps=20000), empirics=dict(
+                  gamma=dict(n_instances=4, gammas=[0.0, 2.0], max_steps=20000), rate_law=dict(smoke=True),
+                  cyclic=dict(smoke=True), discrete_eta=dict(smoke=True), diagonal=dict(smoke=True),
+                  two_layer=dict(smoke=True), empirics=dict(
                       profile="quick", threads=1,
                       train=dict(width=0.125, batch_size=50, epochs=2, ckpt_every=4, decay_epochs=(1, 2),
                                  subpath_epochs=1, train_size=200, test_size=100, eval_batch=100),
@@ -104,6 +108,63 @@ def job_gamma(d: Path, cfg: dict):
     make_figure(res, d / "figures" / "gamma_convergence")
 
 
+def job_rate_law(d: Path, cfg: dict):
+    """Phase II drift time against gamma, ||w0|| and n/d (the open question on the rate)."""
+    from paper_figures.rate_law import make_figure
+    from theory.studies.rate_law import RateLawConfig, run_rate_law
+
+    c = RateLawConfig().smoke() if cfg["smoke"] else RateLawConfig()
+    res = run_rate_law(c, progress=cfg.get("progress", True))
+    print(res.table())
+    res.save(d / "rate_law.npz")
+    make_figure(res, d / "figures" / "rate_law")
+
+
+def job_cyclic(d: Path, cfg: dict):
+    """Cyclic schedules beside the others at an equal budget (theory only; the VGG comparison is not run)."""
+    from paper_figures.cyclic_schedules import make_figure
+    from theory.studies.cyclic import CyclicConfig, run_cyclic_study
+
+    c = CyclicConfig().smoke() if cfg["smoke"] else CyclicConfig()
+    st = run_cyclic_study(c, progress=cfg.get("progress", True))
+    print(st.table())
+    st.save(d / "cyclic.npz")
+    make_figure(st, d / "figures" / "cyclic_schedules")
+
+
+def job_discrete_eta(d: Path, cfg: dict):
+    from paper_figures.discrete_eta import make_figure
+    from theory.studies.discrete_eta import DiscreteEtaConfig, run_discrete_eta
+
+    c = DiscreteEtaConfig().smoke() if cfg["smoke"] else DiscreteEtaConfig()
+    st = run_discrete_eta(c, progress=cfg.get("progress", True))
+    print(st.table())
+    st.save(d / "discrete_eta.npz")
+    make_figure(st, d / "figures" / "discrete_eta")
+
+
+def job_diagonal(d: Path, cfg: dict):
+    from paper_figures.model_drift import make_diagonal_figure
+    from theory.studies.diagonal import DiagonalConfig, run_diagonal_study
+
+    c = DiagonalConfig().smoke() if cfg["smoke"] else DiagonalConfig()
+    st = run_diagonal_study(c, progress=cfg.get("progress", True))
+    print(st.table())
+    st.save(d / "diagonal.npz")
+    make_diagonal_figure(st, d / "figures" / "diagonal")
+
+
+def job_two_layer(d: Path, cfg: dict):
+    from paper_figures.model_drift import make_two_layer_figure
+    from theory.studies.two_layer import TwoLayerConfig, run_two_layer_study
+
+    c = TwoLayerConfig().smoke() if cfg["smoke"] else TwoLayerConfig()
+    st = run_two_layer_study(c, progress=cfg.get("progress", True))
+    print(st.table())
+    st.save(d / "two_layer.npz")
+    make_two_layer_figure(st, d / "figures" / "two_layer")
+
+
 def job_empirics(d: Path, cfg: dict):
     """VGG-11 on the CIFAR-10 subset: the quick profile (smoke: a tiny network for seconds)."""
     from empirics.profiles import run_profile
@@ -122,7 +183,8 @@ def job_empirics(d: Path, cfg: dict):
 
 JOBS: dict[str, Callable[[Path, dict], None]] = {
     "core": job_core, "symbolic": job_symbolic, "demo": job_demo, "drift": job_drift, "convex": job_convex,
-    "landscape": job_landscape, "gamma": job_gamma, "empirics": job_empirics}
+    "landscape": job_landscape, "gamma": job_gamma, "rate_law": job_rate_law, "cyclic": job_cyclic,
+    "discrete_eta": job_discrete_eta, "diagonal": job_diagonal, "two_layer": job_two_layer, "empirics": job_empirics}
 
 
 # --------------------------------------------------------------------------------------------------

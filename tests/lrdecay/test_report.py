@@ -13,9 +13,14 @@ from lrdecay.report.runner import run_report
 from theory.io import load_json, save_json
 from theory.studies.checks import Checks
 from theory.studies.convex_mc import ConvexStudy
+from theory.studies.cyclic import CyclicStudy
 from theory.studies.decay import DecaySweep, ScheduleComparison
+from theory.studies.diagonal import DiagonalStudy
+from theory.studies.discrete_eta import DiscreteEtaStudy
 from theory.studies.gamma import GammaStudyResult
 from theory.studies.landscape import LandscapeStudy
+from theory.studies.rate_law import RateLawResult
+from theory.studies.two_layer import TwoLayerStudy
 
 # the verdict of every claim on the smoke-size report; claims whose regime the smoke size does not reach
 # say so ("n/a", "not testable") instead of passing
@@ -25,6 +30,8 @@ EXPECTED_SMOKE = {
     "phase2.plateau": PASS, "phase2.drift": PASS, "phase2.breakdown": PASS, "phase3.late_decay": PASS,
     "phase2.to_min_norm": NOT_APPLICABLE, "phase3.schedules": PASS, "phase3.gamma0": PASS, "phase3.freeze": PASS,
     "gamma.bound": NOT_TESTABLE, "gamma.flatness": NOT_APPLICABLE, "gamma.zero": PASS,
+    "gamma.rate_law": PASS, "schedules.cyclic": PASS, "phase2.discrete_eta": PASS, "models.diagonal": PASS,
+    "models.diagonal.late_decay": PASS, "models.two_layer": PASS, "models.two_layer.late_decay": PASS,
     "convex.prop1_probability": NOT_TESTABLE, "convex.prop1_ratio": PASS, "convex.lemma2": PASS,
     "convex.figure1": PASS, "vgg.late_decay": PASS, "vgg.landscape": FIGURE,
     "symbolic.identities": PASS, "symbolic.numeric": PASS,
@@ -185,7 +192,75 @@ def _vgg_rho(d):
     save_json(d / "summary.json", s)
 
 
+def _rate_law_slow(d):
+    """SGD twice as slow as the ODE in the first cell."""
+    p = d / "rate_law.npz"
+    r = RateLawResult.load(p)
+    r.tau_sgd = np.where(r.cell == 0, 2 * r.tau_sgd, r.tau_sgd)
+    r.save(p)
+
+
+def _cyclic_beyond_budget(d):
+    """The triangular schedule ends at half the constant schedule's distance (far beyond its drift budget)."""
+    p = d / "cyclic.npz"
+    st = CyclicStudy.load(p)
+    sc = st.comparison
+    i, j = sc.names.index("triangular"), sc.names.index("constant")
+    rec = sc.sim.records["dist_M"]
+    rec[-1, i * sc.paths:(i + 1) * sc.paths] = rec[-1, j * sc.paths:(j + 1) * sc.paths] * 0.5
+    st.save(p)
+
+
+def _discrete_eta_flat(d):
+    """Errors that do not grow with eta (exactly flat: slope 0 with a tight interval)."""
+    p = d / "discrete_eta.npz"
+    st = DiscreteEtaStudy.load(p)
+    E, P = st.drift_err_paths.shape
+    st.drift_err_paths = -0.05 * np.ones((E, P))
+    st.train_paths = (st.plateau_leading * 1.2)[:, None] * np.ones((E, P))
+    st.save(p)
+
+
+def _diagonal(d, fn):
+    p = d / "diagonal.npz"
+    st = DiagonalStudy.load(p)
+    fn(st)
+    st.save(p)
+
+
+def _diag_stays(st):
+    st.sparse.long_theta = st.sparse.theta_land.copy()
+
+
+def _diag_reverse(st):
+    ft = st.sparse.sim.records["test_loss"]
+    ft[-1] = ft[-1].reshape(len(st.sparse.decay_steps), st.sparse.paths)[::-1].reshape(-1)
+
+
+def _two_layer(d, fn):
+    p = d / "two_layer.npz"
+    st = TwoLayerStudy.load(p)
+    fn(st.study)
+    st.save(p)
+
+
+def _two_layer_kernel_moves(s):
+    s.sim.W_final[:, 0] += 1e-3
+
+
+def _two_layer_reverse(s):
+    ft = s.sim.records["test_loss"]
+    ft[-1] = ft[-1].reshape(len(s.decay_steps), s.paths)[::-1].reshape(-1)
+
+
 DOCTORS = {
+    "gamma.rate_law": _rate_law_slow,
+    "schedules.cyclic": _cyclic_beyond_budget,
+    "phase2.discrete_eta": _discrete_eta_flat,
+    "models.diagonal": lambda d: _diagonal(d, _diag_stays),
+    "models.diagonal.late_decay": lambda d: _diagonal(d, _diag_reverse),
+    "models.two_layer": lambda d: _two_layer(d, _two_layer_kernel_moves),
+    "models.two_layer.late_decay": lambda d: _two_layer(d, _two_layer_reverse),
     "model.alpha": lambda d: _checks(d, "core_checks.npz", alpha_rel_error=1e-6),
     "model.trace_on_M": lambda d: _checks(d, "core_checks.npz", trace_rel_error=1e-3),
     "model.min_norm": lambda d: _checks(d, "core_checks.npz", min_norm_shortest_ratio=0.99),
@@ -234,6 +309,23 @@ def test_doctored_input_flips_the_verdict(smoke, tmp_path, claim_id):
     after = judge_one(spec, tmp_path).verdict
     assert after != before, (claim_id, before, after)
     assert after == FAIL, (claim_id, after)
+
+
+def test_discrete_eta_claim_on_planted_errors(smoke, tmp_path):
+    """phase2.discrete_eta on planted errors: exactly first-order errors pass; errors that do not grow with eta
+    (slope 0) or grow like eta^2 fail."""
+    out, _ = smoke
+    st = DiscreteEtaStudy.load(out / "discrete_eta" / "discrete_eta.npz")
+    E, P = st.drift_err_paths.shape
+    verdicts = {}
+    for label, power in (("first", 1.0), ("flat", 0.0), ("second", 2.0)):
+        d = tmp_path / label
+        (d / "discrete_eta").mkdir(parents=True)
+        st.drift_err_paths = -0.8 * st.etas[:, None] ** power * np.ones((E, P))
+        st.train_paths = (st.plateau_leading * (1 + 3.0 * st.etas ** power))[:, None] * np.ones((E, P))
+        st.save(d / "discrete_eta" / "discrete_eta.npz")
+        verdicts[label] = {c.id: c.verdict for c in evaluate(d)}["phase2.discrete_eta"]
+    assert verdicts == {"first": PASS, "flat": FAIL, "second": FAIL}
 
 
 def test_missing_results_are_reported_not_run(tmp_path):

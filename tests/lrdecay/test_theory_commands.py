@@ -76,3 +76,25 @@ def test_version(capsys):
     assert exc.value.code == 0
     from lrdecay import __version__
     assert capsys.readouterr().out.strip() == f"lrdecay {__version__}"
+
+
+@pytest.mark.parametrize("command, file, figure", [
+    (["rate-law", "--smoke"], "rate_law.npz", "rate_law.png"),
+    (["cyclic", "--smoke"], "cyclic.npz", "cyclic_schedules.png"),
+    (["discrete-eta", "--smoke"], "discrete_eta.npz", "discrete_eta.png"),
+    (["two-layer", "--smoke"], "two_layer.npz", "two_layer.png"),
+    (["diagonal", "--d", "12", "--n", "6", "--sparsity", "1", "--tau-max", "1", "--paths", "2"], "diagonal.npz",
+     "diagonal.png"),
+])
+def test_open_question_commands_write_results_and_figures(command, file, figure, tmp_path, capsys):
+    assert main(command + ["--out", str(tmp_path), "--no-progress"]) == 0
+    assert capsys.readouterr().out
+    assert (tmp_path / file).stat().st_size > 1000
+    assert (tmp_path / "figures" / figure).stat().st_size > 1000
+
+
+def test_open_question_commands_refuse_bad_input(tmp_path, capsys):
+    assert main(["rate-law", "--out", str(tmp_path), "--lr-factor", "3", "--no-progress"]) == 2
+    assert "lr_factor must be in (0, 2)" in capsys.readouterr().err
+    assert main(["cyclic", "--out", str(tmp_path), "--cycles", "0", "--no-progress"]) == 2
+    assert "cycles must be an integer in" in capsys.readouterr().err

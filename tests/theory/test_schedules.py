@@ -81,3 +81,81 @@ def test_bad_parameters(make, match):
 def test_negative_step_rejected():
     with pytest.raises(ValueError, match="step must be >= 0"):
         Constant(0.1)(-1)
+
+
+# ---- cyclic schedules and the drift budget ---------------------------------------------------------
+from theory.schedules import CosineWarmRestarts, OneCycle, Triangular, drift_budget  # noqa: E402
+
+
+def _triangular_loop(eta, h, lo, T, start="low"):
+    """A plain loop: up h steps, down h steps, linearly."""
+    out, v, up = [], (lo if start == "low" else eta), start == "low"
+    for k in range(T):
+        out.append(v)
+        v += (eta - lo) / h * (1 if up else -1)
+        if (k + 1) % h == 0:
+            up = not up
+            v = eta if not up else lo
+    return np.array(out)
+
+
+@pytest.mark.parametrize("start", ["low", "high"])
+def test_triangular_matches_a_plain_loop(start):
+    np.testing.assert_allclose(Triangular(0.1, 5, 0.01, start)(np.arange(40)), _triangular_loop(0.1, 5, 0.01, 40, start),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_cosine_restarts_cycles_and_growth():
+    s = CosineWarmRestarts(1.0, period=4, period_mult=2.0, eta_min=0.0)
+    v = s(np.arange(12))
+    starts = [0, 4, 12]                      # cycles of 4 and 8 steps
+    expect = [0.5 * (1 + np.cos(np.pi * (k - 0) / 4)) if k < 4 else 0.5 * (1 + np.cos(np.pi * (k - 4) / 8))
+              for k in range(12)]
+    np.testing.assert_allclose(v, expect, rtol=1e-12)
+    assert s(starts[1]) == 1.0 and s(starts[2]) == 1.0
+
+
+def test_one_cycle_shape():
+    s = OneCycle(0.1, 100, pct_start=0.3, div_factor=25, final_div_factor=1e4)
+    v = s(np.arange(120))
+    assert v[0] == pytest.approx(0.1 / 25) and v[29] == pytest.approx(0.1)          # peak at pct_start T - 1
+    assert v[99] == pytest.approx(0.1 / 25 / 1e4) and np.all(v[99:] == v[99])
+    assert np.all(np.diff(v[:30]) > 0) and np.all(np.diff(v[29:100]) < 0)
+
+
+def test_cyclic_schedules_match_torch():
+    torch = pytest.importorskip("torch")
+    T = 300
+    cases = [(OneCycle(0.1, T), lambda o: torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.1, total_steps=T, anneal_strategy="cos", three_phase=False, cycle_momentum=False)),
+        (CosineWarmRestarts(0.1, 30, 2, 0.01), lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            o, T_0=30, T_mult=2, eta_min=0.01)),
+        (Triangular(0.1, 25, 0.01), lambda o: torch.optim.lr_scheduler.CyclicLR(
+            o, base_lr=0.01, max_lr=0.1, step_size_up=25, mode="triangular", cycle_momentum=False))]
+    for ours, make in cases:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        sch, lrs = make(opt), []
+        for _ in range(T):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sch.step()
+        np.testing.assert_allclose(ours(np.arange(T)), lrs, rtol=1e-12, atol=1e-15)
+
+
+def test_drift_budget_is_the_sum_of_squares():
+    s = StepDecay(0.02, 30, 0.1)
+    assert drift_budget(s, 100) == pytest.approx(30 * 0.02**2 + 70 * 0.002**2, rel=1e-12)
+    assert drift_budget(0.05, 7) == pytest.approx(7 * 0.05**2, rel=1e-12)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: Triangular(0.1, 0), "half_period must be an integer >= 1"),
+    (lambda: Triangular(0.1, 5, 0.2), "eta_min must be in"),
+    (lambda: Triangular(0.1, 5, start="mid"), "start must be one of"),
+    (lambda: CosineWarmRestarts(0.1, 10, period_mult=0.5), "period_mult must be in"),
+    (lambda: OneCycle(0.1, 100, pct_start=1.0), "pct_start must be in the open interval"),
+    (lambda: OneCycle(0.1, 1), "total_steps must be an integer >= 2"),
+])
+def test_cyclic_bad_parameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
