@@ -47,8 +47,10 @@ MUTATIONS = [
     ("plateau constant 1/2 instead of 1/4", "theory/quasistatic.py",
      "exact = 0.25 * eta * a * float(", "exact = 0.5 * eta * a * float("),
     ("drift along M with the wrong sign", "theory/quasistatic.py",
-     "return -0.25 * a * m.project_tangent(w, g, problem.X, problem.gamma)",
-     "return 0.25 * a * m.project_tangent(w, g, problem.X, problem.gamma)"),
+     """g = m.hessian_trace_grad(w, problem.X, problem.y, problem.gamma)
+    return -0.25 * a * m.project_tangent(w, g, problem.X, problem.gamma)""",
+     """g = m.hessian_trace_grad(w, problem.X, problem.y, problem.gamma)
+    return 0.25 * a * m.project_tangent(w, g, problem.X, problem.gamma)"""),
     ("Phase I plateau band widened 30x", "theory/phases.py",
      "band: float = 3.0) -> dict:", "band: float = 90.0) -> dict:"),
     # --- time, schedules and sampling ---------------------------------------------------------------
