@@ -64,6 +64,15 @@ MUTATIONS = [
     ("minibatches drawn with replacement", "theory/engine.py",
      "idx = np.stack([np.argsort(g.random((K, model.n)), axis=1)[:, :batch_size] for g in batch_gens], axis=1)",
      "idx = np.stack([g.integers(0, model.n, (K, batch_size)) for g in batch_gens], axis=1)"),
+    # --- the other models and the cyclic schedules --------------------------------------------------
+    ("diagonal network: vjp with the wrong sign on v", "theory/models/diagonal.py",
+     "return np.concatenate(np.broadcast_arrays(2 * u * G, -2 * v * G), axis=-1)",
+     "return np.concatenate(np.broadcast_arrays(2 * u * G, 2 * v * G), axis=-1)"),
+    ("diagonal network: Hessian trace with 2 instead of 4", "theory/models/diagonal.py",
+     "return 4.0 * np.sum(self.col_norms2 * (u * u + v * v), axis=-1) / self.n",
+     "return 2.0 * np.sum(self.col_norms2 * (u * u + v * v), axis=-1) / self.n"),
+    ("triangular schedule that never comes back down", "theory/schedules.py",
+     "f = np.where(x < 1, x, 2 - x)", "f = np.where(x < 1, x, 1.0)"),
     # --- the convex example and the statistics -------------------------------------------------------
     ("gradient flow without the factor 2 of the unnormalised loss", "theory/convex.py",
      "return delta0 * np.exp(-2.0 * gam * t)", "return delta0 * np.exp(-gam * t)"),
