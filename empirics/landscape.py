@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from theory.io import save_result
 
 from . import data as D
+from . import rundir
 from .train import TrainConfig, ckpt_path, list_checkpoints, load_checkpoint
 from .vgg import build_model, per_example_loss
 
@@ -312,7 +313,12 @@ def run_landscape(out_dir, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.Cif
                   progress: bool = True) -> dict:
     """PCA of all checkpoints, the grid of losses, the projected trajectories → ``out/landscape.npz``."""
     lcfg.validate()
-    out_dir = Path(out_dir)
+    with rundir.lock(out_dir):
+        return _run_landscape(Path(out_dir), tcfg, lcfg, data, progress)
+
+
+def _run_landscape(out_dir: Path, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.CifarTensors,
+                   progress: bool) -> dict:
     tr = collect_trajectories(out_dir)
     p = pca(tr["theta"], lcfg.n_components, anchor=int(np.flatnonzero(tr["path"] == 0)[-1]))
     q = fit_sheet(p.coords) if lcfg.curved else None
