@@ -39,6 +39,11 @@ REGIME_MIN_TRAIN_ACC = 0.99
 # minimum over the whole large-rate phase. A path still descending (Phase I) is many times above its
 # final floor; a factor 2 admits the fluctuations of the SGD noise floor in Phase II, not a descent.
 REGIME_MAX_LOSS_RATIO = 2.0
+# ... both sides of that ratio are means over this many consecutive evaluations (the value at the decay
+# epoch: the window ending there; the minimum: the smallest such window). At the large rate the iterate
+# oscillates across the valley (the normal-space Ornstein–Uhlenbeck picture of THEORY.md §1), so single
+# evaluations of its train loss scatter over a factor of several; the plateau is a level of that scatter.
+REGIME_WINDOW = 5
 # vgg.late_decay and vgg.curvature: two-sided confidence of the intervals.
 CONFIDENCE = 0.95
 # Seed-bootstrap resamples (the bootstrap's own Monte-Carlo error on a 95 % percentile is well below
@@ -51,6 +56,8 @@ BOOTSTRAP_SEED = 0
 # noise floor's fluctuation between checkpoints (the regime's factor 2 at one epoch, plus checkpoint-to-
 # checkpoint scatter) and nothing like a climb.
 VALLEY_MAX_LOSS_RATIO = 3.0
+# ... computed, for the same reason as REGIME_WINDOW, on means over this many consecutive checkpoints.
+VALLEY_WINDOW = 5
 # vgg.valley. "Covers most of its span": after landing the main path spans at least half of the
 # diameter of the whole main path (initialisation included) in the PC1–PC2 plane. Below one half the
 # picture is a fall onto the valley followed by little motion along it.
@@ -97,6 +104,13 @@ def landing_epoch(metrics: list[dict], min_acc: float = REGIME_MIN_TRAIN_ACC) ->
     return None
 
 
+def rolling_mean(x, window: int) -> np.ndarray:
+    """Means of ``window`` consecutive values (all of them when there are fewer)."""
+    x = np.asarray(x, float)
+    w = max(1, min(int(window), len(x)))
+    return np.convolve(x, np.ones(w) / w, mode="valid")
+
+
 def _mean_se(x) -> tuple[float, float]:
     x = np.asarray(x, float)
     if len(x) == 0:
@@ -120,10 +134,12 @@ def _spearman(x, y) -> float:
 
 
 # ----------------------------------------------------------------------------- vgg.regime
-def measure_regime(run_dirs) -> dict:
+def measure_regime(run_dirs, window: int = REGIME_WINDOW) -> dict:
     """Per seed: train accuracy and loss at the first decay epoch, the loss's minimum over the large-rate
     phase (the whole main path) and their ratio, the landing epoch, and how long the path then stays at
-    the large rate before the first decay.
+    the large rate before the first decay. The ratio's two sides are means over ``window`` consecutive
+    evaluations (see :data:`REGIME_WINDOW`): the window ending at the first decay epoch over the smallest
+    window of the main path.
 
     ``passes_*`` fields are not here: compare ``min_train_acc_at_first_decay`` with
     :data:`REGIME_MIN_TRAIN_ACC` and ``max_loss_ratio`` with :data:`REGIME_MAX_LOSS_RATIO`.
@@ -134,12 +150,17 @@ def measure_regime(run_dirs) -> dict:
         m, cfg = r["main"]["metrics"], r["config"]
         d1 = int(min(cfg["decay_epochs"])) if cfg["decay_epochs"] else int(r["main"]["end_epoch"])
         row = _row_at(m, d1)
-        lmin = min(x["train_loss"] for x in m)
+        k = m.index(row)
+        losses = [x["train_loss"] for x in m]
+        at = float(np.mean(losses[max(0, k + 1 - window):k + 1]))
+        lmin = float(rolling_mean(losses, window).min())
         land = landing_epoch(m)
         per.append({"seed": r["seed"], "first_decay_epoch": d1, "evaluated_epoch": int(row["epoch"]),
                     "train_acc_at_first_decay": float(row["train_acc"]),
-                    "train_loss_at_first_decay": float(row["train_loss"]), "min_train_loss": float(lmin),
-                    "loss_ratio": float(row["train_loss"] / lmin) if lmin > 0 else float("inf"),
+                    "train_loss_at_first_decay": float(row["train_loss"]), "window": window,
+                    "windowed_train_loss_at_first_decay": at, "min_windowed_train_loss": lmin,
+                    "min_train_loss": float(min(losses)),
+                    "loss_ratio": at / lmin if lmin > 0 else float("inf"),
                     "landing_epoch": land, "main_path_epochs": int(r["main"]["end_epoch"]),
                     "epochs_landed_before_first_decay": None if land is None else d1 - land,
                     "final_train_acc": float(m[-1]["train_acc"])})
@@ -229,10 +250,11 @@ def _diameter(pts: np.ndarray) -> float:
     return float(np.sqrt((d ** 2).sum(-1)).max())
 
 
-def measure_valley(run_dir) -> dict:
+def measure_valley(run_dir, window: int = VALLEY_WINDOW) -> dict:
     """After landing: largest over smallest main-path checkpoint train loss (on the landscape's evaluation
-    images), and the diameter of the post-landing main path in the PC1–PC2 plane over the whole main
-    path's (initialisation included)."""
+    images; means over ``window`` consecutive checkpoints, see :data:`VALLEY_WINDOW`), and the diameter
+    of the post-landing main path in the PC1–PC2 plane over the whole main path's (initialisation
+    included)."""
     arr, cfg = _landscape(run_dir)
     m, land_step, _ = _main_points(arr, cfg, run_dir)
     xy = arr["coords"][m, :2]
@@ -241,8 +263,8 @@ def measure_valley(run_dir) -> dict:
     if land_step is None or "ckpt_train_loss" not in arr:
         return out | {"landed": False, "loss_ratio_after_landing": float("nan"), "span_fraction": float("nan")}
     after = m[arr["step"][m] >= land_step]
-    la = arr["ckpt_train_loss"][after]
-    return out | {"landed": True, "n_after_landing": int(len(after)),
+    la = rolling_mean(arr["ckpt_train_loss"][after], window)
+    return out | {"landed": True, "n_after_landing": int(len(after)), "window": window,
                   "min_train_loss_after_landing": float(la.min()), "max_train_loss_after_landing": float(la.max()),
                   "loss_ratio_after_landing": float(la.max() / la.min()) if la.min() > 0 else float("inf"),
                   "post_landing_diameter": _diameter(arr["coords"][after, :2]),

@@ -105,7 +105,7 @@ QUICK = replace(
                   decay_epochs=(20, 30), eval_every=2, eval_batch=200),
     landscape=replace(CPU.landscape, grid=11, test_size=200, eval_batch=200),
     curvature=replace(CPU.curvature, probes=4, lanczos_steps=6, eval_size=100, eval_batch=100, main_every=10),
-    seeds=(0, 1),
+    seeds=(0, 1), threads=None,
 )
 
 FULL = replace(
