@@ -220,3 +220,37 @@ def test_batch_norm_run_flattens_in_parameter_order(tmp_path):
         torch.func.replace_all_batch_norm_modules_(m)
         want, _ = T.evaluate(m, data.x_train[itr], data.y_train[itr], cfg.loss, batch=30)
         assert a["ckpt_train_loss"][k] == pytest.approx(want, rel=1e-5)
+
+
+def test_interrupted_landscape_resumes_from_its_finished_chunks(tiny_run, tmp_path, monkeypatch):
+    """Killed after two chunks, the stage reuses them and ends with the uninterrupted result."""
+    import shutil
+
+    out, cfg, data = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    (run / "landscape.npz").unlink(missing_ok=True)
+    lc = L.LandscapeConfig(grid=9, train_size=40, test_size=20, points_per_batch=4, eval_batch=16)
+    ref = L.run_landscape(out, cfg, lc, data, progress=False)["arrays"]
+    calls = {"n": 0}
+    real = L.evaluate_points
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(L, "evaluate_points", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        L.run_landscape(run, cfg, lc, data, progress=False)
+    assert (run / "landscape.partial.npz").exists() and not (run / "landscape.npz").exists()
+    calls["n"] = -100   # no more interruptions
+    counted = []
+    monkeypatch.setattr(L, "evaluate_points", lambda *a, **k: counted.append(1) or real(*a, **k))
+    got = L.run_landscape(run, cfg, lc, data, progress=False)["arrays"]
+    # 81 grid points in chunks of 64 (2 per split) + checkpoints (1 chunk per split): 6 chunks, 2 reused
+    assert len(counted) == 4
+    for k in ("train_loss", "test_loss", "ckpt_train_loss", "coords"):
+        np.testing.assert_array_equal(got[k], ref[k])
+    assert not (run / "landscape.partial.npz").exists()

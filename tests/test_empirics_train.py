@@ -251,3 +251,56 @@ def test_tensorboard_option(tiny, tmp_path):
     else:
         T.run_main(tmp_path, cfg, tiny, progress=False, tensorboard=True)
         assert any((tmp_path / "main" / "tb").iterdir())
+
+
+def test_label_noise_targets_are_fresh_gaussian_noise(tiny):
+    """Every step draws σξ afresh: over 6 steps × 16 × 10 draws the noise has mean 0 and standard deviation σ."""
+    cfg = tiny_cfg(label_noise=0.5, dropout=0.0, augment=False)
+    model = T.make_model(cfg)
+    st = T.state_from(None, dir=".", label="x", lr=0.1, end_epoch=2, meta={}, cfg=cfg, device="cpu")
+    noise = []
+    for _ in range(6):
+        b = T.draw_step(st, cfg, tiny, model)
+        noise.append(b.targets - torch.nn.functional.one_hot(b.y, 10).float())
+        if T.record_step(st, 0.0, 3):      # advance the position only (no evaluation)
+            st.pos, st.epoch = 0, st.epoch + 1
+    z = torch.stack(noise)
+    n = z.numel()
+    assert abs(z.mean().item()) < 4 * 0.5 / n ** 0.5            # 4 standard errors
+    assert z.std().item() == pytest.approx(0.5, rel=4 / (2 * n) ** 0.5)
+    assert not torch.equal(noise[0], noise[1])                 # fresh every step
+    with pytest.raises(ValueError, match="label_noise: Gaussian label noise needs a squared loss"):
+        tiny_cfg(label_noise=0.1, loss="ce").validate()
+    with pytest.raises(ValueError, match=r"label_noise: expected a noise scale in \[0, 10\]"):
+        tiny_cfg(label_noise=-0.1).validate()
+
+
+def test_label_noise_run_is_seeded_and_differs_from_plain_sgd(tiny, tmp_path):
+    cfg = tiny_cfg(epochs=2, decay_epochs=(), label_noise=0.3)
+    a = T.run_main(tmp_path / "a", cfg, tiny, progress=False)
+    b = T.run_main(tmp_path / "b", cfg, tiny, progress=False)
+    c = T.run_main(tmp_path / "c", replace(cfg, label_noise=0.0), tiny, progress=False)
+    assert _strip_wall(a["metrics"]) == _strip_wall(b["metrics"])
+    assert a["metrics"][-1]["running_train_loss"] != c["metrics"][-1]["running_train_loss"]
+
+
+def test_equal_budget_every_subpath_ends_with_the_main_path(tiny, tmp_path):
+    cfg = tiny_cfg(epochs=6, decay_epochs=(2, 4))
+    main = T.run_main(tmp_path, cfg, tiny, progress=False)
+    subs = T.run_subpaths(tmp_path, cfg, tiny, progress=False)
+    assert main["end_epoch"] == 6 and [s["end_epoch"] for s in subs] == [6, 6]
+    assert [s["steps"] for s in subs] == [main["steps"]] * 2
+    assert [len(s["metrics"]) for s in subs] == [4, 2]          # later decay: fewer decayed epochs
+    with pytest.raises(ValueError, match=r"decay_epochs: every decay epoch must lie in 1\.\.5"):
+        replace(cfg, decay_epochs=(6,)).validate()
+    with pytest.raises(ValueError, match="each epoch at most once"):
+        replace(cfg, decay_epochs=(2, 2)).validate()
+
+
+def test_absent_device_is_a_one_line_error():
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"^device: 'cuda:3' requested but no CUDA device is available here"):
+            T.select_device("cuda:3")
+    with pytest.raises(ValueError, match="^device: expected auto, cpu, cuda or cuda:N, got 'tpu'"):
+        T.select_device("tpu")
+    assert T.select_device("cpu").type == "cpu"
