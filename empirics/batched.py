@@ -27,7 +27,7 @@ from theory.io import load_json
 
 from . import data as D
 from . import rundir
-from .train import (TrainConfig, check_stored, ckpt_due, ckpt_path, close_epoch, draw_step, list_checkpoints,
+from .train import (Runtime, TrainConfig, check_stored, ckpt_due, ckpt_path, close_epoch, draw_step, list_checkpoints,
                     load_checkpoint, make_model, make_optimizer, plan_subpaths, record_step, save_checkpoint,
                     save_config, state_from, write_result)
 from .vgg import target_loss
@@ -40,15 +40,38 @@ def batched_default(device) -> bool:
 
 
 # ----------------------------------------------------------------------------- the batched gradient
-def batched_grads(model, params: dict, x, y, masks, targets, loss: str):
+def batched_grads(model, params: dict, x, y, masks, targets, loss: str, runtime: Runtime = Runtime()):
     """``({name: K × shape gradient}, K losses)`` of ``K`` paths at once:
     ``vmap(grad_and_value(loss ∘ functional_call))`` over the stacked parameters, batches, masks and targets."""
     from torch.func import functional_call, grad_and_value, vmap
 
     def f(p, xb, yb, mb, tb):
-        return target_loss(loss, functional_call(model, p, (xb, mb)), yb, tb)
+        with runtime.autocast(xb.device):
+            out = functional_call(model, p, (xb, mb))
+        return target_loss(loss, out.float(), yb, tb)
 
     return vmap(grad_and_value(f), in_dims=(0, 0, 0, 0, None if targets is None else 0))(params, x, y, masks, targets)
+
+
+@torch.no_grad()
+def sgd_step_(params: dict, bufs: dict, grads: dict, lr: float, momentum: float, weight_decay: float) -> None:
+    """torch.optim.SGD's update (momentum, weight decay, no dampening, no Nesterov) on stacked tensors, in place:
+    :math:`g = \\nabla + \\lambda\\theta`, :math:`b \\leftarrow \\mu b + g`, :math:`\\theta \\leftarrow \\theta - \\eta b`
+    (a zero buffer before the first step gives torch's :math:`b = g` exactly)."""
+    for n in params:
+        g = grads[n].add(params[n], alpha=weight_decay)
+        bufs[n].mul_(momentum).add_(g)
+        params[n].add_(bufs[n], alpha=-lr)
+
+
+def draw_stacked(states, cfg: TrainConfig, data: D.CifarTensors, model):
+    """Every path's next batch and randomness (:func:`empirics.train.draw_step`), stacked along a first axis."""
+    draws = [draw_step(st, cfg, data, model, channels_last=False) for st in states]
+    x = torch.stack([b.x for b in draws])
+    y = torch.stack([b.y for b in draws])
+    masks = tuple(torch.stack([b.masks[j] for b in draws]) for j in range(len(draws[0].masks)))
+    targets = None if draws[0].targets is None else torch.stack([b.targets for b in draws])
+    return x, y, masks, targets
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -58,7 +81,7 @@ def _opt_state(names, bufs: dict, k: int, template: dict, lr: float) -> dict:
 
 
 def train_paths_batched(cfg: TrainConfig, data: D.CifarTensors, items: list[dict], *, lr: float, end_epoch: int,
-                        progress: bool = True, on_step=None,
+                        progress: bool = True, on_step=None, runtime: Runtime = Runtime(),
                         check_fields=TrainConfig.SUBPATH_FIELDS) -> list[dict]:
     """Train the paths ``items`` together (each ``{"dir", "start", "label", "meta"}``) to ``end_epoch``.
 
@@ -111,17 +134,9 @@ def train_paths_batched(cfg: TrainConfig, data: D.CifarTensors, items: list[dict
     bar = tqdm(total=total, desc=f"{len(states)} subpaths", unit="ep", disable=not progress, leave=False)
     rnd = 0
     while active:
-        draws = [draw_step(states[a][1], cfg, data, model, channels_last=False) for a in active]
-        x = torch.stack([b.x for b in draws])
-        y = torch.stack([b.y for b in draws])
-        masks = tuple(torch.stack([b.masks[j] for b in draws]) for j in range(len(draws[0].masks)))
-        targets = None if draws[0].targets is None else torch.stack([b.targets for b in draws])
-        grads, losses = batched_grads(model, P, x, y, masks, targets, cfg.loss)
-        with torch.no_grad():
-            for n in names:   # torch.optim.SGD (momentum, weight decay, no dampening), on the stacks
-                g = grads[n].add(P[n], alpha=cfg.weight_decay)
-                M[n].mul_(cfg.momentum).add_(g)
-                P[n].add_(M[n], alpha=-lr)
+        x, y, masks, targets = draw_stacked([states[a][1] for a in active], cfg, data, model)
+        grads, losses = batched_grads(model, P, x, y, masks, targets, cfg.loss, runtime)
+        sgd_step_(P, M, grads, lr, cfg.momentum, cfg.weight_decay)
         finished = []
         for row, a in enumerate(active):
             st = states[a][1]
@@ -137,7 +152,7 @@ def train_paths_batched(cfg: TrainConfig, data: D.CifarTensors, items: list[dict
                                             _opt_state(names, M, row, template, lr), cfg))
             if st.done:
                 st.run_sum = float(st.run_sum)
-                results[states[a][0]] = write_result(st, cfg, data, spe)
+                results[states[a][0]] = write_result(st, cfg, data, spe, runtime)
                 finished.append(row)
         if finished:
             keep = [r for r in range(len(active)) if r not in finished]
@@ -152,11 +167,11 @@ def train_paths_batched(cfg: TrainConfig, data: D.CifarTensors, items: list[dict
 
 
 def run_subpaths_batched(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=None, progress=True,
-                         on_step=None) -> list[dict]:
+                         on_step=None, runtime: Runtime = Runtime()) -> list[dict]:
     """:func:`empirics.train.run_subpaths`, with all subpaths trained together (see the module docstring)."""
     with rundir.lock(out_dir):
         save_config(out_dir, cfg, n_train=len(data.y_train))
         plans = plan_subpaths(out_dir, cfg, data, decay_epochs)
         items = [{"dir": p.dir, "start": p.start, "label": f"decay@{p.decay_epoch}", "meta": p.meta} for p in plans]
         return train_paths_batched(cfg, data, items, lr=cfg.lr * cfg.decay_factor, end_epoch=cfg.epochs,
-                                   progress=progress, on_step=on_step)
+                                   progress=progress, on_step=on_step, runtime=runtime)

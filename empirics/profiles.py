@@ -196,14 +196,15 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
                 train_overrides: dict | None = None, landscape_overrides: dict | None = None,
                 curvature_overrides: dict | None = None, seeds=None, source: str = "auto",
                 download: bool = False, tensorboard: bool = False, threads: int | None = None,
-                batched: bool | None = None) -> dict:
+                batched: bool | None = None, runtime=None) -> dict:
     """Run the whole profile ``name`` in ``out_dir`` (resumable) and return :func:`summarize`'s dict.
 
     Everything is validated — settings, seeds, device, thread count, the data's size against batch and
     decay epochs — before anything is written; the output directory is locked for the call (a second
     process gets a one-line error). ``threads``: torch CPU threads (default: the profile's).
     ``batched``: train each run's subpaths as one batched model (default: the profile's, else on CUDA
-    only). Stage wall times are appended to ``out/timings.json``.
+    only). ``runtime``: an :class:`empirics.train.Runtime` (``torch.compile``, bfloat16 autocast).
+    Stage wall times are appended to ``out/timings.json``.
     """
     import torch
 
@@ -213,6 +214,7 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
     from . import train as T
 
     p = resolve(name, train_overrides, landscape_overrides, curvature_overrides, seeds)
+    runtime = runtime or T.Runtime()
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
     dev = T.select_device(device)
@@ -252,15 +254,16 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
                                              "device": str(dev)}, n_train=n)
                     t = time.perf_counter()
                     reused = (rd / "main" / "result.json").exists()
-                    T.run_main(rd, tcfg, data, progress=progress, tensorboard=tensorboard)
+                    T.run_main(rd, tcfg, data, progress=progress, tensorboard=tensorboard, runtime=runtime)
                     timings[f"{tag}/main"] = "reused" if reused else time.perf_counter() - t
                     if p.subpaths and tcfg.decay_epochs:
                         t = time.perf_counter()
                         reused = all((T.subpath_dir(rd, e) / "result.json").exists() for e in tcfg.decay_epochs)
                         if use_batched:
-                            BT.run_subpaths_batched(rd, tcfg, data, progress=progress)
+                            BT.run_subpaths_batched(rd, tcfg, data, progress=progress, runtime=runtime)
                         else:
-                            T.run_subpaths(rd, tcfg, data, progress=progress, tensorboard=tensorboard)
+                            T.run_subpaths(rd, tcfg, data, progress=progress, tensorboard=tensorboard,
+                                           runtime=runtime)
                         timings[f"{tag}/subpaths"] = "reused" if reused else time.perf_counter() - t
                     if p.run_curvature:
                         t = time.perf_counter()

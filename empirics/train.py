@@ -429,11 +429,30 @@ def ckpt_due(st: PathState, cfg: TrainConfig, steps_per_epoch: int) -> bool:
     return st.step % cfg.ckpt_every == 0 or (st.pos == 0 and st.epoch == st.end_epoch)
 
 
-def write_result(st: PathState, cfg: TrainConfig, data: D.CifarTensors, steps_per_epoch: int) -> dict:
+@dataclass(frozen=True)
+class Runtime:
+    """How to compute, not what: options that change speed and float rounding, never the experiment.
+
+    ``compile``: ``torch.compile`` the network of a sequential path (its training step; evaluation runs
+    eagerly). ``bf16``: forward passes of training steps under ``torch.autocast(dtype=torch.bfloat16)``
+    (CUDA), the loss in float32; evaluation and curvature stay in float32. Recorded in every result's
+    provenance.
+    """
+
+    compile: bool = False
+    bf16: bool = False
+
+    def autocast(self, device):
+        dev = torch.device(device)
+        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+
+def write_result(st: PathState, cfg: TrainConfig, data: D.CifarTensors, steps_per_epoch: int,
+                 runtime: Runtime = Runtime()) -> dict:
     result = {"label": st.label, "meta": st.meta, "lr": st.lr, "end_epoch": st.end_epoch, "steps": st.step,
               "steps_per_epoch": steps_per_epoch, "final": st.metrics[-1] if st.metrics else None,
               "metrics": st.metrics, "config": cfg.to_dict(), "seed": cfg.seed, "data": data.info,
-              "provenance": provenance()}
+              "provenance": provenance() | {"runtime": {"compile": runtime.compile, "bf16": runtime.bf16}}}
     save_json(st.dir / "result.json", result)
     return result
 
@@ -461,7 +480,7 @@ def check_stored(stored: dict, cfg: TrainConfig, names, what: str, lr: float | N
 def train_path(path_dir, cfg: TrainConfig, data: D.CifarTensors, *, lr: float, end_epoch: int,
                start: dict | None = None, progress: bool = True, tensorboard: bool = False,
                on_step=None, label: str = "main", meta: dict | None = None,
-               check_fields=TrainConfig.MAIN_FIELDS) -> dict:
+               check_fields=TrainConfig.MAIN_FIELDS, runtime: Runtime = Runtime()) -> dict:
     """Train one path in ``path_dir`` up to the end of epoch ``end_epoch``, resuming if it can.
 
     ``start`` is the state to begin from when ``path_dir`` holds no checkpoint (``None``: a fresh model
@@ -501,6 +520,7 @@ def train_path(path_dir, cfg: TrainConfig, data: D.CifarTensors, *, lr: float, e
     st = state_from(state, dir=path_dir, label=label, lr=lr, end_epoch=end_epoch, meta=meta, cfg=cfg, device=dev)
     st.run_sum = torch.tensor(st.run_sum, dtype=torch.float64, device=dev)
     model.train()
+    step_model = torch.compile(model) if runtime.compile else model
 
     def save():
         save_checkpoint(ckpt_path(path_dir, st.step), st.snapshot(model.state_dict(), opt.state_dict(), cfg))
@@ -511,7 +531,9 @@ def train_path(path_dir, cfg: TrainConfig, data: D.CifarTensors, *, lr: float, e
     bar = tqdm(total=end_epoch, initial=st.epoch, desc=label, unit="ep", disable=not progress, leave=False)
     while st.epoch < end_epoch:
         b = draw_step(st, cfg, data, model)
-        loss = target_loss(cfg.loss, model(b.x, b.masks), b.y, b.targets)
+        with runtime.autocast(dev):
+            out = step_model(b.x, b.masks)
+        loss = target_loss(cfg.loss, out.float(), b.y, b.targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -530,14 +552,15 @@ def train_path(path_dir, cfg: TrainConfig, data: D.CifarTensors, *, lr: float, e
     bar.close()
     tb.close()
     st.run_sum = float(st.run_sum)
-    return write_result(st, cfg, data, spe)
+    return write_result(st, cfg, data, spe, runtime)
 
 
 def subpath_dir(out_dir, epoch: int) -> Path:
     return Path(out_dir) / f"sub_e{int(epoch):06d}"
 
 
-def run_main(out_dir, cfg: TrainConfig, data: D.CifarTensors, progress=True, tensorboard=False, on_step=None) -> dict:
+def run_main(out_dir, cfg: TrainConfig, data: D.CifarTensors, progress=True, tensorboard=False, on_step=None,
+             runtime: Runtime = Runtime()) -> dict:
     """The main path: ``cfg.epochs`` epochs at ``cfg.lr``, checkpoints every ``cfg.ckpt_every`` steps.
 
     Holds the run directory's lock; validates ``cfg`` and records it in ``config.json`` first
@@ -546,7 +569,7 @@ def run_main(out_dir, cfg: TrainConfig, data: D.CifarTensors, progress=True, ten
     with rundir.lock(out_dir):
         save_config(out_dir, cfg, n_train=len(data.y_train))
         return train_path(Path(out_dir) / "main", cfg, data, lr=cfg.lr, end_epoch=cfg.epochs, progress=progress,
-                          tensorboard=tensorboard, on_step=on_step, label="main")
+                          tensorboard=tensorboard, on_step=on_step, label="main", runtime=runtime)
 
 
 @dataclass
@@ -587,7 +610,7 @@ def plan_subpaths(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=
 
 
 def run_subpaths(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=None, progress=True,
-                 tensorboard=False) -> list[dict]:
+                 tensorboard=False, runtime: Runtime = Runtime()) -> list[dict]:
     """One subpath per decay epoch, one after another, each from the main-path checkpoint at that epoch
     and each to the main path's end (equal budget). See :func:`empirics.batched.run_subpaths_batched`
     for all of them at once."""
@@ -596,7 +619,7 @@ def run_subpaths(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=N
         lr = cfg.lr * cfg.decay_factor
         return [train_path(p.dir, cfg, data, lr=lr, end_epoch=cfg.epochs, start=p.start, progress=progress,
                            tensorboard=tensorboard, label=f"decay@{p.decay_epoch}", meta=p.meta,
-                           check_fields=TrainConfig.SUBPATH_FIELDS)
+                           check_fields=TrainConfig.SUBPATH_FIELDS, runtime=runtime)
                 for p in plan_subpaths(out_dir, cfg, data, decay_epochs)]
 
 
