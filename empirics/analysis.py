@@ -16,8 +16,8 @@ Claims and what measures them:
   checkpoint train loss, and the fraction of the main path's extent in the PCA plane covered after landing;
 * ``vgg.test_minimum`` — :func:`measure_test_minimum`: where the grid's test-loss minimum lies (interior?
   rising toward every edge? nearer the late end than the landing point?) and the train/test correlation;
-* ``vgg.curvature`` — :func:`measure_curvature`: relative slope of the Hessian trace and of the top
-  eigenvalue along the main path in Phase II, with a seed-based interval.
+* ``vgg.curvature`` — :func:`measure_curvature`: robust (Theil–Sen) slope of the log Hessian trace and of
+  the log top eigenvalue along the main path in Phase II, with a seed-based interval.
 
 :func:`measure_label_noise` compares a plain-SGD and a label-noise-SGD variant on the same settings;
 :func:`measure_profile` runs all of them on a profile's output directory.
@@ -321,15 +321,33 @@ def _slope(x, y) -> tuple[float, float]:
     return float(coef[1]), float(math.sqrt(cov[1, 1]))
 
 
+def _trend(x, y, confidence: float) -> dict:
+    """Robust trend of ``y`` against ``x``: the Theil–Sen slope (median of pairwise slopes) of :math:`\\log y`
+    when every value is positive (else of :math:`y / |\\bar y|`), with its ``confidence`` interval
+    (``scipy.stats.theilslopes``), and the OLS slope of the same for comparison."""
+    from scipy.stats import theilslopes
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2:
+        return {"slope": float("nan"), "lo": float("nan"), "hi": float("nan"), "ols": float("nan"), "log": True}
+    log = bool(np.all(y > 0))
+    z = np.log(y) if log else y / abs(np.mean(y))
+    ts = theilslopes(z, x, alpha=confidence)
+    return {"slope": float(ts[0]), "lo": float(ts[2]), "hi": float(ts[3]), "ols": _slope(x, z)[0], "log": log}
+
+
 def measure_curvature(run_dirs, confidence: float = CONFIDENCE, per_epochs: int = 100) -> dict:
     """Trend of the Hessian trace and top eigenvalue along the main path in Phase II.
 
     Phase II: the main-path curvature points at or after the landing epoch (:func:`landing_epoch`; the
-    first decay epoch when the path never landed). Per seed, the OLS slope of the quantity against the
-    epoch divided by its Phase-II mean, times ``per_epochs``: the relative change per ``per_epochs``
-    epochs. Interval: with several seeds, the seeds' mean ± t-quantile × s.e.; with one seed, the slope
-    ± t-quantile × its OLS standard error. Also the Spearman ρ of each quantity against the epoch, the
-    Phase-II points themselves, and the subpath ends' values against their decay epochs.
+    first decay epoch when the path never landed). Per seed, the Theil–Sen slope of :math:`\\log` trace
+    (and of :math:`\\log` top eigenvalue) against the epoch, times ``per_epochs``: ``*_log_slope``, the
+    change of the logarithm per ``per_epochs`` epochs (:math:`e^{s} - 1` is the relative change). The
+    median of pairwise slopes is used because large-rate instabilities (catapults) put single
+    checkpoints at several times the floor's curvature, which would move a least-squares slope at will
+    (the OLS slope is reported beside it). Interval: with several seeds, the seeds' mean ±
+    t-quantile × s.e.; with one seed, Theil–Sen's own ``confidence`` interval. Also the Spearman ρ of
+    each quantity against the epoch, the Phase-II points, and the subpath ends' values.
     """
     per = []
     for d in _as_dirs(run_dirs):
@@ -350,28 +368,29 @@ def measure_curvature(run_dirs, confidence: float = CONFIDENCE, per_epochs: int 
                  "sub_top_eig": [x["top_eig"] for x in subs]}
         for q in ("trace", "top_eig"):
             y = np.asarray(entry[q], float)
-            b, se = _slope(entry["epochs"], y)
-            mu = float(np.mean(y)) if len(y) else float("nan")
-            entry[f"{q}_rel_slope"] = per_epochs * b / mu if mu else float("nan")
-            entry[f"{q}_rel_slope_se"] = per_epochs * se / abs(mu) if mu else float("nan")
+            tr = _trend(entry["epochs"], y, confidence)
+            entry[f"{q}_log_slope"] = per_epochs * tr["slope"]
+            entry[f"{q}_log_slope_interval"] = [per_epochs * tr["lo"], per_epochs * tr["hi"]]
+            entry[f"{q}_ols_log_slope"] = per_epochs * tr["ols"]
             entry[f"{q}_spearman"] = _spearman(entry["epochs"], y)
             entry[f"{q}_first"], entry[f"{q}_last"] = (float(y[0]), float(y[-1])) if len(y) else (np.nan, np.nan)
+            entry[f"{q}_median"] = float(np.median(y)) if len(y) else float("nan")
         per.append(entry)
     out = {"per_seed": per, "per_epochs": per_epochs, "confidence": confidence,
            "n_points": [len(e["epochs"]) for e in per]}
     for q in ("trace", "top_eig"):
-        s = np.asarray([e[f"{q}_rel_slope"] for e in per], float)
+        s = np.asarray([e[f"{q}_log_slope"] for e in per], float)
         if len(s) >= 2:
             m, se = _mean_se(s)
             tq = _t_quantile(confidence, len(s) - 1)
-            basis = "seeds"
+            out[f"{q}_log_slope_interval"] = [m - tq * se, m + tq * se]
+            out[f"{q}_interval_basis"] = "seeds"
         else:
-            m, se = float(s[0]), float(per[0][f"{q}_rel_slope_se"])
-            tq = _t_quantile(confidence, max(len(per[0]["epochs"]) - 2, 1))
-            basis = "regression"
-        out[f"{q}_rel_slope"] = m
-        out[f"{q}_rel_slope_interval"] = [m - tq * se, m + tq * se]
-        out[f"{q}_interval_basis"] = basis
+            m = float(s[0])
+            out[f"{q}_log_slope_interval"] = per[0][f"{q}_log_slope_interval"]
+            out[f"{q}_interval_basis"] = "theil-sen"
+        out[f"{q}_log_slope"] = m
+        out[f"{q}_relative_change"] = float(np.expm1(m))
     return out
 
 
@@ -388,7 +407,7 @@ def measure_label_noise(plain_dirs, noisy_dirs) -> dict:
         res["landing_epochs"] = [landing_epoch(r["main"]["metrics"]) for r in runs]
         if all((Path(d) / "curvature.json").exists() for d in _as_dirs(dirs)):
             c = measure_curvature(dirs)
-            res["trace_rel_slope"], res["trace_rel_slope_interval"] = c["trace_rel_slope"], c["trace_rel_slope_interval"]
+            res["trace_log_slope"], res["trace_log_slope_interval"] = c["trace_log_slope"], c["trace_log_slope_interval"]
             res["final_trace_mean"], _ = _mean_se([e["trace_last"] for e in c["per_seed"]])
         return res
 

@@ -137,20 +137,24 @@ def test_curvature_trend_and_its_flip(tmp_path):
     runs = []
     for s in range(3):
         d = plateau_run(tmp_path / f"c{s}", seed=s)
-        write_curvature(d, ep, 100 - 0.05 * ep + s, 10 - 0.002 * ep)
+        tr = 100 * np.exp(-0.002 * ep) * (1 + 0.01 * s)
+        tr[6] *= 8                                        # a catapult at epoch 700: one checkpoint far above the floor
+        write_curvature(d, ep, tr, 10 * np.exp(-0.001 * ep))
         runs.append(d)
     c = A.measure_curvature(runs)
     assert c["per_seed"][0]["epochs"] == [300, 400, 500, 600, 700, 800]      # Phase II: from landing (250)
-    # relative slope per 100 epochs: −5 / mean(100 − 0.05·550) = −5 / 72.5 (seed 0)
-    assert c["per_seed"][0]["trace_rel_slope"] == pytest.approx(-5 / 72.5)
-    lo, hi = c["trace_rel_slope_interval"]
-    assert hi < 0 and c["trace_interval_basis"] == "seeds" and c["top_eig_rel_slope_interval"][1] < 0
-    for s, d in enumerate(runs):                                                # doctored: rising curvature
-        write_curvature(d, ep, 50 + 0.05 * ep + s, 10 + 0.002 * ep)
+    # Theil–Sen on log trace ignores the outlier: −0.002 per epoch → −0.2 per 100 epochs, exactly
+    assert c["per_seed"][0]["trace_log_slope"] == pytest.approx(-0.2)
+    assert c["trace_log_slope"] == pytest.approx(-0.2) and c["trace_relative_change"] == pytest.approx(np.expm1(-0.2))
+    assert c["per_seed"][0]["trace_ols_log_slope"] > -0.2                     # least squares is pulled by it
+    lo, hi = c["trace_log_slope_interval"]
+    assert hi < 0 and c["trace_interval_basis"] == "seeds" and c["top_eig_log_slope_interval"][1] < 0
+    for s, d in enumerate(runs):                                               # doctored: rising curvature
+        write_curvature(d, ep, 50 * np.exp(0.001 * ep) + s, 10 + 0.002 * ep)
     c = A.measure_curvature(runs)
-    assert c["trace_rel_slope_interval"][0] > 0
-    one = A.measure_curvature(runs[:1])                                         # one seed: regression interval
-    assert one["trace_interval_basis"] == "regression"
+    assert c["trace_log_slope_interval"][0] > 0
+    one = A.measure_curvature(runs[:1])                                        # one seed: Theil–Sen's interval
+    assert one["trace_interval_basis"] == "theil-sen" and one["trace_log_slope_interval"][0] > 0
 
 
 def test_measure_profile_reports_missing_stages(tmp_path):

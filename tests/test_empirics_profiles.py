@@ -114,7 +114,7 @@ def test_label_noise_variant_runs_side_by_side(datadir, tmp_path):
                       train_overrides=TINY_TRAIN | {"decay_epochs": ()}, curvature_overrides=TINY_CURV)
     ln = s["label_noise"]
     assert ln["plain"]["label_noise"] == 0.0 and ln["label_noise"]["label_noise"] == 0.1
-    assert np.isfinite(ln["test_loss_difference"]) and "trace_rel_slope" in ln["label_noise"]
+    assert np.isfinite(ln["test_loss_difference"]) and "trace_log_slope" in ln["label_noise"]
     assert "late_decay" not in s and "valley" not in s
 
 
