@@ -12,8 +12,9 @@ profile is written as its differences from another (``dataclasses.replace``):
 * ``cpu`` — the authors' recipe scaled to about ten minutes on 2 CPU cores while staying in the regime
   the paper is about (an interpolating network at a train-loss plateau long before the first decay):
   500 images (50 per class), no augmentation, width 0.375 (linear layers at the authors' per-layer gain,
-  ``init="authors_width"``), dropout 0.1, batch 50; 800 epochs at lr 0.1, decays at 500, 600, 700, 750;
-  three seeds; curvature along the main path and at the subpaths' ends; a 31 × 31 landscape of seed 0.
+  ``init="authors_width"``), dropout 0.1, batch 50; 800 epochs at lr 0.1 (evaluated every 10), decays at
+  500, 600, 700, 750; three seeds; curvature every 100 epochs along the main path and at the subpaths'
+  ends (250 images, 6 probes, 8 Lanczos steps); a 31 × 31 landscape of seed 0.
 * ``cpu_label_noise`` — the ``cpu`` main path with plain SGD and with label-noise SGD (σ = 0.1 on the
   one-hot targets) side by side, with curvature; no subpaths, no landscape.
 * ``quick`` — seconds to a minute: ``cpu`` on 200 images for tens of epochs (tests and smoke runs; not
@@ -81,11 +82,11 @@ CPU = replace(
                 "dropout 0.1, batch 50; 800 epochs at lr 0.1, subpaths decayed at 500, 600, 700, 750 to the "
                 "same end; 3 seeds; curvature; 31 × 31 landscape of seed 0 on all 500 + 500 evaluation images",
     train=replace(AUTHORS.train, width=0.375, init="authors_width", dropout=0.1, batch_size=50, train_size=500,
-                  augment=False, epochs=800, ckpt_every=250, decay_epochs=(500, 600, 700, 750), eval_every=5,
+                  augment=False, epochs=800, ckpt_every=250, decay_epochs=(500, 600, 700, 750), eval_every=10,
                   eval_batch=500),
     landscape=replace(AUTHORS.landscape, curved=False, train_size=None, test_size=500, points_per_batch=1,
                       eval_batch=500),
-    curvature=replace(AUTHORS.curvature, probes=8, lanczos_steps=10, eval_size=250, eval_batch=250, main_every=100),
+    curvature=replace(AUTHORS.curvature, probes=6, lanczos_steps=8, eval_size=250, eval_batch=250, main_every=100),
     seeds=(0, 1, 2), threads=2,
 )
 

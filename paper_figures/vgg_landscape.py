@@ -4,7 +4,8 @@ Reads ``landscape.npz`` (written by :func:`empirics.landscape.run_landscape`) of
 the landscape run of a profile's output directory; writes ``<dir>/figures/vgg_landscape.png`` and ``.pdf``.
 
 Left and middle: filled contours of the train and the test loss, each with its own logarithmic colour
-scale (levels from the panel's minimum to its 90th percentile), the main path (black), the decayed
+scale (levels from the panel's minimum to its 60th percentile, so that the low region is resolved; higher
+values share the top colour), the main path (black), the decayed
 subpaths (coloured) with their end points (stars), the grid minimum (X). The axes have equal scales
 unless one direction spans over 4× the other; then the stretch is stated in the title. Right: every
 checkpoint's true loss on the evaluation images next to the contour's (bilinear) value at its
@@ -36,9 +37,12 @@ def make(path, stem=None) -> list[Path]:
     return make_figure(arr, cfg, stem or path / "figures" / "vgg_landscape")
 
 
+LEVEL_QUANTILE = 0.6   # colour levels span the panel's minimum to this quantile of its grid values
+
+
 def _levels(Z):
     z = Z[np.isfinite(Z) & (Z > 0)]
-    lo, hi = max(z.min(), 1e-8), np.quantile(z, 0.9)
+    lo, hi = max(z.min(), 1e-8), np.quantile(z, LEVEL_QUANTILE)
     return np.geomspace(lo, max(hi, lo * 1.05), 20)
 
 
@@ -93,7 +97,8 @@ def make_figure(arr: dict, cfg: dict, stem) -> list[Path]:
         if equal:
             ax.set_aspect("equal")
         ax.grid(False)
-    axes[0].legend(fontsize=7, loc="best")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 7), fontsize=8)
     # the checkpoints' own losses beside the contours' values at their projections
     idx = np.arange(len(order))
     for split, c in (("train", "tab:green"), ("test", "tab:purple")):

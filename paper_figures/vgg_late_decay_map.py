@@ -83,8 +83,9 @@ def make_figure(runs: list[dict], stem) -> list[Path]:
     ml = [np.mean([next(x["test_loss"] for x in mm if x["epoch"] == k) for mm in m]) for k in ep]
     ax.plot(ep, ml, color="black", lw=1.2, label="main path (no decay)")
     ax.set_xlim(es.min() - 0.05 * span if len(es) else 0, T)
-    lo = min(np.min(allv), np.min([v for k, v in zip(ep, ml) if k >= (es.min() if len(es) else 0)]))
-    ax.set_ylim(lo * 0.98, max(np.quantile(allv, 0.98), lo * 1.05) * 1.02)
+    shown = np.concatenate([allv, [v for k, v in zip(ep, ml) if k >= (es.min() if len(es) else 0)]])
+    lo, hi = np.min(shown), np.max(shown)
+    ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo) if hi > lo else lo * 1.05)
     ax.set_xlabel("total epoch")
     ax.set_ylabel("test loss (seed mean)")
     ax.legend(fontsize=7)
