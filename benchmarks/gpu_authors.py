@@ -37,7 +37,6 @@ import torch
 from empirics import batched as BT
 from empirics import curvature as C
 from empirics import data as D
-from empirics import landscape as L
 from empirics import profiles as P
 from empirics import train as T
 from empirics.vgg import target_loss

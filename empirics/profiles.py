@@ -209,9 +209,6 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
     """
     import torch
 
-    from . import batched as BT
-    from . import curvature as C
-    from . import landscape as L
     from . import train as T
 
     p = resolve(name, train_overrides, landscape_overrides, curvature_overrides, seeds)
@@ -220,8 +217,19 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
     dev = T.select_device(device)
     threads = threads or p.threads
+    previous = torch.get_num_threads()
     if threads and dev.type == "cpu":
         torch.set_num_threads(threads)
+    try:
+        return _run(p, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime)
+    finally:
+        torch.set_num_threads(previous)     # the caller's setting, however the run ends
+
+
+def _run(p: Profile, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime) -> dict:
+    from . import batched as BT
+    from . import train as T
+
     use_batched = (p.batched if p.batched is not None else BT.batched_default(dev)) if batched is None else batched
     if use_batched and p.train.batch_norm:
         use_batched = False
@@ -237,57 +245,71 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
     timings["data"] = time.perf_counter() - t
 
     with rundir.lock(out_dir):
-        save_json(out_dir / "profile.json", {
-            "profile": p.name, "description": p.description, "seeds": list(p.seeds),
-            "variants": [v for v, _ in p.variants], "variant_overrides": {v: dict(o) for v, o in p.variants},
-            "train": p.train.to_dict(), "landscape": p.landscape.to_dict(), "curvature": p.curvature.to_dict(),
-            "stages": {"subpaths": p.subpaths, "curvature": p.run_curvature, "landscape": p.run_landscape},
-            "run_dirs": run_dirs(p), "landscape_run": run_dirs(p)[p.variants[0][0]][0] if p.run_landscape else None,
-            "device": str(dev), "data": data.info})
-        for v, _ in p.variants:
-            for s in p.seeds:
-                tcfg = train_config(p, v, s)
-                rd = out_dir / v / f"seed_{s}"
-                tag = f"{v}/seed_{s}"
-                with rundir.lock(rd):
-                    T.save_config(rd, tcfg, {"profile": p.name, "variant": v, "landscape": p.landscape.to_dict(),
-                                             "curvature": p.curvature.to_dict(), "data": data.info,
-                                             "device": str(dev)}, n_train=n)
+        return _stages(p, out_dir, data, dev, progress, tensorboard, use_batched, runtime, timings, t_start)
+
+
+def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_batched, runtime, timings,
+            t_start) -> dict:
+    """The stages of :func:`run_profile`, under the output directory's lock."""
+    import torch
+
+    from . import batched as BT
+    from . import curvature as C
+    from . import landscape as L
+    from . import train as T
+
+    n = len(data.y_train)
+    save_json(out_dir / "profile.json", {
+        "profile": p.name, "description": p.description, "seeds": list(p.seeds),
+        "variants": [v for v, _ in p.variants], "variant_overrides": {v: dict(o) for v, o in p.variants},
+        "train": p.train.to_dict(), "landscape": p.landscape.to_dict(), "curvature": p.curvature.to_dict(),
+        "stages": {"subpaths": p.subpaths, "curvature": p.run_curvature, "landscape": p.run_landscape},
+        "run_dirs": run_dirs(p), "landscape_run": run_dirs(p)[p.variants[0][0]][0] if p.run_landscape else None,
+        "device": str(dev), "data": data.info})
+    for v, _ in p.variants:
+        for s in p.seeds:
+            tcfg = train_config(p, v, s)
+            rd = out_dir / v / f"seed_{s}"
+            tag = f"{v}/seed_{s}"
+            with rundir.lock(rd):
+                T.save_config(rd, tcfg, {"profile": p.name, "variant": v, "landscape": p.landscape.to_dict(),
+                                         "curvature": p.curvature.to_dict(), "data": data.info,
+                                         "device": str(dev)}, n_train=n)
+                t = time.perf_counter()
+                reused = (rd / "main" / "result.json").exists()
+                T.run_main(rd, tcfg, data, progress=progress, tensorboard=tensorboard, runtime=runtime)
+                timings[f"{tag}/main"] = "reused" if reused else time.perf_counter() - t
+                if p.subpaths and tcfg.decay_epochs:
                     t = time.perf_counter()
-                    reused = (rd / "main" / "result.json").exists()
-                    T.run_main(rd, tcfg, data, progress=progress, tensorboard=tensorboard, runtime=runtime)
-                    timings[f"{tag}/main"] = "reused" if reused else time.perf_counter() - t
-                    if p.subpaths and tcfg.decay_epochs:
-                        t = time.perf_counter()
-                        reused = all((T.subpath_dir(rd, e) / "result.json").exists() for e in tcfg.decay_epochs)
-                        if use_batched:
-                            BT.run_subpaths_batched(rd, tcfg, data, progress=progress, runtime=runtime)
-                        else:
-                            T.run_subpaths(rd, tcfg, data, progress=progress, tensorboard=tensorboard,
-                                           runtime=runtime)
-                        timings[f"{tag}/subpaths"] = "reused" if reused else time.perf_counter() - t
-                    if p.run_curvature:
-                        t = time.perf_counter()
-                        ccfg = p.curvature if p.subpaths else replace(p.curvature, subpaths=False)
-                        C.run_curvature(rd, tcfg, ccfg, data, progress=progress)
-                        timings[f"{tag}/curvature"] = time.perf_counter() - t
-        if p.run_landscape:
-            rd = out_dir / run_dirs(p)[p.variants[0][0]][0]
-            tcfg = train_config(p, p.variants[0][0], p.seeds[0])
-            t = time.perf_counter()
-            if landscape_is_current(rd, tcfg, p.landscape):
-                timings["landscape"] = "reused"
-            else:
-                L.run_landscape(rd, tcfg, p.landscape, data, progress=progress)
-                timings["landscape"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t_start
-        log = load_json(out_dir / "timings.json") if (out_dir / "timings.json").exists() else []
-        log.append({"profile": p.name, "device": str(dev), "threads": torch.get_num_threads(), "batched": use_batched,
-                    "stages_s": timings, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        save_json(out_dir / "timings.json", log)
-        summary = summarize(out_dir)
-        save_json(out_dir / "summary.json", summary)
-        return summary
+                    reused = all((T.subpath_dir(rd, e) / "result.json").exists() for e in tcfg.decay_epochs)
+                    if use_batched:
+                        BT.run_subpaths_batched(rd, tcfg, data, progress=progress, runtime=runtime)
+                    else:
+                        T.run_subpaths(rd, tcfg, data, progress=progress, tensorboard=tensorboard,
+                                       runtime=runtime)
+                    timings[f"{tag}/subpaths"] = "reused" if reused else time.perf_counter() - t
+                if p.run_curvature:
+                    t = time.perf_counter()
+                    ccfg = p.curvature if p.subpaths else replace(p.curvature, subpaths=False)
+                    C.run_curvature(rd, tcfg, ccfg, data, progress=progress)
+                    timings[f"{tag}/curvature"] = time.perf_counter() - t
+    if p.run_landscape:
+        rd = out_dir / run_dirs(p)[p.variants[0][0]][0]
+        tcfg = train_config(p, p.variants[0][0], p.seeds[0])
+        t = time.perf_counter()
+        if landscape_is_current(rd, tcfg, p.landscape):
+            timings["landscape"] = "reused"
+        else:
+            L.run_landscape(rd, tcfg, p.landscape, data, progress=progress)
+            timings["landscape"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_start
+    log = load_json(out_dir / "timings.json") if (out_dir / "timings.json").exists() else []
+    log.append({"profile": p.name, "device": str(dev), "threads": torch.get_num_threads(), "batched": use_batched,
+                "stages_s": timings, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    save_json(out_dir / "timings.json", log)
+    summary = summarize(out_dir)
+    save_json(out_dir / "summary.json", summary)
+    return summary
 
 
 def summarize(out_dir) -> dict:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from empirics.analysis import REGIME_MIN_TRAIN_ACC, landing_epoch, load_run
 from paper_figures._style import plt, save_figure
 from theory.io import load_json
