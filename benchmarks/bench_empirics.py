@@ -11,9 +11,17 @@
    that copy each point into the model and evaluate it — over the same in-memory tensors
    (:func:`empirics.landscape.evaluate_points_loop`) and over a plain ``DataLoader`` (the baseline).
 
-The model is the quick profile's (slim VGG-11 at width 0.375) unless ``--width`` says otherwise.
+3. Decayed subpaths, images/second: ``K`` (default 5) subpaths trained as one batched model
+   (:mod:`empirics.batched`: stacked parameters, ``vmap`` of ``grad(loss ∘ functional_call)``, the
+   stacked SGD update) against the same ``K`` trained one after another by the sequential step of
+   :mod:`empirics.train` (channels-last model, ``torch.optim.SGD``). Both draw their batches, dropout
+   masks and label noise through :func:`empirics.train.draw_step`; the cpu profile's settings (slim
+   VGG-11 width 0.375, batch 50, dropout 0.1) unless told otherwise. Medians of ``repeats`` timings.
+
+The model is slim VGG-11 at width 0.375 unless ``--width`` says otherwise.
 
     PYTHONPATH=. python benchmarks/bench_empirics.py            # prints the table
+    PYTHONPATH=. python benchmarks/bench_empirics.py --only subpaths --threads 1
     pytest benchmarks/bench_empirics.py --benchmark-enable      # pytest-benchmark
 """
 from __future__ import annotations
@@ -183,6 +191,109 @@ def measure(width=0.375, steps=20, grid_points=22, eval_images=500, repeats=3, t
     return out
 
 
+# ----------------------------------------------------------------------------- batched against sequential subpaths
+def subpath_setup(k=5, width=0.375, batch=50, dropout=0.1, label_noise=0.0, n_train=500):
+    """``k`` paths of the cpu profile's model, each with its own seed, generator and optimizer."""
+    from dataclasses import replace
+
+    from empirics import profiles as P
+    from empirics import train as T
+
+    cfg = replace(P.get_profile("cpu").train, width=width, batch_size=batch, dropout=dropout, label_noise=label_noise,
+                  train_size=n_train, decay_epochs=())
+    arr = load_arrays()
+    data = D.to_tensors(arr, "cpu", train_size=min(n_train, len(arr.y_train)), test_size=100, seed=0)
+    models = [T.make_model(cfg, seed=i) for i in range(k)]
+    opts = [T.make_optimizer(cfg, m.parameters(), cfg.lr * cfg.decay_factor) for m in models]
+    states = [T.state_from(None, dir=".", label=f"p{i}", lr=cfg.lr, end_epoch=10 ** 6, meta={},
+                           cfg=replace(cfg, seed=i), device="cpu") for i in range(k)]
+    return cfg, data, models, opts, states
+
+
+def sequential_steps(cfg, data, models, opts, states, steps):
+    """``steps`` steps of every path, one path after another (the loop of empirics.train.train_path)."""
+    from empirics import train as T
+    from empirics.vgg import target_loss
+
+    spe = cfg.steps_per_epoch(len(data.y_train))
+    for m, opt, st in zip(models, opts, states):
+        m.train()
+        for _ in range(steps):
+            b = T.draw_step(st, cfg, data, m)
+            loss = target_loss(cfg.loss, m(b.x, b.masks), b.y, b.targets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if T.record_step(st, loss.detach(), spe):
+                st.pos, st.epoch = 0, st.epoch + 1
+
+
+def batched_steps(cfg, data, model, P_, M_, states, steps):
+    """``steps`` batched steps of all paths at once (the loop of empirics.batched.train_paths_batched)."""
+    from empirics import batched as BT
+    from empirics import train as T
+
+    spe = cfg.steps_per_epoch(len(data.y_train))
+    model.train()
+    for _ in range(steps):
+        x, y, masks, targets = BT.draw_stacked(states, cfg, data, model)
+        grads, losses = BT.batched_grads(model, P_, x, y, masks, targets, cfg.loss)
+        BT.sgd_step_(P_, M_, grads, cfg.lr, cfg.momentum, cfg.weight_decay)
+        for st, l in zip(states, losses):
+            if T.record_step(st, l.detach(), spe):
+                st.pos, st.epoch = 0, st.epoch + 1
+
+
+def _median(f, repeats):
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def measure_subpaths(k=5, width=0.375, batch=50, steps=10, repeats=5, threads=2, dropout=0.1) -> dict:
+    """Images/s of ``k`` subpaths trained batched against sequentially (medians of ``repeats``)."""
+    from empirics import train as T
+
+    torch.set_num_threads(threads)
+    cfg, data, models, opts, states = subpath_setup(k, width, batch, dropout)
+    model = T.make_model(cfg, channels_last=False)
+    names = [n for n, _ in model.named_parameters()]
+    P_ = {n: torch.stack([dict(m.named_parameters())[n].detach().clone() for m in models]) for n in names}
+    M_ = {n: torch.zeros_like(v) for n, v in P_.items()}
+    seq = lambda: sequential_steps(cfg, data, models, opts, states, steps)  # noqa: E731
+    bat = lambda: batched_steps(cfg, data, model, P_, M_, states, steps)    # noqa: E731
+    seq(), bat()                                                              # warm-up
+    t_seq, t_bat = [], []
+    for _ in range(repeats):                                                  # interleaved
+        t_seq.append(_median(seq, 1))
+        t_bat.append(_median(bat, 1))
+    n_img = k * steps * batch
+    out = {"k": k, "width": width, "batch": batch, "dropout": dropout, "steps": steps, "threads": threads,
+           "repeats": repeats, "sequential_img_per_s": n_img / float(np.median(t_seq)),
+           "batched_img_per_s": n_img / float(np.median(t_bat)),
+           "sequential_s": t_seq, "batched_s": t_bat}
+    out["ratio"] = out["batched_img_per_s"] / out["sequential_img_per_s"]
+    return out
+
+
+def measure_grid(width=0.375, points=20, images=1000, repeats=3, threads=2) -> dict:
+    """Landscape grid points/s of evaluate_points (CPU strategy) on the cpu profile's evaluation size
+    (500 train + 500 test images per point)."""
+    torch.set_num_threads(threads)
+    arr = load_arrays()
+    model = build_model("slim_vgg11", width, seed=0)
+    base = torch.nn.utils.parameters_to_vector(model.parameters()).detach().numpy()
+    thetas = base + np.random.default_rng(0).normal(0, 1e-3, (points, base.size))
+    x, y = torch.from_numpy(arr.x_test[:images]), torch.from_numpy(arr.y_test[:images])
+    f = lambda: L.evaluate_points(model, thetas, x, y, "mse", eval_batch=500, strategy="loop")  # noqa: E731
+    f()
+    t = _median(f, repeats)
+    return {"points": points, "images_per_point": images, "threads": threads, "grid_pts_per_s": points / t}
+
+
 # ----------------------------------------------------------------------------- pytest-benchmark
 @pytest.fixture(scope="module")
 def setup():
@@ -222,20 +333,29 @@ def test_grid_evaluate_points(benchmark, grid_setup, strategy):
                        rounds=3, warmup_rounds=1)
 
 
+def test_subpaths_sequential(benchmark):
+    cfg, data, models, opts, states = subpath_setup()
+    benchmark.pedantic(sequential_steps, args=(cfg, data, models, opts, states, 5), rounds=3, warmup_rounds=1)
+
+
+def test_subpaths_batched(benchmark):
+    from empirics import train as T
+
+    cfg, data, models, opts, states = subpath_setup()
+    model = T.make_model(cfg, channels_last=False)
+    names = [n for n, _ in model.named_parameters()]
+    P_ = {n: torch.stack([dict(m.named_parameters())[n].detach().clone() for m in models]) for n in names}
+    M_ = {n: torch.zeros_like(v) for n, v in P_.items()}
+    benchmark.pedantic(batched_steps, args=(cfg, data, model, P_, M_, states, 5), rounds=3, warmup_rounds=1)
+
+
 def test_grid_loop(benchmark, grid_setup):
     model, thetas, x, y = grid_setup
     benchmark.pedantic(L.evaluate_points_loop, args=(model, thetas, x, y, "mse", 500), rounds=3, warmup_rounds=1)
 
 
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--width", type=float, default=0.375)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    a = ap.parse_args()
-    r = measure(a.width, a.steps, repeats=a.repeats, threads=a.threads)
-    print(f"slim VGG-11 width {r['width']}, batch {r['batch']}, {r['threads']} threads, {r['steps']} steps, best of {a.repeats}")
+def _print_main(r, repeats):
+    print(f"slim VGG-11 width {r['width']}, batch {r['batch']}, {r['threads']} threads, {r['steps']} steps, best of {repeats}")
     print(f"training  images/s: tensor loop {r['train_img_per_s_tensor']:8.0f} | DataLoader loop "
           f"{r['train_img_per_s_dataloader']:8.0f} | ratio {r['train_img_per_s_tensor'] / r['train_img_per_s_dataloader']:.2f}x")
     print(f"          images/s: tensor loop, default memory layout {r['train_img_per_s_tensor_nchw']:8.0f} | ratio "
@@ -251,3 +371,24 @@ if __name__ == "__main__":
     for k, name in names.items():
         v = r[f"grid_pts_per_s_{k}"]
         print(f"  {name:42s} {v:8.2f}  ratio {v / base:5.2f}x")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--width", type=float, default=0.375)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", choices=("all", "loops", "subpaths", "grid"), default="all")
+    a = ap.parse_args()
+    if a.only in ("all", "loops"):
+        _print_main(measure(a.width, a.steps, repeats=a.repeats, threads=a.threads), a.repeats)
+    if a.only in ("all", "subpaths"):
+        r = measure_subpaths(width=a.width, steps=min(a.steps, 10), repeats=max(a.repeats, 5), threads=a.threads)
+        print(f"{r['k']} subpaths (width {r['width']}, batch {r['batch']}, dropout {r['dropout']}, {r['threads']} threads, "
+              f"{r['steps']} steps each, median of {r['repeats']}): sequential {r['sequential_img_per_s']:7.0f} img/s | "
+              f"batched {r['batched_img_per_s']:7.0f} img/s | ratio {r['ratio']:.2f}x")
+    if a.only in ("all", "grid"):
+        g = measure_grid(a.width, repeats=a.repeats, threads=a.threads)
+        print(f"landscape grid: {g['grid_pts_per_s']:.1f} points/s ({g['images_per_point']} images per point, "
+              f"{g['threads']} threads, median of {a.repeats})")

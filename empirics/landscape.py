@@ -27,6 +27,7 @@ r"""Loss landscapes in the plane of the trajectories' principal components.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -35,9 +36,10 @@ import torch
 
 from tqdm.auto import tqdm
 
-from theory.io import save_result
+from theory.io import load_result, save_result
 
 from . import data as D
+from . import rundir
 from .train import TrainConfig, ckpt_path, list_checkpoints, load_checkpoint
 from .vgg import build_model, per_example_loss
 
@@ -312,7 +314,12 @@ def run_landscape(out_dir, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.Cif
                   progress: bool = True) -> dict:
     """PCA of all checkpoints, the grid of losses, the projected trajectories → ``out/landscape.npz``."""
     lcfg.validate()
-    out_dir = Path(out_dir)
+    with rundir.lock(out_dir):
+        return _run_landscape(Path(out_dir), tcfg, lcfg, data, progress)
+
+
+def _run_landscape(out_dir: Path, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.CifarTensors,
+                   progress: bool) -> dict:
     tr = collect_trajectories(out_dir)
     p = pca(tr["theta"], lcfg.n_components, anchor=int(np.flatnonzero(tr["path"] == 0)[-1]))
     q = fit_sheet(p.coords) if lcfg.curved else None
@@ -325,7 +332,7 @@ def run_landscape(out_dir, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.Cif
     ite = D.balanced_indices(data.y_test.cpu().numpy(), lcfg.test_size, None, lcfg.seed + 1)
     sets = {"train": (data.x_train[torch.as_tensor(itr, device=dev)], data.y_train[torch.as_tensor(itr, device=dev)]),
             "test": (data.x_test[torch.as_tensor(ite, device=dev)], data.y_test[torch.as_tensor(ite, device=dev)])}
-    model = build_model(tcfg.arch, tcfg.width, tcfg.batch_norm, tcfg.dropout).to(dev)
+    model = build_model(tcfg.arch, tcfg.width, tcfg.batch_norm, tcfg.dropout, init=tcfg.init).to(dev)
     if tcfg.batch_norm:
         torch.func.replace_all_batch_norm_modules_(model)
     n = lcfg.grid
@@ -335,19 +342,33 @@ def run_landscape(out_dir, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.Cif
     bar = tqdm(total=2 * (n * n + K * lcfg.eval_checkpoints), desc="landscape", unit="pt", disable=not progress,
                leave=False)
 
-    def run(thetas, x, y):
-        out = evaluate_points(model, thetas, x, y, tcfg.loss, lcfg.points_per_batch, lcfg.eval_batch,
-                              strategy=lcfg.strategy)
-        bar.update(len(thetas))
-        return out
+    # resumable: every finished chunk goes to landscape.partial.npz, keyed by the settings and the PCA
+    partial = out_dir / "landscape.partial.npz"
+    key = json.loads(json.dumps({"train": tcfg.to_dict(), "landscape": lcfg.to_dict(), "n_checkpoints": K,
+                                 "singular_values": [float(v) for v in p.singular_values[:4]]}))
+    done: dict[str, np.ndarray] = {}
+    if partial.exists():
+        parr, pcfg = load_result(partial)
+        if pcfg.get("key") == key:
+            done = dict(parr)
+
+    def run(name, thetas, x, y):
+        if f"{name}_loss" not in done:
+            out = evaluate_points(model, thetas(), x, y, tcfg.loss, lcfg.points_per_batch, lcfg.eval_batch,
+                                  strategy=lcfg.strategy)
+            done[f"{name}_loss"], done[f"{name}_acc"] = out
+            save_result(partial, done, {"key": key})
+        bar.update(len(done[f"{name}_loss"]))
+        return done[f"{name}_loss"], done[f"{name}_acc"]
 
     for split, (x, y) in sets.items():
-        res = [run(surface_points(p, A.ravel()[i:i + chunk], B.ravel()[i:i + chunk], q).astype(np.float32), x, y)
+        res = [run(f"{split}_grid{i}", lambda i=i: surface_points(p, A.ravel()[i:i + chunk], B.ravel()[i:i + chunk],
+                                                                   q).astype(np.float32), x, y)
                for i in range(0, n * n, chunk)]
         l, acc = np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res])
         arrays[f"{split}_loss"], arrays[f"{split}_acc"] = l.reshape(n, n), acc.reshape(n, n)
         if lcfg.eval_checkpoints:
-            res = [run(tr["theta"][i:i + chunk], x, y) for i in range(0, K, chunk)]
+            res = [run(f"{split}_ckpt{i}", lambda i=i: tr["theta"][i:i + chunk], x, y) for i in range(0, K, chunk)]
             cl, ca = np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res])
             arrays[f"ckpt_{split}_loss"], arrays[f"ckpt_{split}_acc"] = cl, ca
         arrays[f"proj_{split}_loss"] = bilinear(ax, bx, arrays[f"{split}_loss"], p.coords[:, 0], p.coords[:, 1])
@@ -360,4 +381,5 @@ def run_landscape(out_dir, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.Cif
               "eval_test_size": int(len(ite)), "data": data.info, "seed": tcfg.seed}
     bar.close()
     save_result(out_dir / "landscape.npz", arrays, config)
+    partial.unlink(missing_ok=True)
     return {"arrays": arrays, "config": config}

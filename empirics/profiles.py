@@ -1,95 +1,190 @@
-"""Named experiment profiles and the driver that runs a whole one: main path → subpaths → landscape (the figures are drawn by the caller from the saved results).
+"""Named experiment profiles, and the driver that runs a whole one: main paths → subpaths → curvature → landscape.
 
-* ``quick`` — CPU, minutes on 2 cores: the authors' recipe (slim VGG-11, MSE, SGD 0.1 with momentum
-  0.9 and weight decay 1e-4, batch 125, crop + flip, the 5,000-image subset) at reduced width and with
-  tens instead of thousands of epochs; a small landscape grid on an evaluation subset.
-* ``authors`` — the setting of the authors' code (THEORY.md §4): 5,000 images, 3,000 epochs,
-  checkpoints every 400 steps, subpaths at epochs 2000, 2100, …, 3000 with lr × 0.1; meant for a GPU.
-* ``full`` — VGG-11 (configuration A, full width, batch norm) on all 50,000 CIFAR-10 training images;
-  needs the full dataset (``--download`` or ``--data``) and a GPU.
+A profile is a :class:`Profile`: the training, landscape and curvature settings, the training seeds,
+the variants (named sets of training overrides run on the same seeds), and which stages run. Every
+profile is written as its differences from another (``dataclasses.replace``):
 
-:func:`run_profile` is resumable: a finished stage (a path's ``result.json``, a ``landscape.npz``
-made from the same checkpoints and settings) is reused, an interrupted one resumes from its last
-checkpoint. :func:`summarize` reads a run directory back.
+* ``authors`` — the authors' setting (THEORY.md §4; ``yinuoren/landscape``): slim VGG-11 at full width,
+  their loss (½‖z − e_y‖², batch mean) and initialisation, SGD 0.1 / momentum 0.9 / weight decay 1e-4,
+  batch 125, crop + flip, 5,000 images, 3,000 epochs, a checkpoint every 400 steps; subpaths decayed to
+  lr 0.01 at epochs 2000, 2100, …, 2900, all ending at epoch 3000 (equal budget; the main path at 3000 is
+  the no-decay control); 31 × 31 curved-sheet landscape. Meant for a GPU (benchmarks/gpu_authors.py).
+* ``cpu`` — the authors' recipe scaled to about ten minutes on 2 CPU cores while staying in the regime
+  the paper is about (an interpolating network at a train-loss plateau long before the first decay):
+  500 images (50 per class), no augmentation, width 0.375 (linear layers at the authors' per-layer gain,
+  ``init="authors_width"``), dropout 0.1, batch 50; 800 epochs at lr 0.1 (evaluated every 10), decays at
+  500, 600, 700, 750; three seeds; curvature every 100 epochs along the main path and at the subpaths'
+  ends (250 images, 6 probes, 8 Lanczos steps); a 31 × 31 landscape of seed 0.
+* ``cpu_label_noise`` — the ``cpu`` main path with plain SGD and with label-noise SGD (σ = 0.1 on the
+  one-hot targets) side by side, with curvature; no subpaths, no landscape.
+* ``quick`` — seconds to a minute: ``cpu`` on 200 images for tens of epochs (tests and smoke runs; not
+  in the regime).
+* ``full`` — VGG-11 (configuration A, batch norm) on all 50,000 CIFAR-10 images; needs the full dataset
+  and a GPU.
+
+:func:`run_profile` validates everything before it writes anything, holds the output directory's lock,
+and is resumable: finished stages are reused, interrupted ones resume from their last checkpoint or
+result row. It saves results only; figures are drawn by :mod:`paper_figures` from the saved files.
+
+Layout of a profile's output directory ``out/``::
+
+    profile.json                  the profile's settings (after overrides), seeds, variants, run directories
+    <variant>/seed_<s>/           one run directory per (variant, seed): see empirics.train
+    <variant>/seed_<s>/curvature.json
+    <first variant>/seed_<first>/landscape.npz
+    summary.json                  empirics.analysis.measure_profile's numbers
+    timings.json                  wall time of every stage of every call
 """
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-
-import numpy as np
 
 from theory.io import load_json, load_result, save_json
 
+from . import analysis, rundir
+from .curvature import CurvatureConfig
 from .landscape import LandscapeConfig
 from .train import TrainConfig
 
-PROFILES: dict[str, dict] = {
-    "quick": {
-        "description": "CPU, a few minutes on 2 cores: slim VGG-11 at width 0.375 on the 5,000-image subset, "
-                       "60 epochs at lr 0.1, subpaths at lr 0.01 for 10 epochs from epochs 12, 24, 36, 48, 60; "
-                       "11 × 11 grid on 500 + 500 evaluation images",
-        "train": TrainConfig(arch="slim_vgg11", width=0.375, batch_norm=False, dropout=0.5, loss="mse", lr=0.1,
-                             momentum=0.9, weight_decay=1e-4, batch_size=125, epochs=60, ckpt_every=80,
-                             decay_epochs=(12, 24, 36, 48, 60), decay_factor=0.1, subpath_epochs=10,
-                             train_size=5000, test_size=None, augment=True, eval_every=2, eval_batch=500,
-                             seed=0),
-        "landscape": LandscapeConfig(grid=11, margin=0.25, n_components=4, curved=False, train_size=500,
-                                     test_size=500, points_per_batch=11, eval_batch=500, seed=0),
-        "threads": 2,
-    },
-    "authors": {
-        "description": "the authors' setting (GPU): slim VGG-11, 5,000 images, MSE, lr 0.1, 3,000 epochs, "
-                       "checkpoints every 400 steps, subpaths at epochs 2000..3000 (step 100) with lr 0.01 "
-                       "for 300 epochs; 31 × 31 curved-sheet landscape on all images",
-        "train": TrainConfig(arch="slim_vgg11", width=1.0, batch_norm=False, dropout=0.5, loss="mse", lr=0.1,
-                             momentum=0.9, weight_decay=1e-4, batch_size=125, epochs=3000, ckpt_every=400,
-                             decay_epochs=tuple(range(2000, 3001, 100)), decay_factor=0.1, subpath_epochs=300,
-                             train_size=5000, test_size=None, augment=True, eval_every=1, eval_batch=1000,
-                             seed=0),
-        "landscape": LandscapeConfig(grid=31, margin=0.25, n_components=4, curved=True, train_size=None,
-                                     test_size=None, points_per_batch=32, eval_batch=1000, seed=0),
-        "threads": None,
-    },
-    "full": {
-        "description": "full CIFAR-10 (GPU, needs the 50,000-image dataset): VGG-11 with batch norm, MSE, lr 0.1, "
-                       "batch 128, 300 epochs, checkpoints every 5 epochs, subpaths at epochs 100..300 (step 50) "
-                       "with lr 0.01 for 50 epochs; 25 × 25 landscape on 5,000 + 2,000 evaluation images",
-        "train": TrainConfig(arch="vgg11", width=1.0, batch_norm=True, dropout=0.5, loss="mse", lr=0.1,
-                             momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=300, ckpt_every=1950,
-                             decay_epochs=(100, 150, 200, 250, 300), decay_factor=0.1, subpath_epochs=50,
-                             train_size=None, test_size=None, augment=True, eval_every=1, eval_batch=1000,
-                             seed=0),
-        "landscape": LandscapeConfig(grid=25, margin=0.25, n_components=4, curved=False, train_size=5000,
-                                     test_size=2000, points_per_batch=8, eval_batch=1000, seed=0),
-        "threads": None,
-    },
-}
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    train: TrainConfig
+    landscape: LandscapeConfig
+    curvature: CurvatureConfig
+    seeds: tuple = (0,)
+    variants: tuple = (("sgd", ()),)        # (name, ((train field, value), ...)) run on every seed
+    subpaths: bool = True
+    run_curvature: bool = True
+    run_landscape: bool = True
+    batched: bool | None = None             # subpaths batched (None: on CUDA only, see empirics.batched)
+    threads: int | None = None              # torch CPU threads (None: torch's default)
+
+
+AUTHORS = Profile(
+    name="authors",
+    description="the authors' setting (GPU): slim VGG-11, 5,000 images, their loss and initialisation, lr 0.1, "
+                "3,000 epochs, checkpoints every 400 steps, subpaths decayed to lr 0.01 at epochs 2000..2900 "
+                "ending at 3000 (equal budget); curvature along the path; 31 × 31 curved-sheet landscape",
+    train=TrainConfig(),
+    landscape=LandscapeConfig(grid=31, margin=0.25, n_components=4, curved=True, train_size=None, test_size=None,
+                              points_per_batch=32, eval_batch=1000, seed=0),
+    curvature=CurvatureConfig(probes=20, lanczos_steps=20, eval_size=1000, eval_batch=500, main_every=100),
+)
+
+CPU = replace(
+    AUTHORS, name="cpu",
+    description="2 CPU cores, about 10 minutes: slim VGG-11 at width 0.375, 500 images, no augmentation, "
+                "dropout 0.1, batch 50; 800 epochs at lr 0.1, subpaths decayed at 500, 600, 700, 750 to the "
+                "same end; 3 seeds; curvature; 31 × 31 landscape of seed 0 on all 500 + 500 evaluation images",
+    train=replace(AUTHORS.train, width=0.375, init="authors_width", dropout=0.1, batch_size=50, train_size=500,
+                  augment=False, epochs=800, ckpt_every=250, decay_epochs=(500, 600, 700, 750), eval_every=10,
+                  eval_batch=500),
+    landscape=replace(AUTHORS.landscape, curved=False, train_size=None, test_size=500, points_per_batch=1,
+                      eval_batch=500),
+    curvature=replace(AUTHORS.curvature, probes=6, lanczos_steps=8, eval_size=250, eval_batch=250, main_every=100),
+    seeds=(0, 1, 2), threads=2,
+)
+
+CPU_LABEL_NOISE = replace(
+    CPU, name="cpu_label_noise",
+    description="the cpu profile's main path with plain SGD and with label-noise SGD (σ = 0.1 on the one-hot "
+                "targets), one seed each, with curvature; no subpaths, no landscape",
+    seeds=(0,), variants=(("sgd", ()), ("label_noise", (("label_noise", 0.1),))), subpaths=False,
+    run_landscape=False,
+)
+
+QUICK = replace(
+    CPU, name="quick",
+    description="a minute on 2 cores (tests, smoke runs; not in the regime): the cpu recipe at width 0.25 on 200 "
+                "images, 40 epochs, decays at 20 and 30; 2 seeds; 11 × 11 landscape",
+    train=replace(CPU.train, width=0.25, train_size=200, test_size=200, epochs=40, ckpt_every=20,
+                  decay_epochs=(20, 30), eval_every=2, eval_batch=200),
+    landscape=replace(CPU.landscape, grid=11, test_size=200, eval_batch=200),
+    curvature=replace(CPU.curvature, probes=4, lanczos_steps=6, eval_size=100, eval_batch=100, main_every=10),
+    seeds=(0, 1), threads=None,
+)
+
+FULL = replace(
+    AUTHORS, name="full",
+    description="full CIFAR-10 (GPU, needs the 50,000-image dataset): VGG-11 with batch norm, lr 0.1, batch 128, "
+                "300 epochs, checkpoints every 5 epochs, subpaths at epochs 100..250 (step 50) ending at 300; "
+                "25 × 25 landscape on 5,000 + 2,000 evaluation images",
+    train=replace(AUTHORS.train, arch="vgg11", batch_norm=True, batch_size=128, train_size=None, epochs=300,
+                  ckpt_every=1950, decay_epochs=(100, 150, 200, 250), eval_batch=1000),
+    landscape=replace(AUTHORS.landscape, grid=25, curved=False, train_size=5000, test_size=2000, points_per_batch=8),
+    curvature=replace(AUTHORS.curvature, eval_size=2000, main_every=50),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, CPU, CPU_LABEL_NOISE, AUTHORS, FULL)}
 
 
 def profile_names() -> list[str]:
     return list(PROFILES)
 
 
-def get_profile(name: str) -> tuple[TrainConfig, LandscapeConfig]:
-    """Fresh copies of the named profile's train and landscape configurations."""
+def get_profile(name: str) -> Profile:
+    """The named profile (immutable; its configurations are fresh copies)."""
     if name not in PROFILES:
         raise ValueError(f"profile: expected one of {profile_names()}, got {name!r}")
     p = PROFILES[name]
-    return replace(p["train"]), replace(p["landscape"])
+    return replace(p, train=replace(p.train), landscape=replace(p.landscape), curvature=replace(p.curvature))
 
 
-def landscape_is_current(out_dir, tcfg: TrainConfig, lcfg: LandscapeConfig) -> bool:
+def _override(obj, overrides: dict | None, what: str):
+    overrides = dict(overrides or {})
+    known = {f.name for f in fields(obj)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"{what}: unknown settings {unknown}; known: {sorted(known)}")
+    return replace(obj, **overrides)
+
+
+def resolve(name: str, train_overrides: dict | None = None, landscape_overrides: dict | None = None,
+            curvature_overrides: dict | None = None, seeds=None) -> Profile:
+    """The profile with overrides applied and every configuration validated (nothing is written)."""
+    p = get_profile(name)
+    p = replace(p, train=_override(p.train, train_overrides, "train"),
+                landscape=_override(p.landscape, landscape_overrides, "landscape"),
+                curvature=_override(p.curvature, curvature_overrides, "curvature"))
+    if seeds is not None:
+        seeds = tuple(seeds)
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
+                or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds: expected distinct integers >= 0, got {list(seeds)}")
+        p = replace(p, seeds=seeds)
+    p.train.validate()
+    p.landscape.validate()
+    p.curvature.validate()
+    for vname, ov in p.variants:
+        _override(p.train, dict(ov), f"variant {vname}").validate()
+    return p
+
+
+def run_dirs(p: Profile) -> dict[str, list[str]]:
+    """Run directories (relative to the output directory) by variant, in seed order."""
+    return {v: [f"{v}/seed_{s}" for s in p.seeds] for v, _ in p.variants}
+
+
+def train_config(p: Profile, variant: str, seed: int) -> TrainConfig:
+    ov = dict(dict(p.variants)[variant])
+    return replace(p.train, **ov, seed=int(seed))
+
+
+def landscape_is_current(run_dir, tcfg: TrainConfig, lcfg: LandscapeConfig) -> bool:
     """Whether ``landscape.npz`` exists and was made from the present checkpoints with these settings."""
     from .landscape import count_checkpoints
 
-    p = Path(out_dir) / "landscape.npz"
+    p = Path(run_dir) / "landscape.npz"
     if not p.exists():
         return False
     _, cfg = load_result(p)
     return (cfg.get("landscape") == lcfg.to_dict() and cfg.get("train") == _jsonable(tcfg.to_dict())
-            and cfg.get("n_checkpoints") == count_checkpoints(out_dir))
+            and cfg.get("n_checkpoints") == count_checkpoints(run_dir))
 
 
 def _jsonable(d):
@@ -100,127 +195,127 @@ def _jsonable(d):
 
 def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device: str = "auto",
                 train_overrides: dict | None = None, landscape_overrides: dict | None = None,
-                source: str = "auto", download: bool = False, tensorboard: bool = False,
-                threads: int | None = None) -> dict:
+                curvature_overrides: dict | None = None, seeds=None, source: str = "auto",
+                download: bool = False, tensorboard: bool = False, threads: int | None = None,
+                batched: bool | None = None, runtime=None) -> dict:
     """Run the whole profile ``name`` in ``out_dir`` (resumable) and return :func:`summarize`'s dict.
 
-    ``threads``: torch CPU threads (default: the profile's). Stage wall times of this call are added
-    to ``out/timings.json``; stages already finished are reused (recorded as ``"reused"``).
+    Everything is validated — settings, seeds, device, thread count, the data's size against batch and
+    decay epochs — before anything is written; the output directory is locked for the call (a second
+    process gets a one-line error). ``threads``: torch CPU threads (default: the profile's).
+    ``batched``: train each run's subpaths as one batched model (default: the profile's, else on CUDA
+    only). ``runtime``: an :class:`empirics.train.Runtime` (``torch.compile``, bfloat16 autocast).
+    Stage wall times are appended to ``out/timings.json``.
     """
-    from . import landscape as L
+    import torch
+
     from . import train as T
 
-    tcfg, lcfg = get_profile(name)
-    tcfg = replace(tcfg, **(train_overrides or {}))
-    lcfg = replace(lcfg, **(landscape_overrides or {}))
-    tcfg.validate()
-    lcfg.validate()
+    p = resolve(name, train_overrides, landscape_overrides, curvature_overrides, seeds)
+    runtime = runtime or T.Runtime()
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
+    dev = T.select_device(device)
+    threads = threads or p.threads
+    previous = torch.get_num_threads()
+    if threads and dev.type == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        return _run(p, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime)
+    finally:
+        torch.set_num_threads(previous)     # the caller's setting, however the run ends
+
+
+def _run(p: Profile, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime) -> dict:
+    from . import batched as BT
+    from . import train as T
+
+    use_batched = (p.batched if p.batched is not None else BT.batched_default(dev)) if batched is None else batched
+    if use_batched and p.train.batch_norm:
+        use_batched = False
     out_dir = Path(out_dir)
     t_start = time.perf_counter()
     timings: dict[str, float | str] = {}
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
-    threads = threads or PROFILES[name]["threads"]
-    dev = T.select_device(device)
-    _set_threads(threads if dev.type == "cpu" else None)
 
     t = time.perf_counter()
-    data = T.load_data(tcfg, data_dir, dev, source=source, download=download)
-    T.save_config(out_dir, tcfg, {"profile": name, "landscape": lcfg.to_dict(), "data": data.info,
-                                  "device": str(dev)})
+    data = T.load_data(p.train, data_dir, dev, source=source, download=download)
+    n = len(data.y_train)
+    for v, _ in p.variants:
+        train_config(p, v, p.seeds[0]).validate(n)
     timings["data"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    reused = (out_dir / "main" / "result.json").exists()
-    T.run_main(out_dir, tcfg, data, progress=progress, tensorboard=tensorboard)
-    timings["main"] = "reused" if reused else time.perf_counter() - t
+    with rundir.lock(out_dir):
+        return _stages(p, out_dir, data, dev, progress, tensorboard, use_batched, runtime, timings, t_start)
 
-    t = time.perf_counter()
-    reused = all((T.subpath_dir(out_dir, e) / "result.json").exists() for e in tcfg.decay_epochs)
-    T.run_subpaths(out_dir, tcfg, data, progress=progress, tensorboard=tensorboard)
-    timings["subpaths"] = "reused" if reused else time.perf_counter() - t
 
-    t = time.perf_counter()
-    if landscape_is_current(out_dir, tcfg, lcfg):
-        timings["landscape"] = "reused"
-    else:
-        L.run_landscape(out_dir, tcfg, lcfg, data, progress=progress)
-        timings["landscape"] = time.perf_counter() - t
+def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_batched, runtime, timings,
+            t_start) -> dict:
+    """The stages of :func:`run_profile`, under the output directory's lock."""
+    import torch
 
+    from . import batched as BT
+    from . import curvature as C
+    from . import landscape as L
+    from . import train as T
+
+    n = len(data.y_train)
+    save_json(out_dir / "profile.json", {
+        "profile": p.name, "description": p.description, "seeds": list(p.seeds),
+        "variants": [v for v, _ in p.variants], "variant_overrides": {v: dict(o) for v, o in p.variants},
+        "train": p.train.to_dict(), "landscape": p.landscape.to_dict(), "curvature": p.curvature.to_dict(),
+        "stages": {"subpaths": p.subpaths, "curvature": p.run_curvature, "landscape": p.run_landscape},
+        "run_dirs": run_dirs(p), "landscape_run": run_dirs(p)[p.variants[0][0]][0] if p.run_landscape else None,
+        "device": str(dev), "data": data.info})
+    for v, _ in p.variants:
+        for s in p.seeds:
+            tcfg = train_config(p, v, s)
+            rd = out_dir / v / f"seed_{s}"
+            tag = f"{v}/seed_{s}"
+            with rundir.lock(rd):
+                T.save_config(rd, tcfg, {"profile": p.name, "variant": v, "landscape": p.landscape.to_dict(),
+                                         "curvature": p.curvature.to_dict(), "data": data.info,
+                                         "device": str(dev)}, n_train=n)
+                t = time.perf_counter()
+                reused = (rd / "main" / "result.json").exists()
+                T.run_main(rd, tcfg, data, progress=progress, tensorboard=tensorboard, runtime=runtime)
+                timings[f"{tag}/main"] = "reused" if reused else time.perf_counter() - t
+                if p.subpaths and tcfg.decay_epochs:
+                    t = time.perf_counter()
+                    reused = all((T.subpath_dir(rd, e) / "result.json").exists() for e in tcfg.decay_epochs)
+                    if use_batched:
+                        BT.run_subpaths_batched(rd, tcfg, data, progress=progress, runtime=runtime)
+                    else:
+                        T.run_subpaths(rd, tcfg, data, progress=progress, tensorboard=tensorboard,
+                                       runtime=runtime)
+                    timings[f"{tag}/subpaths"] = "reused" if reused else time.perf_counter() - t
+                if p.run_curvature:
+                    t = time.perf_counter()
+                    ccfg = p.curvature if p.subpaths else replace(p.curvature, subpaths=False)
+                    C.run_curvature(rd, tcfg, ccfg, data, progress=progress)
+                    timings[f"{tag}/curvature"] = time.perf_counter() - t
+    if p.run_landscape:
+        rd = out_dir / run_dirs(p)[p.variants[0][0]][0]
+        tcfg = train_config(p, p.variants[0][0], p.seeds[0])
+        t = time.perf_counter()
+        if landscape_is_current(rd, tcfg, p.landscape):
+            timings["landscape"] = "reused"
+        else:
+            L.run_landscape(rd, tcfg, p.landscape, data, progress=progress)
+            timings["landscape"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
     log = load_json(out_dir / "timings.json") if (out_dir / "timings.json").exists() else []
-    log.append({"profile": name, "device": str(dev), "threads": _threads(), "stages_s": timings,
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    log.append({"profile": p.name, "device": str(dev), "threads": torch.get_num_threads(), "batched": use_batched,
+                "stages_s": timings, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
     save_json(out_dir / "timings.json", log)
     summary = summarize(out_dir)
     save_json(out_dir / "summary.json", summary)
     return summary
 
 
-def _set_threads(n: int | None) -> None:
-    import torch
-
-    if n is not None:
-        torch.set_num_threads(n)
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
 def summarize(out_dir) -> dict:
-    """The run's numbers: final metrics per decay epoch, the main path's end, the landscape's PCA.
-
-    Keys: ``decay_epochs``, ``final_test_loss``, ``final_test_acc``, ``final_train_loss``,
-    ``final_train_acc`` (one entry per subpath, by decay epoch), ``main_path_final_test_loss``,
-    ``main_path_final_test_acc``, ``main_path_epochs``, ``subpath_epochs``, ``trend`` (Spearman's ρ of
-    final test loss against decay epoch and whether the losses decrease monotonically),
-    ``landscape`` (explained variance ratios, distances off the plane) when present, ``config``.
-    """
+    """:func:`empirics.analysis.measure_profile` plus the last call's timings."""
     out_dir = Path(out_dir)
-    main_p = out_dir / "main" / "result.json"
-    if not main_p.exists():
-        raise FileNotFoundError(f"{main_p} not found: the main path of {out_dir} has not finished")
-    main = load_json(main_p)
-    subs = []
-    for d in sorted(out_dir.glob("sub_e*")):
-        if (d / "result.json").exists():
-            subs.append(load_json(d / "result.json"))
-    subs.sort(key=lambda r: r["meta"]["decay_epoch"])
-    f = lambda key: [float(r["final"][key]) for r in subs]  # noqa: E731
-    out = {
-        "decay_epochs": [int(r["meta"]["decay_epoch"]) for r in subs],
-        "final_test_loss": f("test_loss"), "final_test_acc": f("test_acc"),
-        "final_train_loss": f("train_loss"), "final_train_acc": f("train_acc"),
-        "subpath_epochs": [int(r["end_epoch"] - r["meta"]["decay_epoch"]) for r in subs],
-        "main_path_final_test_loss": float(main["final"]["test_loss"]),
-        "main_path_final_test_acc": float(main["final"]["test_acc"]),
-        "main_path_final_train_loss": float(main["final"]["train_loss"]),
-        "main_path_epochs": int(main["end_epoch"]),
-        "config": main["config"],
-    }
-    if len(subs) >= 2:
-        from scipy.stats import spearmanr
-
-        loss = np.asarray(out["final_test_loss"])
-        out["trend"] = {"spearman_rho_loss_vs_decay_epoch": float(spearmanr(out["decay_epochs"], loss)[0]),
-                        "monotone_decreasing": bool(np.all(np.diff(loss) < 0)),
-                        "last_minus_first_test_loss": float(loss[-1] - loss[0])}
-    lp = out_dir / "landscape.npz"
-    if lp.exists():
-        arr, cfg = load_result(lp)
-        span = float(np.ptp(arr["coords"][:, :2], axis=0).max())
-        out["landscape"] = {
-            "explained_variance_ratio": arr["explained_variance_ratio"].tolist(),
-            "n_checkpoints": cfg["n_checkpoints"], "n_parameters": cfg["n_parameters"],
-            "grid": cfg["landscape"]["grid"], "curved": cfg["landscape"]["curved"],
-            "distance_off_surface_median": float(np.median(arr["distance"])),
-            "distance_off_surface_max": float(np.max(arr["distance"])),
-            "plane_span": span,
-        }
-    timings = out_dir / "timings.json"
-    if timings.exists():
-        out["timings"] = load_json(timings)[-1]
-    return out
+    s = analysis.measure_profile(out_dir)
+    if (out_dir / "timings.json").exists():
+        s["timings"] = load_json(out_dir / "timings.json")[-1]
+    return s

@@ -169,19 +169,19 @@ def _stored(args):
 
 def cmd_main(args) -> int:
     from empirics import train as T
-    from empirics.profiles import PROFILES, get_profile
+    from empirics.profiles import get_profile
 
-    tcfg, lcfg = get_profile(args.profile)
+    prof = get_profile(args.profile)
     tr, la = parse_overrides(args.overrides)
-    tcfg, lcfg = replace(tcfg, **tr), replace(lcfg, **la)
+    tcfg, lcfg = replace(prof.train, **tr), replace(prof.landscape, **la)
     tcfg.validate()
     lcfg.validate()
-    if args.threads is None and PROFILES[args.profile]["threads"]:
-        args.threads = PROFILES[args.profile]["threads"]
+    if args.threads is None and prof.threads:
+        args.threads = prof.threads
     dev = _setup(args)
     data = T.load_data(tcfg, args.data, dev, args.source, args.download)
     T.save_config(args.out, tcfg, {"profile": args.profile, "landscape": lcfg.to_dict(), "data": data.info,
-                                   "device": str(dev)})
+                                   "device": str(dev)}, n_train=len(data.y_train))
     r = T.run_main(args.out, tcfg, data, progress=not args.no_progress, tensorboard=args.tensorboard)
     print(f"main path: {r['end_epoch']} epochs, {r['steps']} steps; final {_fmt(r['final'])}")
     print(f"checkpoints and metrics in {Path(args.out) / 'main'}")
@@ -250,7 +250,7 @@ def cmd_profile(args) -> int:
 
     if args.list or not args.name:
         for k, v in PROFILES.items():
-            print(f"{k:8s} {v['description']}")
+            print(f"{k:16s} {v.description}")
         return 0 if args.list else 2
     if args.out is None:
         raise ValueError("--out: a run directory is required")
@@ -262,13 +262,13 @@ def cmd_profile(args) -> int:
                     tensorboard=args.tensorboard, threads=args.threads)
     draw_figures(args.out)
     print(f"profile {args.name} in {args.out}")
-    print(f"{'decay epoch':>11} {'test loss':>10} {'test acc':>9}")
-    for e, l, a in zip(s["decay_epochs"], s["final_test_loss"], s["final_test_acc"]):
-        print(f"{e:>11} {l:>10.5f} {a:>9.4f}")
-    print(f"{'main path':>11} {s['main_path_final_test_loss']:>10.5f} {s['main_path_final_test_acc']:>9.4f}"
-          f"  (epoch {s['main_path_epochs']}, large lr)")
-    if "landscape" in s:
-        print("explained variance: " + ", ".join(f"{100 * v:.1f}%" for v in s["landscape"]["explained_variance_ratio"]))
+    ld = s.get("late_decay", {})
+    if "decay_epochs" in ld:
+        print(f"{'decay epoch':>11} {'test loss (mean ± s.e.)':>24} {'test acc':>9}")
+        for e, m, se, a in zip(ld["decay_epochs"], ld["test_loss_mean"], ld["test_loss_se"], ld["test_acc_mean"]):
+            print(f"{e:>11} {m:>14.5f} ± {se:<7.5f} {a:>9.4f}")
+        print(f"{'no decay':>11} {ld['control_test_loss_mean']:>14.5f} ± {ld['control_test_loss_se']:<7.5f} "
+              f"{ld['control_test_acc_mean']:>9.4f}  (epoch {ld['end_epoch']}, large lr)")
     if "timings" in s:
         print("wall time (s): " + json.dumps({k: (round(v, 1) if isinstance(v, float) else v)
                                               for k, v in s["timings"]["stages_s"].items()}))

@@ -92,7 +92,7 @@ class Linear(nn.Module):
 
 
 def test_grid_on_linear_model_matches_closed_form():
-    """For a linear model the MSE on the plane θ0 + a v1 + b v2 is a quadratic in (a, b), computed here
+    """For a linear model the squared loss on the plane θ0 + a v1 + b v2 is a quadratic in (a, b), computed here
     in float64 numpy from the outputs' affine dependence; the grid must match it and find its minimum."""
     rng = np.random.default_rng(0)
     arr = tiny_arrays(40, 10)
@@ -108,8 +108,8 @@ def test_grid_on_linear_model_matches_closed_form():
     o0, o1, o2 = out(th0), out(v1) - out(np.zeros(P)), out(v2) - out(np.zeros(P))
     T1 = np.eye(10)[arr.y_train]
 
-    def mse(a, b):
-        return ((o0 + a * o1 + b * o2 - T1) ** 2).mean()
+    def mse(a, b):   # the authors' loss: ½ Σ_k (z_k − e_y,k)², averaged over the images
+        return 0.5 * ((o0 + a * o1 + b * o2 - T1) ** 2).sum(1).mean()
 
     # analytic minimiser of the quadratic
     r0 = (o0 - T1).ravel()
@@ -155,7 +155,7 @@ def test_batched_grid_equals_per_point_loop(bn):
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     data = D.to_tensors(tiny_arrays())
-    cfg = tiny_cfg(epochs=4, decay_epochs=(2, 4), subpath_epochs=2)
+    cfg = tiny_cfg(epochs=6, decay_epochs=(2, 4))
     T.run_main(out, cfg, data, progress=False)
     T.run_subpaths(out, cfg, data, progress=False)
     return out, cfg, data
@@ -169,7 +169,8 @@ def test_run_landscape(tiny_run, curved):
     res = L.run_landscape(out, cfg, lc, data, progress=False)
     a, c = res["arrays"], res["config"]
     K = c["n_checkpoints"]
-    assert K == L.count_checkpoints(out) == (12 // 2 + 1) + 2 * (2 * 3 // 2 + 1)  # main 0..12; subpaths + branch
+    # main 0, 2, …, 18; subpath at 2: steps 8…18 plus its branch point; at 4: 14…18 plus its branch point
+    assert K == L.count_checkpoints(out) == (18 // 2 + 1) + (6 + 1) + (3 + 1)
     assert a["train_loss"].shape == (5, 5) and a["coords"].shape == (K, 3)
     evr = a["explained_variance_ratio"]
     assert np.all(np.diff(evr) <= 0) and 0 < evr.sum() <= 1 + 1e-12
@@ -205,7 +206,7 @@ def test_batch_norm_run_flattens_in_parameter_order(tmp_path):
     """With batch norm the state_dict interleaves buffers; the landscape must still rebuild each
     checkpoint exactly (oracle: the checkpoint loaded into a model, batch statistics, evaluate())."""
     data = D.to_tensors(tiny_arrays())
-    cfg = tiny_cfg(arch="vgg11", batch_norm=True, epochs=2, decay_epochs=(2,), subpath_epochs=1)
+    cfg = tiny_cfg(arch="vgg11", batch_norm=True, epochs=3, decay_epochs=(2,))
     T.run_main(tmp_path, cfg, data, progress=False)
     T.run_subpaths(tmp_path, cfg, data, progress=False)
     lc = L.LandscapeConfig(grid=3, train_size=30, test_size=10, eval_batch=30)
@@ -219,3 +220,37 @@ def test_batch_norm_run_flattens_in_parameter_order(tmp_path):
         torch.func.replace_all_batch_norm_modules_(m)
         want, _ = T.evaluate(m, data.x_train[itr], data.y_train[itr], cfg.loss, batch=30)
         assert a["ckpt_train_loss"][k] == pytest.approx(want, rel=1e-5)
+
+
+def test_interrupted_landscape_resumes_from_its_finished_chunks(tiny_run, tmp_path, monkeypatch):
+    """Killed after two chunks, the stage reuses them and ends with the uninterrupted result."""
+    import shutil
+
+    out, cfg, data = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    (run / "landscape.npz").unlink(missing_ok=True)
+    lc = L.LandscapeConfig(grid=9, train_size=40, test_size=20, points_per_batch=4, eval_batch=16)
+    ref = L.run_landscape(out, cfg, lc, data, progress=False)["arrays"]
+    calls = {"n": 0}
+    real = L.evaluate_points
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(L, "evaluate_points", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        L.run_landscape(run, cfg, lc, data, progress=False)
+    assert (run / "landscape.partial.npz").exists() and not (run / "landscape.npz").exists()
+    calls["n"] = -100   # no more interruptions
+    counted = []
+    monkeypatch.setattr(L, "evaluate_points", lambda *a, **k: counted.append(1) or real(*a, **k))
+    got = L.run_landscape(run, cfg, lc, data, progress=False)["arrays"]
+    # 81 grid points in chunks of 64 (2 per split) + checkpoints (1 chunk per split): 6 chunks, 2 reused
+    assert len(counted) == 4
+    for k in ("train_loss", "test_loss", "ckpt_train_loss", "coords"):
+        np.testing.assert_array_equal(got[k], ref[k])
+    assert not (run / "landscape.partial.npz").exists()

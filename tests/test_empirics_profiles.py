@@ -1,0 +1,164 @@
+"""Profiles: defined as differences, validated before anything runs, layers respected, whole runs and figures."""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from empirics import data as D
+from empirics import profiles as P
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_empirics_train import tiny_arrays  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_TRAIN = dict(width=0.125, batch_size=20, epochs=4, ckpt_every=5, decay_epochs=(2, 3), train_size=None,
+                  test_size=None, eval_every=1, eval_batch=50, init="torch", lr=0.02)
+TINY_LAND = dict(grid=5, train_size=40, test_size=20, eval_batch=50)
+TINY_CURV = dict(probes=2, lanczos_steps=3, eval_size=30, eval_batch=30, main_every=2)
+
+
+@pytest.fixture(scope="module")
+def datadir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cifar")
+    a = tiny_arrays(100, 40)
+    D.write_python_batches(d, a.x_train, a.y_train, a.x_test, a.y_test)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_profile(datadir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prof")
+    s = P.run_profile("quick", out, datadir, progress=False, train_overrides=TINY_TRAIN,
+                      landscape_overrides=TINY_LAND, curvature_overrides=TINY_CURV)
+    return out, s
+
+
+def test_profiles_are_differences_of_the_authors():
+    a, c = P.get_profile("authors"), P.get_profile("cpu")
+    changed = {k for k, v in c.train.to_dict().items() if a.train.to_dict()[k] != v}
+    assert changed == {"width", "init", "dropout", "batch_size", "train_size", "augment", "epochs", "ckpt_every",
+                       "decay_epochs", "eval_every"}
+    assert (c.train.loss, c.train.lr, c.train.momentum, c.train.weight_decay) == ("mse", 0.1, 0.9, 1e-4)
+    assert len(c.seeds) >= 3
+    ln = P.get_profile("cpu_label_noise")
+    assert ln.train == c.train and dict(ln.variants) == {"sgd": (), "label_noise": (("label_noise", 0.1),)}
+
+
+def test_cpu_profile_schedule_is_in_the_regime_design():
+    """First decay well after the landing seen on the real subset (≈ epoch 250, see docs), and the main path
+    at the large rate at least as long again; every subpath ends with the main path."""
+    t = P.get_profile("cpu").train
+    d1 = min(t.decay_epochs)
+    assert d1 >= 2 * 250 and t.epochs > max(t.decay_epochs)
+    t.validate(500)
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(train_overrides={"widht": 1.0}), r"^train: unknown settings \['widht'\]"),
+    (dict(landscape_overrides={"grid": 1}), r"^grid: expected an integer in 2\.\.501"),
+    (dict(train_overrides={"decay_epochs": (900,)}), r"^decay_epochs: every decay epoch must lie in 1\.\.799"),
+    (dict(curvature_overrides={"probes": 0}), r"^probes: expected an integer >= 1"),
+    (dict(curvature_overrides={"probez": 3}), r"^curvature: unknown settings"),
+    (dict(seeds=[0, 0]), r"^seeds: expected distinct integers"),
+    (dict(device="cuda:3"), r"^device: 'cuda:3' requested but"),
+    (dict(threads=0), r"^threads: expected an integer >= 1"),
+])
+def test_bad_input_is_one_line_error_before_any_work(tmp_path, kw, msg):
+    import torch
+
+    if kw.get("device") and torch.cuda.is_available():
+        pytest.skip("a CUDA device exists here")
+    with pytest.raises(ValueError, match=msg) as e:
+        P.run_profile("cpu", tmp_path / "out", progress=False, **kw)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_decay_epoch_off_the_checkpoints_is_refused_before_writing(datadir, tmp_path):
+    with pytest.raises(ValueError, match="^decay_epochs: epoch 3 ends at step 15, which is not a checkpoint"):
+        P.run_profile("quick", tmp_path / "out", datadir, progress=False,
+                      train_overrides=TINY_TRAIN | {"ckpt_every": 10})
+    assert not (tmp_path / "out" / "profile.json").exists()
+    with pytest.raises(ValueError, match="^profile: expected one of"):
+        P.run_profile("huge", tmp_path / "out", datadir, progress=False)
+
+
+def test_tiny_profile_layout_and_measurements(tiny_profile):
+    out, s = tiny_profile
+    assert sorted(p.name for p in (out / "sgd").iterdir()) == ["seed_0", "seed_1"]
+    assert (out / "sgd" / "seed_0" / "landscape.npz").exists() and not (out / "sgd" / "seed_1" / "landscape.npz").exists()
+    for d in ("seed_0", "seed_1"):
+        assert (out / "sgd" / d / "curvature.json").exists()
+    assert s["late_decay"]["seeds"] == [0, 1] and s["late_decay"]["end_epoch"] == 4
+    assert len(s["late_decay"]["test_loss_se"]) == 2 and np.all(np.isfinite(s["late_decay"]["test_loss_se"]))
+    assert s["curvature"]["n_points"] == [2, 2]          # main-path points at epochs 2 and 4 (main_every 2)
+    assert s["timings"]["stages_s"]["landscape"] > 0
+
+
+def test_figures_from_saved_results(tiny_profile):
+    from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
+
+    out, _ = tiny_profile
+    for mod in (vgg_learning_curves, vgg_decay, vgg_landscape, vgg_curvature, vgg_late_decay_map):
+        png, pdf = mod.make(out)
+        assert png.suffix == ".png" and pdf.suffix == ".pdf"
+        assert png.stat().st_size > 5000 and pdf.stat().st_size > 2000
+
+
+def test_label_noise_variant_runs_side_by_side(datadir, tmp_path):
+    s = P.run_profile("cpu_label_noise", tmp_path, datadir, progress=False,
+                      train_overrides=TINY_TRAIN | {"decay_epochs": ()}, curvature_overrides=TINY_CURV)
+    ln = s["label_noise"]
+    assert ln["plain"]["label_noise"] == 0.0 and ln["label_noise"]["label_noise"] == 0.1
+    assert np.isfinite(ln["test_loss_difference"]) and "trace_log_slope" in ln["label_noise"]
+    assert "late_decay" not in s and "valley" not in s
+
+
+def test_empirics_does_not_import_figures_or_parse_arguments():
+    """The library layer: no paper_figures / lrdecay imports (also inside functions) and no argparse outside cli."""
+    for f in (REPO / "empirics").glob("*.py"):
+        if f.name == "cli.py":
+            continue
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for n in names:
+                assert not n.startswith(("paper_figures", "lrdecay", "argparse")), (f.name, n)
+                if n.startswith("theory"):
+                    assert n == "theory.io", (f.name, n)
+
+
+def test_resume_after_interruption_reuses_finished_stages(datadir, tmp_path, monkeypatch):
+    from empirics import curvature as C
+
+    real = C.curvature_at
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(C, "curvature_at", flaky)
+    kw = dict(progress=False, train_overrides=TINY_TRAIN, landscape_overrides=TINY_LAND, curvature_overrides=TINY_CURV,
+              seeds=[0])
+    with pytest.raises(KeyboardInterrupt):
+        P.run_profile("quick", tmp_path, datadir, **kw)
+    monkeypatch.setattr(C, "curvature_at", real)
+    s = P.run_profile("quick", tmp_path, datadir, **kw)
+    t = s["timings"]["stages_s"]
+    assert t["sgd/seed_0/main"] == "reused" and t["sgd/seed_0/subpaths"] == "reused"
+    assert len(s["curvature"]["per_seed"]) == 1
+    # same result as an uninterrupted run
+    ref = P.run_profile("quick", tmp_path / "ref", datadir, **kw)
+    assert ref["late_decay"]["test_loss_mean"] == s["late_decay"]["test_loss_mean"]
