@@ -12,18 +12,20 @@ from pathlib import Path
 
 DESCRIPTION = """The VGG-11 experiment on CIFAR-10, stage by stage or a whole profile (every stage resumes):
 
-    lrdecay empirics main      --out runs/quick [--profile quick] [--set KEY=VALUE ...]
-    lrdecay empirics subpaths  --out runs/quick [--decay-epochs 10 20 ...]
-    lrdecay empirics landscape --out runs/quick [--grid 11] [--curved]
-    lrdecay empirics figures   --out runs/quick
-    lrdecay empirics profile   quick --out runs/quick        (all four stages)
+    lrdecay empirics main      --out runs/cpu [--profile cpu] [--seed 0] [--set KEY=VALUE ...]
+    lrdecay empirics subpaths  --out runs/cpu [--decay-epochs 500 600 ...] [--batched]
+    lrdecay empirics curvature --out runs/cpu [--probes 6] [--main-every 100]
+    lrdecay empirics landscape --out runs/cpu [--grid 31] [--curved]
+    lrdecay empirics figures   --out runs/cpu
+    lrdecay empirics profile   cpu --out runs/cpu_profile [--seeds 0 1 2]      (every stage, every seed)
     lrdecay empirics profile   --list
 """
 
 
 def _common(p: argparse.ArgumentParser, data: bool = True, out_required: bool = True) -> None:
     p.add_argument("--out", required=out_required, type=Path, default=None,
-                   help="run directory (created; reused to resume)")
+                   help="run directory (a profile's output directory for 'profile' and 'figures'); created, and "
+                        "reused to resume")
     if data:
         p.add_argument("--data", type=Path, default=None,
                        help="CIFAR-10 directory (holding cifar-10-batches-py/); default $LRDECAY_CIFAR10, "
@@ -37,14 +39,21 @@ def _common(p: argparse.ArgumentParser, data: bool = True, out_required: bool = 
                        help="auto (cuda if available), cpu, cuda or cuda:N (default: %(default)s)")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's)")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a setting: a train field (e.g. epochs=20, width=0.5, decay_epochs=10,20) "
-                            "or landscape.FIELD (e.g. landscape.grid=21); repeatable (default: none)")
+                       help="override a setting: a train field (e.g. epochs=20, width=0.5, decay_epochs=10,20), "
+                            "landscape.FIELD (e.g. landscape.grid=21) or curvature.FIELD (e.g. curvature.probes=4); "
+                            "repeatable (default: none)")
         p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
         p.add_argument("--tensorboard", action="store_true", help="also log metrics for TensorBoard (<path>/tb)")
 
 
+def _batched(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
+                   help="train the subpaths together as one batched model (default: on CUDA only; on a CPU the "
+                        "batched convolutions are slower)")
+
+
 def register(subparsers) -> None:
-    p = subparsers.add_parser("empirics", help="VGG-11 on CIFAR-10: main path, decayed subpaths, landscape",
+    p = subparsers.add_parser("empirics", help="VGG-11 on CIFAR-10: main path, decayed subpaths, curvature, landscape",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="stage", metavar="STAGE")
     sub.required = True
@@ -54,37 +63,57 @@ def register(subparsers) -> None:
                                    "with checkpoints (the trajectory and the starting points of the subpaths). "
                                    "Writes <out>/config.json and <out>/main/; resumes from the last checkpoint.")
     _common(m)
-    m.add_argument("--profile", default="quick", help="profile whose settings to start from (default: %(default)s)")
+    m.add_argument("--profile", default="cpu", help="profile whose settings to start from (default: %(default)s)")
+    m.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's first seed)")
     m.set_defaults(func=cmd_main)
 
     s = sub.add_parser("subpaths", help="branch decayed subpaths from main-path checkpoints (resumable)",
-                       description="Branch one subpath from the main-path checkpoint at each decay epoch and train it at "
-                                   "the decayed learning rate. Writes <out>/sub_e<epoch>/; resumes.")
+                       description="Branch one subpath from the main-path checkpoint at each decay epoch and train it "
+                                   "at the decayed learning rate to the main path's end (equal budget). Writes "
+                                   "<out>/sub_e<epoch>/; resumes.")
     _common(s)
     s.add_argument("--decay-epochs", type=int, nargs="+", default=None, help="decay epochs (default: the run's)")
+    _batched(s)
     s.set_defaults(func=cmd_subpaths)
+
+    c = sub.add_parser("curvature", help="Hessian trace and top eigenvalue along the path (resumable)",
+                       description="The Hutchinson trace (Rademacher probes, with its standard error) and the Lanczos "
+                                   "top eigenvalue of the train loss's Hessian at main-path checkpoints and at each "
+                                   "subpath's end, on a fixed evaluation subset. Writes <out>/curvature.json.")
+    _common(c)
+    c.add_argument("--probes", type=int, default=None, help="Rademacher probes per point (default: the run's)")
+    c.add_argument("--lanczos-steps", type=int, default=None, help="Lanczos steps (default: the run's)")
+    c.add_argument("--eval-size", type=int, default=None, help="evaluation images (default: the run's)")
+    c.add_argument("--main-every", type=int, default=None,
+                   help="epochs between main-path points (default: the run's)")
+    c.add_argument("--no-subpaths", action="store_true", help="only the main path, not the subpaths' ends")
+    c.set_defaults(func=cmd_curvature)
 
     la = sub.add_parser("landscape", help="PCA of all checkpoints and the loss grid in its plane",
                         description="PCA of every checkpoint of the main path and the subpaths, and the train and test "
                                     "loss on a grid in the plane of the first two components. Writes "
-                                    "<out>/landscape.npz.")
+                                    "<out>/landscape.npz (resumable).")
     _common(la)
     la.add_argument("--grid", type=int, default=None, help="grid points per axis (default: the run's)")
     la.add_argument("--curved", action="store_true", default=None,
                     help="use the authors' curved sheet through the checkpoints instead of the plane")
     la.set_defaults(func=cmd_landscape)
 
-    f = sub.add_parser("figures", help="draw the landscape and decay figures from a run directory",
-                       description="Draw the figures of a run directory from its saved results "
+    f = sub.add_parser("figures", help="draw the figures of a run or profile directory",
+                       description="Draw the figures of a run directory or a profile's output directory from its saved "
+                                   "results: learning curves, decay, late-decay map, curvature, landscape "
                                    "(<out>/figures/*.png and .pdf).")
     _common(f, data=False)
     f.set_defaults(func=cmd_figures)
 
-    pr = sub.add_parser("profile", help="run a whole profile: main → subpaths → landscape → figures",
-                        description="Run every stage of a named profile (settings: --list) in one run directory; "
-                                    "each finished stage is reused, an interrupted one resumes.")
+    pr = sub.add_parser("profile", help="run a whole profile: every seed's main path, subpaths, curvature, landscape",
+                        description="Run every stage of a named profile (settings: --list) for each of its seeds in one "
+                                    "output directory, then draw the figures; each finished stage is reused, an "
+                                    "interrupted one resumes.")
     pr.add_argument("name", nargs="?", help="the profile (see --list)")
     pr.add_argument("--list", action="store_true", help="list the profiles and exit")
+    pr.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the profile's)")
+    _batched(pr)
     _common(pr, out_required=False)
     pr.set_defaults(func=cmd_profile)
 
@@ -112,30 +141,28 @@ def _parse_value(default, text: str, name: str):
     return t
 
 
-def parse_overrides(items: list[str]) -> tuple[dict, dict]:
-    """``KEY=VALUE`` strings → (train overrides, landscape overrides), typed by the dataclass defaults."""
+def parse_overrides(items: list[str]) -> tuple[dict, dict, dict]:
+    """``KEY=VALUE`` strings → (train, landscape, curvature overrides), typed by the dataclass defaults."""
+    from empirics.curvature import CurvatureConfig
     from empirics.landscape import LandscapeConfig
     from empirics.train import TrainConfig
 
-    tdef, ldef = TrainConfig(), LandscapeConfig()
-    tnames, lnames = {f.name for f in fields(TrainConfig)}, {f.name for f in fields(LandscapeConfig)}
-    tr, la = {}, {}
+    groups = {"": TrainConfig(), "landscape.": LandscapeConfig(), "curvature.": CurvatureConfig()}
+    names = {k: {f.name for f in fields(v)} for k, v in groups.items()}
+    out = {k: {} for k in groups}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--set: expected KEY=VALUE, got {item!r}")
         key, val = item.split("=", 1)
         key = key.strip()
-        if key.startswith("landscape."):
-            k = key[len("landscape."):]
-            if k not in lnames:
-                raise ValueError(f"--set: unknown landscape setting {k!r}; known: {sorted(lnames)}")
-            la[k] = _parse_value(getattr(ldef, k), val, key)
-        else:
-            if key not in tnames:
-                raise ValueError(f"--set: unknown setting {key!r}; known: {sorted(tnames)} "
-                                 f"and landscape.{{{','.join(sorted(lnames))}}}")
-            tr[key] = _parse_value(getattr(tdef, key), val, key)
-    return tr, la
+        prefix = next((p for p in ("landscape.", "curvature.") if key.startswith(p)), "")
+        k = key[len(prefix):]
+        if k not in names[prefix]:
+            what = f"{prefix[:-1]} setting" if prefix else "setting"
+            raise ValueError(f"--set: unknown {what} {k!r}; known: {sorted(names[prefix])}"
+                             + ("" if prefix else " and landscape.FIELD, curvature.FIELD"))
+        out[prefix][k] = _parse_value(getattr(groups[prefix], k), val, key)
+    return out[""], out["landscape."], out["curvature."]
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -154,17 +181,19 @@ def _setup(args):
 
 def _stored(args):
     """Configuration stored in the run directory, with --set overrides applied."""
+    from empirics.curvature import CurvatureConfig
     from empirics.landscape import LandscapeConfig
     from empirics.train import TrainConfig, load_config
 
     tcfg, d = load_config(args.out)
     lcfg = LandscapeConfig.from_dict(d["landscape"]) if "landscape" in d else LandscapeConfig()
-    tr, la = parse_overrides(args.overrides)
+    ccfg = CurvatureConfig.from_dict(d["curvature"]) if "curvature" in d else CurvatureConfig()
+    tr, la, cu = parse_overrides(args.overrides)
     bad = sorted(set(tr) & set(TrainConfig.MAIN_FIELDS))
     if bad:
         raise ValueError(f"--set: {bad} fix the main path of {args.out} and cannot change after it started; "
                          "use a fresh --out")
-    return replace(tcfg, **tr), replace(lcfg, **la), d
+    return replace(tcfg, **tr), replace(lcfg, **la), replace(ccfg, **cu), d
 
 
 def cmd_main(args) -> int:
@@ -172,16 +201,21 @@ def cmd_main(args) -> int:
     from empirics.profiles import get_profile
 
     prof = get_profile(args.profile)
-    tr, la = parse_overrides(args.overrides)
-    tcfg, lcfg = replace(prof.train, **tr), replace(prof.landscape, **la)
+    tr, la, cu = parse_overrides(args.overrides)
+    seed = prof.seeds[0] if args.seed is None else args.seed
+    if isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"--seed must be an integer >= 0, got {seed}")
+    tcfg = replace(prof.train, **tr, seed=int(seed))
+    lcfg, ccfg = replace(prof.landscape, **la), replace(prof.curvature, **cu)
     tcfg.validate()
     lcfg.validate()
+    ccfg.validate()
     if args.threads is None and prof.threads:
         args.threads = prof.threads
     dev = _setup(args)
     data = T.load_data(tcfg, args.data, dev, args.source, args.download)
-    T.save_config(args.out, tcfg, {"profile": args.profile, "landscape": lcfg.to_dict(), "data": data.info,
-                                   "device": str(dev)}, n_train=len(data.y_train))
+    T.save_config(args.out, tcfg, {"profile": args.profile, "landscape": lcfg.to_dict(), "curvature": ccfg.to_dict(),
+                                   "data": data.info, "device": str(dev)}, n_train=len(data.y_train))
     r = T.run_main(args.out, tcfg, data, progress=not args.no_progress, tensorboard=args.tensorboard)
     print(f"main path: {r['end_epoch']} epochs, {r['steps']} steps; final {_fmt(r['final'])}")
     print(f"checkpoints and metrics in {Path(args.out) / 'main'}")
@@ -189,16 +223,41 @@ def cmd_main(args) -> int:
 
 
 def cmd_subpaths(args) -> int:
+    from empirics import batched as BT
     from empirics import train as T
 
-    tcfg, lcfg, d = _stored(args)
+    tcfg, lcfg, ccfg, d = _stored(args)
     if args.decay_epochs:
         tcfg = replace(tcfg, decay_epochs=tuple(args.decay_epochs))
     dev = _setup(args)
     data = T.load_data(tcfg, args.data, dev, args.source, args.download)
-    T.save_config(args.out, tcfg, {"landscape": lcfg.to_dict()})
-    for r in T.run_subpaths(args.out, tcfg, data, progress=not args.no_progress, tensorboard=args.tensorboard):
+    T.save_config(args.out, tcfg, {"landscape": lcfg.to_dict(), "curvature": ccfg.to_dict()},
+                  n_train=len(data.y_train))
+    batched = BT.batched_default(dev) if args.batched is None else args.batched
+    run = BT.run_subpaths_batched if batched else T.run_subpaths
+    kw = {} if batched else {"tensorboard": args.tensorboard}
+    for r in run(args.out, tcfg, data, progress=not args.no_progress, **kw):
         print(f"decay at epoch {r['meta']['decay_epoch']:>5}: {_fmt(r['final'])}")
+    return 0
+
+
+def cmd_curvature(args) -> int:
+    from empirics import train as T
+    from empirics.curvature import run_curvature
+
+    tcfg, lcfg, ccfg, d = _stored(args)
+    for opt, field in (("probes", "probes"), ("lanczos_steps", "lanczos_steps"), ("eval_size", "eval_size"),
+                       ("main_every", "main_every")):
+        if getattr(args, opt) is not None:
+            ccfg = replace(ccfg, **{field: getattr(args, opt)})
+    if args.no_subpaths:
+        ccfg = replace(ccfg, subpaths=False)
+    ccfg.validate()
+    dev = _setup(args)
+    data = T.load_data(tcfg, args.data, dev, args.source, args.download)
+    res = run_curvature(args.out, tcfg, ccfg, data, progress=not args.no_progress)
+    n = len(res.get("points", res.get("rows", [])))
+    print(f"curvature at {n} points → {Path(args.out) / 'curvature.json'}")
     return 0
 
 
@@ -206,7 +265,7 @@ def cmd_landscape(args) -> int:
     from empirics import train as T
     from empirics.landscape import run_landscape
 
-    tcfg, lcfg, d = _stored(args)
+    tcfg, lcfg, ccfg, d = _stored(args)
     if args.grid is not None:
         lcfg = replace(lcfg, grid=args.grid)
     if args.curved:
@@ -214,7 +273,8 @@ def cmd_landscape(args) -> int:
     lcfg.validate()
     dev = _setup(args)
     data = T.load_data(tcfg, args.data, dev, args.source, args.download)
-    T.save_config(args.out, tcfg, {"landscape": lcfg.to_dict()})
+    T.save_config(args.out, tcfg, {"landscape": lcfg.to_dict(), "curvature": ccfg.to_dict()},
+                  n_train=len(data.y_train))
     res = run_landscape(args.out, tcfg, lcfg, data, progress=not args.no_progress)
     a, c = res["arrays"], res["config"]
     evr = ", ".join(f"{100 * v:.1f}%" for v in a["explained_variance_ratio"])
@@ -225,17 +285,21 @@ def cmd_landscape(args) -> int:
 
 
 def draw_figures(out) -> list[Path]:
-    """The decay figure and, when the landscape exists, the landscape figure of a run directory."""
-    from paper_figures import vgg_decay, vgg_landscape
+    """Every figure a run directory or a profile's output directory has the results for."""
+    from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
 
     out = Path(out)
-    if not (out / "main" / "result.json").exists():
-        raise FileNotFoundError(f"{out / 'main' / 'result.json'} not found: run the main path first")
-    paths = vgg_decay.make(out)
-    if (out / "landscape.npz").exists():
-        paths += vgg_landscape.make(out)
-    else:
-        print(f"no {out / 'landscape.npz'} yet: landscape figure skipped")
+    is_profile = (out / "profile.json").exists()
+    if not is_profile and not (out / "main" / "result.json").exists():
+        raise FileNotFoundError(f"{out / 'main' / 'result.json'} not found: run the main path first "
+                                "(or give a profile's output directory)")
+    paths = vgg_learning_curves.make(out)
+    for fig, needs in ((vgg_decay, "sub_e"), (vgg_late_decay_map, "sub_e"), (vgg_curvature, "curvature.json"),
+                       (vgg_landscape, "landscape.npz")):
+        try:
+            paths += fig.make(out)
+        except FileNotFoundError as exc:
+            print(f"{fig.__name__.rsplit('.', 1)[-1]} skipped: {exc}")
     return paths
 
 
@@ -251,15 +315,18 @@ def cmd_profile(args) -> int:
     if args.list or not args.name:
         for k, v in PROFILES.items():
             print(f"{k:16s} {v.description}")
-        return 0 if args.list else 2
+        if args.list:
+            return 0
+        raise ValueError("profile: name the profile to run (see --list)")
     if args.out is None:
         raise ValueError("--out: a run directory is required")
     if args.name not in PROFILES:
         raise ValueError(f"profile: expected one of {list(PROFILES)}, got {args.name!r}")
-    tr, la = parse_overrides(args.overrides)
+    tr, la, cu = parse_overrides(args.overrides)
     s = run_profile(args.name, args.out, args.data, progress=not args.no_progress, device=args.device,
-                    train_overrides=tr, landscape_overrides=la, source=args.source, download=args.download,
-                    tensorboard=args.tensorboard, threads=args.threads)
+                    train_overrides=tr, landscape_overrides=la, curvature_overrides=cu, seeds=args.seeds,
+                    source=args.source, download=args.download, tensorboard=args.tensorboard,
+                    threads=args.threads, batched=args.batched)
     draw_figures(args.out)
     print(f"profile {args.name} in {args.out}")
     ld = s.get("late_decay", {})
@@ -269,6 +336,7 @@ def cmd_profile(args) -> int:
             print(f"{e:>11} {m:>14.5f} ± {se:<7.5f} {a:>9.4f}")
         print(f"{'no decay':>11} {ld['control_test_loss_mean']:>14.5f} ± {ld['control_test_loss_se']:<7.5f} "
               f"{ld['control_test_acc_mean']:>9.4f}  (epoch {ld['end_epoch']}, large lr)")
+        print(f"Spearman ρ = {ld['spearman_rho']:.2f} [{ld['rho_interval'][0]:.2f}, {ld['rho_interval'][1]:.2f}]")
     if "timings" in s:
         print("wall time (s): " + json.dumps({k: (round(v, 1) if isinstance(v, float) else v)
                                               for k, v in s["timings"]["stages_s"].items()}))

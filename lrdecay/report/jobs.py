@@ -24,16 +24,17 @@ SIZES = {
                     convex=dict(trials=10000), core=dict(paths=8), landscape=dict(grid=241, sgd_steps=30000),
                     gamma=dict(n_instances=40), rate_law=dict(smoke=False), cyclic=dict(smoke=False),
                     discrete_eta=dict(smoke=False), diagonal=dict(smoke=False), two_layer=dict(smoke=False),
-                    empirics=dict(profile="quick")),
+                    empirics=dict(profile="cpu")),
     "smoke": dict(symbolic=dict(points=2), demo=dict(quick=True, paths=2), drift=dict(quick=True, paths=8, tau_max=4.0),
                   convex=dict(trials=300), core=dict(paths=4), landscape=dict(grid=41, sgd_steps=3000),
                   gamma=dict(n_instances=4, gammas=[0.0, 2.0], max_steps=20000), rate_law=dict(smoke=True),
                   cyclic=dict(smoke=True), discrete_eta=dict(smoke=True), diagonal=dict(smoke=True),
                   two_layer=dict(smoke=True), empirics=dict(
-                      profile="quick", threads=1,
-                      train=dict(width=0.125, batch_size=50, epochs=2, ckpt_every=4, decay_epochs=(1, 2),
-                                 subpath_epochs=1, train_size=200, test_size=100, eval_batch=100),
-                      landscape=dict(grid=3, train_size=50, test_size=50, points_per_batch=9, eval_batch=50))),
+                      profile="quick", threads=1, seeds=[0, 1],
+                      train=dict(width=0.125, train_size=100, test_size=100, batch_size=25, epochs=6, ckpt_every=4,
+                                 decay_epochs=(2, 4), eval_every=1, eval_batch=100, init="torch", lr=0.02),
+                      landscape=dict(grid=5, train_size=50, test_size=50, eval_batch=50, points_per_batch=5),
+                      curvature=dict(probes=2, lanczos_steps=3, eval_size=50, eval_batch=50, main_every=2))),
 }
 
 
@@ -166,19 +167,22 @@ def job_two_layer(d: Path, cfg: dict):
 
 
 def job_empirics(d: Path, cfg: dict):
-    """VGG-11 on the CIFAR-10 subset: the quick profile (smoke: a tiny network for seconds)."""
+    """VGG-11 on the CIFAR-10 subset: the cpu profile, in the regime (smoke: a tiny network for seconds)."""
     from empirics.profiles import run_profile
-    from paper_figures import vgg_decay, vgg_landscape
+    from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
     try:
-        run_profile(cfg["profile"], d, data_dir=cfg.get("data"), progress=cfg.get("progress", True),
-                    train_overrides=cfg.get("train"), landscape_overrides=cfg.get("landscape"),
-                    threads=cfg.get("threads"))
+        summary = run_profile(cfg["profile"], d, data_dir=cfg.get("data"), progress=cfg.get("progress", True),
+                              train_overrides=cfg.get("train"), landscape_overrides=cfg.get("landscape"),
+                              curvature_overrides=cfg.get("curvature"), seeds=cfg.get("seeds"),
+                              threads=cfg.get("threads"))
     except (FileNotFoundError, ValueError, RuntimeError) as exc:   # e.g. no CIFAR-10 here: report it, go on
         save_json(d / "error.json", {"error": f"{type(exc).__name__}: {exc}"})
         print(f"[empirics] not run: {exc}")
         return
-    vgg_landscape.make(d)
-    vgg_decay.make(d)
+    for fig in (vgg_learning_curves, vgg_decay, vgg_late_decay_map, vgg_curvature):
+        fig.make(d)
+    if "valley" in summary or "test_minimum" in summary:
+        vgg_landscape.make(d)
 
 
 JOBS: dict[str, Callable[[Path, dict], None]] = {

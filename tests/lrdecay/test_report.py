@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lrdecay.report.claims import evaluate
-from lrdecay.report.claims.base import (FAIL, FIGURE, MISSING, NOT_APPLICABLE, NOT_TESTABLE, PASS, REGISTRY,
+from lrdecay.report.claims.base import (FAIL, MISSING, NOT_APPLICABLE, NOT_TESTABLE, PASS, REGISTRY,
                                         judge_one)
 from lrdecay.report.runner import run_report
 from theory.io import load_json, save_json
@@ -33,7 +33,8 @@ EXPECTED_SMOKE = {
     "gamma.rate_law": PASS, "schedules.cyclic": PASS, "phase2.discrete_eta": PASS, "models.diagonal": PASS,
     "models.diagonal.late_decay": PASS, "models.two_layer": PASS, "models.two_layer.late_decay": PASS,
     "convex.prop1_probability": NOT_TESTABLE, "convex.prop1_ratio": PASS, "convex.lemma2": PASS,
-    "convex.figure1": PASS, "vgg.late_decay": PASS, "vgg.landscape": FIGURE,
+    "convex.figure1": PASS, "vgg.regime": FAIL, "vgg.late_decay": NOT_APPLICABLE, "vgg.valley": NOT_APPLICABLE,
+    "vgg.test_minimum": NOT_APPLICABLE, "vgg.curvature": NOT_APPLICABLE,
     "symbolic.identities": PASS, "symbolic.numeric": PASS,
 }
 
@@ -186,10 +187,56 @@ def _landscape_ramp(d):
     st.save(d / "landscape.npz")
 
 
-def _vgg_rho(d):
-    s = load_json(d / "summary.json")
-    s["trend"]["spearman_rho_loss_vs_decay_epoch"] = 1.0
-    save_json(d / "summary.json", s)
+def _vgg_runs(d):
+    return [d / r for r in load_json(d / "profile.json")["run_dirs"][load_json(d / "profile.json")["variants"][0]]]
+
+
+def _vgg_in_regime(d):
+    """Every seed's main path interpolating from the first evaluation on, at a flat train loss."""
+    for run in _vgg_runs(d):
+        p = run / "main" / "result.json"
+        r = load_json(p)
+        for row in r["metrics"]:
+            row["train_acc"], row["train_loss"] = 1.0, 0.01
+        save_json(p, r)
+
+
+def _vgg_later_worse(d):
+    _vgg_in_regime(d)
+    for run in _vgg_runs(d):
+        for sub in run.glob("sub_e*/result.json"):
+            r = load_json(sub)
+            r["final"]["test_loss"] = 0.1 + 1e-3 * r["meta"]["decay_epoch"]
+            save_json(sub, r)
+
+
+def _vgg_landscape(d, fn):
+    from theory.io import load_result, save_result
+    _vgg_in_regime(d)
+    land = d / load_json(d / "profile.json")["landscape_run"] / "landscape.npz"
+    arr, cfg = load_result(land)
+    fn(arr)
+    save_result(land, arr, cfg)
+
+
+def _vgg_leaves_valley(arr):
+    """The checkpoints' train loss climbing by four decades along the run: the path leaves the valley."""
+    order = np.argsort(np.argsort(arr["step"]))
+    arr["ckpt_train_loss"] = np.geomspace(0.01, 100.0, len(order))[order]
+
+
+def _vgg_tilted_test(arr):
+    arr["test_loss"] = 0.5 - 0.01 * arr["a"][:, None] + 0 * arr["test_loss"]
+
+
+def _vgg_rising_traces(d):
+    _vgg_in_regime(d)
+    for run in _vgg_runs(d):
+        p = run / "curvature.json"
+        c = load_json(p)
+        for row in c["rows"]:
+            row["trace"] = 1.0 + row["epoch"]
+        save_json(p, c)
 
 
 def _rate_law_slow(d):
@@ -286,12 +333,16 @@ DOCTORS = {
     "convex.prop1_ratio": lambda d: _convex(d, _convex_ratio),
     "convex.lemma2": lambda d: _convex(d, _convex_slow_below_bound),
     "convex.figure1": lambda d: _convex(d, _convex_fig_slow),
-    "vgg.late_decay": _vgg_rho,
+    "vgg.regime": _vgg_in_regime,
+    "vgg.late_decay": _vgg_later_worse,
+    "vgg.valley": lambda d: _vgg_landscape(d, _vgg_leaves_valley),
+    "vgg.test_minimum": lambda d: _vgg_landscape(d, _vgg_tilted_test),
+    "vgg.curvature": _vgg_rising_traces,
     "symbolic.identities": lambda d: _checks_nested(d, "symbolic_checks.npz", "identities", "lagrange_det", "x"),
     "symbolic.numeric": lambda d: _checks_nested(d, "symbolic_checks.npz", "max_rel_error", "train_grad", 1e-3),
 }
 #: claims with no doctored input, and why
-UNDOCTORABLE = {"vgg.landscape": "a figure, shown for inspection, with no measured verdict"}
+UNDOCTORABLE: dict = {}
 
 
 def test_every_claim_has_a_doctored_input_or_a_reason():
@@ -308,7 +359,7 @@ def test_doctored_input_flips_the_verdict(smoke, tmp_path, claim_id):
     DOCTORS[claim_id](tmp_path / spec.job)
     after = judge_one(spec, tmp_path).verdict
     assert after != before, (claim_id, before, after)
-    assert after == FAIL, (claim_id, after)
+    assert after == (PASS if before == FAIL else FAIL), (claim_id, after)
 
 
 def test_discrete_eta_claim_on_planted_errors(smoke, tmp_path):

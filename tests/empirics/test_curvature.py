@@ -13,8 +13,7 @@ from empirics import data as D
 from empirics import train as T
 from empirics.vgg import VGG, target_loss
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_empirics_train import tiny_arrays, tiny_cfg  # noqa: E402
+from tests.empirics.helpers import tiny_arrays, tiny_cfg  # noqa: E402
 
 
 def tiny_vgg(seed=0):

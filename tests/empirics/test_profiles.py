@@ -11,10 +11,9 @@ import pytest
 from empirics import data as D
 from empirics import profiles as P
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_empirics_train import tiny_arrays  # noqa: E402
+from tests.empirics.helpers import tiny_arrays  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_TRAIN = dict(width=0.125, batch_size=20, epochs=4, ckpt_every=5, decay_epochs=(2, 3), train_size=None,
                   test_size=None, eval_every=1, eval_batch=50, init="torch", lr=0.02)
 TINY_LAND = dict(grid=5, train_size=40, test_size=20, eval_batch=50)

@@ -11,8 +11,7 @@ from empirics import batched as B
 from empirics import data as D
 from empirics import train as T
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_empirics_train import tiny_arrays, tiny_cfg  # noqa: E402
+from tests.empirics.helpers import tiny_arrays, tiny_cfg  # noqa: E402
 
 # float32 training: per-step gradients differ by rounding (grouped against plain convolutions); over a
 # few dozen steps at these rates the paths stay within 1e-4 relative of each other.

@@ -14,34 +14,14 @@ import numpy as np
 import pytest
 import torch
 
+from tests.empirics.helpers import Interrupt, _stop_at, tiny_arrays, tiny_cfg  # noqa: F401
 from empirics import data as D
 from empirics import train as T
 from empirics.vgg import build_model, loss_fn
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REAL = D.default_data_dir()
 has_real = pytest.mark.skipif(not (REAL / D.LAYOUT_DIR / "data_batch_1").is_file(), reason="real subset absent")
-
-
-def tiny_arrays(n_train=60, n_test=30, seed=0) -> D.CifarArrays:
-    """Synthetic 'CIFAR': class k is a noisy image whose colour depends on k."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        y = np.arange(n) % 10
-        base = np.stack([(y * 25) % 256, (255 - y * 25) % 256, (y * 70) % 256], 1)[:, :, None, None]
-        x = np.clip(base + rng.normal(0, 40, (n, 3, 32, 32)), 0, 255).astype(np.uint8)
-        return x, y
-
-    (x, y), (xt, yt) = make(n_train), make(n_test)
-    return D.CifarArrays(x, y, xt, yt)
-
-
-def tiny_cfg(**kw) -> T.TrainConfig:
-    base = dict(arch="slim_vgg11", width=0.125, dropout=0.5, loss="mse", lr=0.1, batch_size=16, epochs=4,
-                ckpt_every=2, decay_epochs=(2,), train_size=None, eval_every=1, eval_batch=32, seed=5)
-    base.update(kw)
-    return T.TrainConfig(**base)
 
 
 @pytest.fixture(scope="module")
@@ -86,18 +66,6 @@ def test_training_lowers_the_loss_over_epochs(tiny, tmp_path):
     first, last = r["metrics"][0], r["metrics"][-1]
     assert last["train_loss"] < 0.9 * first["train_loss"]
     assert len(r["metrics"]) == 6 and r["steps"] == 6 * (60 // 16)
-
-
-class Interrupt(Exception):
-    pass
-
-
-def _stop_at(step):
-    def cb(s):
-        if s == step:
-            raise Interrupt
-
-    return cb
 
 
 def _final_state(path_dir):
@@ -208,8 +176,8 @@ def test_corrupt_checkpoint_is_reported(tiny, tmp_path):
 _KILL_SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
-sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
-from test_empirics_train import tiny_arrays, tiny_cfg
+sys.path.insert(0, {repo!r})
+from tests.empirics.helpers import tiny_arrays, tiny_cfg
 from empirics import data as D, train as T
 T.run_main(sys.argv[1], tiny_cfg(epochs=int(sys.argv[2]), ckpt_every=1, decay_epochs=()),
            D.to_tensors(tiny_arrays()), progress=False,

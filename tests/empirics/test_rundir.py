@@ -16,10 +16,9 @@ from empirics import data as D
 from empirics import rundir
 from empirics import train as T
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_empirics_train import Interrupt, _stop_at, tiny_arrays, tiny_cfg  # noqa: E402
+from tests.empirics.helpers import Interrupt, _stop_at, tiny_arrays, tiny_cfg  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +100,7 @@ _WRITER = """
 import sys, time, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
-from test_empirics_train import tiny_arrays, tiny_cfg
+from tests.empirics.helpers import tiny_arrays, tiny_cfg
 from empirics import data as D, train as T
 try:
     T.run_main(sys.argv[1], tiny_cfg(epochs=3, ckpt_every=1, decay_epochs=(), seed=int(sys.argv[2])),

@@ -14,8 +14,7 @@ from empirics import landscape as L
 from empirics import train as T
 from empirics.vgg import build_model
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_empirics_train import tiny_arrays, tiny_cfg  # noqa: E402
+from tests.empirics.helpers import tiny_arrays, tiny_cfg  # noqa: E402
 
 
 # --------------------------------------------------------------------------- PCA

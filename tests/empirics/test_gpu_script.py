@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("gpu_authors", REPO / "benchmarks" / "gpu_authors.py")
 G = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(G)

@@ -15,10 +15,9 @@ from lrdecay import empirics_commands as C
 from empirics import data as D
 from empirics import profiles as P
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_empirics_train import tiny_arrays  # noqa: E402
+from tests.empirics.helpers import tiny_arrays  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["--set", "width=0.125", "--set", "batch_size=20", "--set", "epochs=3", "--set", "ckpt_every=5",
         "--set", "decay_epochs=1,2", "--set", "train_size=none", "--set", "test_size=none", "--set", "eval_batch=50",
         "--set", "eval_every=1",
@@ -48,15 +47,21 @@ def test_stages_one_by_one(datadir, tmp_path, capsys):
     assert run(["empirics", "main", *common, *TINY]) == 0
     assert "main path: 3 epochs, 15 steps" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["train"]["width"] == 0.125 and cfg["landscape"]["grid"] == 4 and cfg["profile"] == "quick"
+    assert cfg["train"]["width"] == 0.125 and cfg["landscape"]["grid"] == 4 and cfg["profile"] == "cpu"
     assert cfg["data"]["source"] == "pickle" and cfg["data"]["train_size"] == 100
     assert run(["empirics", "subpaths", *common]) == 0
     text = capsys.readouterr().out
     assert "decay at epoch     1" in text and "decay at epoch     2" in text
     assert run(["empirics", "landscape", *common]) == 0
     assert "explained variance" in capsys.readouterr().out
+    assert run(["empirics", "curvature", *common, "--probes", "2", "--lanczos-steps", "3", "--eval-size", "20",
+                "--main-every", "1"]) == 0
+    curv = json.loads((out / "curvature.json").read_text())
+    assert {r["path"] for r in curv["rows"]} == {"main", "decay@1", "decay@2"}          # main path and both ends
+    assert sorted(r["epoch"] for r in curv["rows"] if r["path"] == "main") == [1, 2, 3]
     assert run(["empirics", "figures", "--out", str(out)]) == 0
-    for name in ("vgg_landscape.png", "vgg_landscape.pdf", "vgg_decay.png", "vgg_decay.pdf"):
+    for name in ("vgg_landscape.png", "vgg_landscape.pdf", "vgg_decay.png", "vgg_decay.pdf",
+                 "vgg_learning_curves.png", "vgg_curvature.png", "vgg_late_decay_map.png"):
         assert (out / "figures" / name).stat().st_size > 1000
     from empirics import analysis as A
     t = A.final_table([out])
@@ -83,8 +88,9 @@ def test_profile_command_runs_and_reuses(datadir, tmp_path, capsys):
 
 
 def test_run_profile_api(datadir, tmp_path):
-    tr, la = C.parse_overrides([a for a in TINY if a != "--set"])
-    s = P.run_profile("quick", tmp_path, datadir, progress=False, train_overrides=tr, landscape_overrides=la)
+    tr, la, cu = C.parse_overrides([a for a in TINY if a != "--set"])
+    s = P.run_profile("quick", tmp_path, datadir, progress=False, train_overrides=tr, landscape_overrides=la,
+                      curvature_overrides=cu)
     for k in ("regime", "late_decay", "valley", "test_minimum", "curvature"):
         assert k in s and "missing" not in s[k], k
     assert s["late_decay"]["decay_epochs"] == [1, 2] and np.all(np.isfinite(s["late_decay"]["test_loss_mean"]))
@@ -92,10 +98,12 @@ def test_run_profile_api(datadir, tmp_path):
 
 
 def test_parse_overrides_types_and_errors():
-    tr, la = C.parse_overrides(["width=0.5", "epochs=12", "decay_epochs=4, 8", "batch_norm=true", "train_size=none",
-                                "landscape.curved=1", "landscape.grid=9"])
+    tr, la, cu = C.parse_overrides(["width=0.5", "epochs=12", "decay_epochs=4, 8", "batch_norm=true",
+                                    "train_size=none", "landscape.curved=1", "landscape.grid=9", "curvature.probes=3"])
     assert tr == {"width": 0.5, "epochs": 12, "decay_epochs": (4, 8), "batch_norm": True, "train_size": None}
-    assert la == {"curved": True, "grid": 9}
+    assert la == {"curved": True, "grid": 9} and cu == {"probes": 3}
+    with pytest.raises(ValueError, match="unknown curvature setting 'probs'"):
+        C.parse_overrides(["curvature.probs=3"])
     with pytest.raises(ValueError, match="unknown setting 'widht'"):
         C.parse_overrides(["widht=2"])
     with pytest.raises(ValueError, match="KEY=VALUE"):
