@@ -7,7 +7,6 @@ its figures (from the saved results) under ``--out``.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 
 from theory.io import DirectoryLock, prepare_output_dir
 from theory.validation import integer, integers, numbers, open_unit, positive
@@ -326,6 +325,18 @@ def cmd_sweep(args) -> int:
 # the open questions: rate-law, cyclic, discrete-eta, diagonal, two-layer
 # --------------------------------------------------------------------------------------------------
 
+def _validated(cfg, rename: dict | None = None):
+    """``cfg.validate()`` (after ``--smoke`` where given), with the configuration field that a message starts
+    with replaced by the option that sets it (``n_instances`` -> ``--instances``)."""
+    try:
+        return cfg.validate()
+    except ValueError as exc:
+        msg = str(exc)
+        field = msg.split(" ", 1)[0]
+        name = (rename or {}).get(field, "--" + field.removesuffix("[i]").replace("_", "-"))
+        raise ValueError(name + msg[len(field):]) from None
+
+
 def _smoke(p):
     p.add_argument("--smoke", action="store_true", help="a tiny run of a few seconds (default: off)")
 
@@ -371,11 +382,11 @@ def cmd_rate_law(args) -> int:
     cfg = replace(RateLawConfig(), gammas=tuple(args.gammas), w0_norms=tuple(args.w0_norms), ns=tuple(args.ns), d=args.d,
                   n_instances=args.instances, sigma=args.sigma, lr_factor=args.lr_factor, tol=args.tol,
                   cap_factor=args.cap_factor, bootstrap=args.bootstrap, seed=args.seed)
-    cfg = (cfg.smoke() if args.smoke else cfg).validate()
-    res = run_rate_law(cfg, progress=not args.no_progress)
-    print(res.table())
-    out = Path(args.out)
-    _wrote([res.save(out / "rate_law.npz")] + make_figure(res, out / "figures" / "rate_law"))
+    cfg = _validated(cfg.smoke() if args.smoke else cfg, {"n_instances": "--instances"})
+    with output_dir(args.out) as out:
+        res = run_rate_law(cfg, progress=not args.no_progress)
+        print(res.table())
+        _wrote([res.save(out / "rate_law.npz")] + make_figure(res, out / "figures" / "rate_law"))
     return 0
 
 
@@ -410,11 +421,11 @@ def cmd_cyclic(args) -> int:
 
     cfg = replace(CyclicConfig(), eta=args.eta, total_steps=args.steps, cycles=args.cycles, factor=args.factor,
                   gamma=args.gamma, sigma=args.sigma, paths=args.paths, seed=args.seed)
-    cfg = (cfg.smoke() if args.smoke else cfg).validate()
-    st = run_cyclic_study(cfg, progress=not args.no_progress)
-    print(st.table())
-    out = Path(args.out)
-    _wrote([st.save(out / "cyclic.npz")] + make_figure(st, out / "figures" / "cyclic_schedules"))
+    cfg = _validated(cfg.smoke() if args.smoke else cfg, {"total_steps": "--steps"})
+    with output_dir(args.out) as out:
+        st = run_cyclic_study(cfg, progress=not args.no_progress)
+        print(st.table())
+        _wrote([st.save(out / "cyclic.npz")] + make_figure(st, out / "figures" / "cyclic_schedules"))
     return 0
 
 
@@ -448,11 +459,11 @@ def cmd_discrete_eta(args) -> int:
 
     cfg = replace(DiscreteEtaConfig(), etas=tuple(args.etas), tau_max=args.tau_max, paths=args.paths, gamma=args.gamma,
                   sigma=args.sigma, seed=args.seed)
-    cfg = (cfg.smoke() if args.smoke else cfg).validate()
-    st = run_discrete_eta(cfg, progress=not args.no_progress)
-    print(st.table())
-    out = Path(args.out)
-    _wrote([st.save(out / "discrete_eta.npz")] + make_figure(st, out / "figures" / "discrete_eta"))
+    cfg = _validated(cfg.smoke() if args.smoke else cfg)
+    with output_dir(args.out) as out:
+        st = run_discrete_eta(cfg, progress=not args.no_progress)
+        print(st.table())
+        _wrote([st.save(out / "discrete_eta.npz")] + make_figure(st, out / "figures" / "discrete_eta"))
     return 0
 
 
@@ -491,11 +502,11 @@ def cmd_diagonal(args) -> int:
 
     cfg = replace(DiagonalConfig(), d=args.d, n=args.n, init_scale=args.init_scale, sigma=args.sigma,
                   tau_max=args.tau_max, paths=args.paths, seed=args.seed, sparsity=args.sparsity)
-    cfg = (cfg.smoke() if args.smoke else cfg).validate()
-    st = run_diagonal_study(cfg, progress=not args.no_progress)
-    print(st.table())
-    out = Path(args.out)
-    _wrote([st.save(out / "diagonal.npz")] + make_diagonal_figure(st, out / "figures" / "diagonal"))
+    cfg = _validated(cfg.smoke() if args.smoke else cfg)
+    with output_dir(args.out) as out:
+        st = run_diagonal_study(cfg, progress=not args.no_progress)
+        print(st.table())
+        _wrote([st.save(out / "diagonal.npz")] + make_diagonal_figure(st, out / "figures" / "diagonal"))
     return 0
 
 
@@ -522,11 +533,11 @@ def cmd_two_layer(args) -> int:
 
     cfg = replace(TwoLayerConfig(), d=args.d, n=args.n, init_scale=args.init_scale, sigma=args.sigma,
                   tau_max=args.tau_max, paths=args.paths, seed=args.seed, hidden=args.hidden)
-    cfg = (cfg.smoke() if args.smoke else cfg).validate()
-    st = run_two_layer_study(cfg, progress=not args.no_progress)
-    print(st.table())
-    out = Path(args.out)
-    _wrote([st.save(out / "two_layer.npz")] + make_two_layer_figure(st, out / "figures" / "two_layer"))
+    cfg = _validated(cfg.smoke() if args.smoke else cfg)
+    with output_dir(args.out) as out:
+        st = run_two_layer_study(cfg, progress=not args.no_progress)
+        print(st.table())
+        _wrote([st.save(out / "two_layer.npz")] + make_two_layer_figure(st, out / "figures" / "two_layer"))
     return 0
 
 

@@ -79,6 +79,25 @@ CASES = [
     (["report", "--out", "{file}"], "--out"),
     (["report", "--out", "{file}/sub", "--verdicts-only"], "--out: cannot write"),
     (["report", "--data", "{tmp}/nowhere"], "--data"),
+    # rate-law, cyclic, discrete-eta, diagonal, two-layer: the configuration's checks name the options
+    (["rate-law", "--instances", "0"], "--instances must be an integer in [2, "),
+    (["rate-law", "--gammas", "-1"], "--gammas must be a non-empty list of finite numbers > 0"),
+    (["rate-law", "--ns", "100"], "--ns must be an integer in [2, 49]"),
+    (["rate-law", "--lr-factor", "3"], "--lr-factor must be in (0, 2)"),
+    (["rate-law", "--out", "{file}/sub", "--smoke"], "--out: cannot write"),
+    (["cyclic", "--eta", "0"], "--eta must be a finite number > 0"),
+    (["cyclic", "--steps", "0"], "--steps must be an integer >= 20"),
+    (["cyclic", "--factor", "2"], "--factor must be a number in (0, 1]"),
+    (["cyclic", "--out", "{file}", "--smoke"], "--out"),
+    (["discrete-eta", "--etas", "0"], "--etas must be a non-empty list of finite numbers > 0"),
+    (["discrete-eta", "--tau-max", "-1"], "--tau-max must be a finite number > 0"),
+    (["diagonal", "--n", "100"], "--n must be an integer in [1, 39]"),
+    (["diagonal", "--sparsity", "0"], "--sparsity must be an integer in [1, 40]"),
+    (["diagonal", "--init-scale", "0"], "--init-scale must be a finite number > 0"),
+    (["diagonal", "--out", "{file}/sub", "--smoke"], "--out: cannot write"),
+    (["two-layer", "--hidden", "0"], "--hidden must be an integer >= 1"),
+    (["two-layer", "--paths", "0"], "--paths must be an integer >= 1"),
+    (["two-layer", "--out", "{file}/sub", "--smoke"], "--out: cannot write"),
     # empirics
     (["empirics", "main", "--out", "{tmp}/run", "--set", "widht=2"], "unknown setting 'widht'"),
     (["empirics", "main", "--out", "{tmp}/run", "--set", "epochs=many"], "epochs"),
@@ -105,9 +124,14 @@ def test_bad_input_exits_2_with_one_line(argv, text, capsys, tmp_path, a_file):
 
 
 def test_at_least_forty_cases_over_every_subcommand():
+    import argparse
+
+    from lrdecay.cli import build_parser
+
     assert len(CASES) >= 40
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     commands = {c[0][0] for c in CASES if c[0]}
-    assert commands >= {"demo", "convex", "drift", "gamma-study", "sweep", "report", "empirics"}
+    assert commands >= set(sub.choices), sorted(set(sub.choices) - commands)
 
 
 def test_unreachable_dask_scheduler_fails_within_seconds(capsys, tmp_path):
