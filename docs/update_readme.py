@@ -40,9 +40,14 @@ def main(argv=None) -> int:
     claims = data["claims"]
     meta = data["meta"]
     prov = meta.get("provenance", {})
+    run = meta.get("results_from") or {"seconds": meta.get("seconds", 0), "git_commit": prov.get("git_commit", "?"),
+                                       "date": meta.get("date", "?")}
     head = (f"**{summary_line([SimpleNamespace(**c) for c in claims])}** — `lrdecay report` ({meta.get('size')} size) "
-            f"in {meta.get('seconds', 0):.0f} s on {prov.get('machine', '?')}, commit "
-            f"`{str(prov.get('git_commit', '?'))[:12]}`, {meta.get('date', '?')}.\n\n")
+            f"in {run['seconds'] or 0:.0f} s on {prov.get('machine', '?')}, commit "
+            f"`{str(run['git_commit'])[:12]}`, {run['date']}")
+    if meta.get("results_from"):
+        head += f"; verdicts re-judged at commit `{str(prov.get('git_commit', '?'))[:12]}`"
+    head += ".\n\n"
     readme = ROOT / "README.md"
     text = splice(readme.read_text(encoding="utf-8"), "claims", head + claims_table(claims))
     bench = Path(a.bench)

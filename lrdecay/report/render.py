@@ -76,6 +76,8 @@ def page_provenance(meta: dict) -> dict:
     p["size"] = meta.get("size")
     p["jobs"] = meta.get("jobs", [])
     p["seeds"] = meta.get("seeds", {})
+    if meta.get("results_from"):
+        p["results_from"] = meta["results_from"]
     return p
 
 
@@ -147,6 +149,10 @@ def _provenance_lines(p: dict) -> list[str]:
                                        "platform", "created", "size") if k in p]
     if p.get("wall_time") is not None:
         lines.append(f"wall time: {p['wall_time']:.0f} s")
+    r = p.get("results_from")
+    if r:
+        lines.append(f"verdicts re-judged (--verdicts-only) from result files computed {r.get('date')} at commit "
+                     f"{r.get('git_commit')} in {r.get('seconds') or 0:.0f} s")
     for j in p.get("jobs", []):
         lines.append(f"job {j['name']}: {j['seconds']:.1f} s" + (" (reused)" if j.get("cached") else "")
                      + (" (not run)" if j.get("error") else ""))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from theory.io import DirectoryLock, clean_temporary_files, prepare_output_dir
+from theory.io import DirectoryLock, clean_temporary_files, load_json, prepare_output_dir
 
 from .claims import evaluate
 from .claims.base import Claim
@@ -40,10 +40,13 @@ def _run(out: Path, size, use_cache, only, progress, verdicts_only, data, log) -
             if name == "empirics" and data is not None:
                 cfg["data"] = str(Path(data).resolve())
             jobs.append(run_job(name, out / name, cfg, use_cache, log))
+    computed = _computing_run(out) if verdicts_only else None
     claims = evaluate(out)
     seeds = {name: SIZES[size].get(name, {}).get("seed", 0) for name in JOBS}   # every job's studies use seed 0
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": time.perf_counter() - t0, "size": size,
             "jobs": jobs, "seeds": seeds}
+    if computed:
+        meta |= {"jobs": computed.get("jobs", []), "results_from": computed}
     md, page = write_pages(out, claims, meta)
     width = max(len(c.id) for c in claims)
     log("")
@@ -51,3 +54,15 @@ def _run(out: Path, size, use_cache, only, progress, verdicts_only, data, log) -
         log(f"{c.verdict:>8}  {c.id:<{width}}  {c.measured[:110]}")
     log(f"\nwrote {page} and {md}")
     return claims
+
+
+def _computing_run(out: Path) -> dict | None:
+    """Date, commit, wall time and jobs of the run that computed the result files in ``out`` (from its
+    claims.json), which ``--verdicts-only`` keeps beside its own; None if there is none to read."""
+    try:
+        prev = load_json(out / "claims.json")["meta"]
+        return prev.get("results_from") or {"date": prev["date"], "seconds": prev["seconds"],
+                                            "git_commit": prev.get("provenance", {}).get("git_commit"),
+                                            "jobs": prev.get("jobs", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -436,3 +436,18 @@ def test_leftover_temporary_files_are_cleaned(tmp_path):
     left.write_bytes(b"partial")
     run_report(tmp_path, size="smoke", verdicts_only=True, log=lambda *a: None)
     assert not left.exists()
+
+
+def test_verdicts_only_keeps_the_computing_runs_time_commit_and_jobs(smoke, tmp_path):
+    from theory.io import load_json
+
+    out, _ = smoke
+    shutil.copytree(out, tmp_path / "r")
+    first = load_json(tmp_path / "r" / "claims.json")["meta"]
+    for _ in range(2):                                        # re-judging twice still names the first run
+        run_report(tmp_path / "r", size="smoke", verdicts_only=True, log=lambda *a: None)
+        meta = load_json(tmp_path / "r" / "claims.json")["meta"]
+        assert meta["results_from"]["seconds"] == first["seconds"]
+        assert meta["results_from"]["git_commit"] == first["provenance"]["git_commit"]
+        assert [j["name"] for j in meta["jobs"]] == [j["name"] for j in first["jobs"]]
+    assert "verdicts re-judged (--verdicts-only)" in (tmp_path / "r" / "report.md").read_text(encoding="utf-8")

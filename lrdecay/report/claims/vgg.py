@@ -168,11 +168,16 @@ def valley(d):
     if v["loss_ratio_after_landing"] > A.VALLEY_MAX_LOSS_RATIO:
         run = A.load_run(d / load_json(d / "profile.json")["landscape_run"])
         land = A.landing_epoch(run["main"]["metrics"]) or 0
-        acc = min(m["train_acc"] for m in run["main"]["metrics"] if m["epoch"] >= land)
+        low = min((m for m in run["main"]["metrics"] if m["epoch"] >= land), key=lambda m: m["train_acc"])
         note = (f"After landing the checkpoints' windowed train loss ranges from {v['min_train_loss_after_landing']:.2g} "
                 f"to {v['max_train_loss_after_landing']:.2g}, a factor {v['loss_ratio_after_landing']:.2f}, above the "
-                f"stated margin, while the train accuracy stays at or above {acc:.3f}: the floor is low and the "
-                "large rate's noise moves the loss by a few times it.")
+                "stated margin. ")
+        if low["train_acc"] < A.REGIME_MIN_TRAIN_ACC:
+            note += (f"The path leaves the valley for a while: its train accuracy drops to {low['train_acc']:.3f} at "
+                     f"epoch {low['epoch']} (it landed at epoch {land}; an instability of the large rate) and recovers.")
+        else:
+            note += (f"The train accuracy stays at or above {low['train_acc']:.3f}: the floor is low and the large "
+                     "rate's noise moves the loss by several times it.")
     return Judgement(verdict(ok), measured, {"loss_ratio": v["loss_ratio_after_landing"],
                                              "span_fraction": v["span_fraction"]}, note)
 
@@ -196,10 +201,24 @@ def test_minimum(d):
                 f"above it; distance to the late end {t['distance_to_late_end']:.2f}, to the landing point "
                 f"{t.get('distance_to_landing', float('nan')):.2f}; train/test correlation Pearson "
                 f"{t['pearson_train_test']:.3f}, Spearman {t['spearman_train_test']:.3f}")
+    note = ""
+    if not ok:
+        why = []
+        if not t["interior"]:
+            why.append("the grid's test-loss minimum lies on its edge")
+        if t["min_edge_rise"] < A.TEST_MIN_EDGE_RISE:
+            edge, rise = min(t["edge_rise"].items(), key=lambda kv: kv[1])
+            why.append(f"toward edge {edge} the test loss rises by only {100 * rise:.1f} % (the margin is "
+                       f"{100 * A.TEST_MIN_EDGE_RISE:g} %), so within the plotted range the minimum is not isolated: "
+                       "the low test loss runs out of the plane that way")
+        if not t.get("nearer_late_end", False):
+            why.append("the minimum is nearer the landing point than the late end")
+        note = "Refuted on this run: " + "; ".join(why) + "."
     return Judgement(verdict(ok), measured, {"min_edge_rise": t["min_edge_rise"],
                                              "distance_to_late_end": t["distance_to_late_end"],
                                              "distance_to_landing": t.get("distance_to_landing", float("nan")),
-                                             "pearson": t["pearson_train_test"], "spearman": t["spearman_train_test"]})
+                                             "pearson": t["pearson_train_test"], "spearman": t["spearman_train_test"]},
+                     note)
 
 
 @claim("vgg.curvature", section="§4 VGG-11", source="[derived]",
@@ -219,5 +238,13 @@ def curvature(d):
     elo, ehi = c["top_eig_log_slope_interval"]
     measured = (f"log-trace slope {c['trace_log_slope']:.3f} per {c['per_epochs']} epochs [{lo:.3f}, {hi:.3f}]; "
                 f"top eigenvalue {c['top_eig_log_slope']:.3f} [{elo:.3f}, {ehi:.3f}] ({c['trace_interval_basis']})")
+    note = ""
+    if hi >= 0:
+        slopes = [e["trace_log_slope"] for e in c["per_seed"]]
+        falling = sum(x < 0 for x in slopes)
+        note = (f"Not established at {100 * A.CONFIDENCE:.0f} %: per-seed slopes "
+                + ", ".join(f"{x:+.3f}" for x in slopes)
+                + f" ({falling} of {len(slopes)} negative); with {len(slopes)} seeds the t interval is wide and reaches "
+                  f"{hi:+.3f}. More seeds, or a longer Phase II, would be needed to settle the sign.")
     return Judgement(verdict(hi < 0), measured, {"trace_slope": c["trace_log_slope"], "trace_low": lo,
-                                                 "trace_high": hi, "top_eig_slope": c["top_eig_log_slope"]})
+                                                 "trace_high": hi, "top_eig_slope": c["top_eig_log_slope"]}, note)
