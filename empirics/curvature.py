@@ -32,7 +32,7 @@ from theory.io import load_json, save_json
 
 from . import data as D
 from . import rundir
-from .train import TrainConfig, list_checkpoints, load_checkpoint, make_model, subpath_dir
+from .train import TrainConfig, list_checkpoints, load_checkpoint, make_model, provenance, subpath_dir
 from .vgg import target_loss
 
 
@@ -270,7 +270,7 @@ def run_curvature(out_dir, tcfg: TrainConfig, ccfg: CurvatureConfig, data: D.Cif
         order = {(pt["path"], pt["step"]): i for i, pt in enumerate(pts)}
         rows = sorted((r for r in rows if (r["path"], r["step"]) in order), key=lambda r: order[(r["path"], r["step"])])
         out = {"config": config, "rows": rows}
-        save_json(p, out)
+        save_json(p, out | {"provenance": provenance()})
         return out
 
 

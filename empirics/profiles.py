@@ -265,7 +265,7 @@ def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_bat
         "train": p.train.to_dict(), "landscape": p.landscape.to_dict(), "curvature": p.curvature.to_dict(),
         "stages": {"subpaths": p.subpaths, "curvature": p.run_curvature, "landscape": p.run_landscape},
         "run_dirs": run_dirs(p), "landscape_run": run_dirs(p)[p.variants[0][0]][0] if p.run_landscape else None,
-        "device": str(dev), "data": data.info})
+        "device": str(dev), "data": data.info, "provenance": T.provenance()})
     for v, _ in p.variants:
         for s in p.seeds:
             tcfg = train_config(p, v, s)
@@ -305,10 +305,10 @@ def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_bat
     timings["total"] = time.perf_counter() - t_start
     log = load_json(out_dir / "timings.json") if (out_dir / "timings.json").exists() else []
     log.append({"profile": p.name, "device": str(dev), "threads": torch.get_num_threads(), "batched": use_batched,
-                "stages_s": timings, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                "stages_s": timings, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "provenance": T.provenance()})
     save_json(out_dir / "timings.json", log)
     summary = summarize(out_dir)
-    save_json(out_dir / "summary.json", summary)
+    save_json(out_dir / "summary.json", summary | {"provenance": T.provenance()})
     return summary
 
 

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from theory.io import atomic_write_bytes, atomic_write_text, load_json, save_json
+from theory.io import provenance as io_provenance
 
 from . import data as D
 from . import rundir
@@ -458,10 +459,10 @@ def write_result(st: PathState, cfg: TrainConfig, data: D.CifarTensors, steps_pe
 
 
 def provenance() -> dict:
-    import platform
-
-    return {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    """``theory.io.provenance`` (package version, git commit, versions, machine, time) with torch's version and
+    thread count."""
+    return io_provenance() | {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 def check_stored(stored: dict, cfg: TrainConfig, names, what: str, lr: float | None = None,

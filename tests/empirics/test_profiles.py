@@ -36,6 +36,21 @@ def tiny_profile(datadir, tmp_path_factory):
     return out, s
 
 
+def test_every_result_file_of_a_profile_names_its_provenance(tiny_profile):
+    """Every JSON result a profile writes (its settings, timings, summary, each path's result, each run's
+    curvature) carries where it came from: package version, git commit, versions, machine, torch threads."""
+    import json
+
+    out, _ = tiny_profile
+    files = [out / "profile.json", out / "summary.json"] + sorted(out.rglob("result.json")) \
+        + sorted(out.rglob("curvature.json"))
+    assert len(files) > 4
+    for f in files:
+        prov = json.loads(f.read_text())["provenance"]
+        assert {"package_version", "git_commit", "python", "numpy", "torch", "machine", "threads"} <= set(prov), f
+    assert "provenance" in json.loads((out / "timings.json").read_text())[-1]
+
+
 def test_profiles_are_differences_of_the_authors():
     a, c = P.get_profile("authors"), P.get_profile("cpu")
     changed = {k for k, v in c.train.to_dict().items() if a.train.to_dict()[k] != v}
