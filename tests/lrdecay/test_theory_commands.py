@@ -95,6 +95,6 @@ def test_open_question_commands_write_results_and_figures(command, file, figure,
 
 def test_open_question_commands_refuse_bad_input(tmp_path, capsys):
     assert main(["rate-law", "--out", str(tmp_path), "--lr-factor", "3", "--no-progress"]) == 2
-    assert "lr_factor must be in (0, 2)" in capsys.readouterr().err
+    assert "--lr-factor must be in (0, 2)" in capsys.readouterr().err
     assert main(["cyclic", "--out", str(tmp_path), "--cycles", "0", "--no-progress"]) == 2
-    assert "cycles must be an integer in" in capsys.readouterr().err
+    assert "--cycles must be an integer in" in capsys.readouterr().err
