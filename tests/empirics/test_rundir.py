@@ -97,14 +97,22 @@ def test_tmp_leftovers_are_cleaned_on_start(tiny, tmp_path):
 
 
 _WRITER = """
-import sys, time, torch
+import os, sys, time, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
 from tests.empirics.helpers import tiny_arrays, tiny_cfg
 from empirics import data as D, train as T
+release = sys.argv[3] if len(sys.argv) > 3 else None
+
+def hold(step):
+    # keep the run (and its lock) alive until the test releases it, at most 120 s
+    t0 = time.time()
+    while release and not os.path.exists(release) and time.time() - t0 < 120:
+        time.sleep(0.05)
+
 try:
     T.run_main(sys.argv[1], tiny_cfg(epochs=3, ckpt_every=1, decay_epochs=(), seed=int(sys.argv[2])),
-               D.to_tensors(tiny_arrays()), progress=False, on_step=lambda s: time.sleep(0.3))
+               D.to_tensors(tiny_arrays()), progress=False, on_step=hold)
 except ValueError as e:
     print(e)
     sys.exit(2)
@@ -118,12 +126,17 @@ def test_two_writers_on_one_run_directory_cannot_mix(tmp_path):
     script.write_text(_WRITER.format(repo=str(REPO), tests=str(REPO / "tests")))
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    a = subprocess.Popen([sys.executable, str(script), str(out), "11"], env=env, stdout=subprocess.PIPE, text=True)
+    release = tmp_path / "release"
+    a = subprocess.Popen([sys.executable, str(script), str(out), "11", str(release)], env=env,
+                         stdout=subprocess.PIPE, text=True)
     t0 = time.time()
     while not T.list_checkpoints(out / "main") and time.time() - t0 < 120:
         time.sleep(0.05)
-    b = subprocess.run([sys.executable, str(script), str(out), "12"], env=env, capture_output=True, text=True,
-                       timeout=120)
+    try:       # the first writer is held mid-run (lock taken, a checkpoint written) while the second starts
+        b = subprocess.run([sys.executable, str(script), str(out), "12"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    finally:
+        release.touch()
     assert a.wait(timeout=300) == 0
     assert b.returncode == 2
     lines = b.stdout.strip().splitlines()
