@@ -94,6 +94,7 @@ if str(ROOT) not in sys.path:
 from theory import model as M  # noqa: E402
 from theory.problem import Problem  # noqa: E402
 from theory.engine import path_generators, simulate  # noqa: E402
+from engine_speed import interleaved  # noqa: E402  (benchmarks/ is the script's directory)
 
 # ----------------------------------------------------------------------------------------------
 # configuration
@@ -132,19 +133,6 @@ def median_time(fn, repeats: int, warmup: int = 1):
     return statistics.median(times), times, out
 
 
-def interleaved(fns: dict, repeats: int, warmup: int = 1):
-    """Run every ``fns[name]()`` once per round, ``warmup + repeats`` rounds; returns the median
-    time per name over the timed rounds, all timed rounds, and each function's last return value."""
-    times = {k: [] for k in fns}
-    outs = {}
-    for rnd in range(warmup + repeats):
-        for name, fn in fns.items():
-            gc.collect()
-            t = time.perf_counter()
-            outs[name] = fn()
-            if rnd >= warmup:
-                times[name].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}, times, outs
 
 
 # ----------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ from theory.reduction import Reduction
 
 
 def interleaved(fns: dict, repeats: int, warmup: int = 1):
-    """Median seconds per contender over ``repeats`` alternating rounds (after ``warmup``)."""
+    """Run every ``fns[name]()`` once per round, ``warmup + repeats`` rounds; returns the median time per
+    name over the timed rounds, all timed rounds, and each function's last return value."""
     times = {k: [] for k in fns}
     outs = {}
     for rnd in range(warmup + repeats):

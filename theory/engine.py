@@ -817,7 +817,7 @@ def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar
     while ri < R:
         python_record_synced(int(rec_steps[ri]), ri)
         ri += 1
-    stepper.W
+    stepper.W          # reading W folds the row scales back into the caller's array (in place)
 
 
 def _run_chunk_torch(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec: _ChunkSpec, bar):
