@@ -218,11 +218,26 @@ def measure_late_decay(run_dirs, resamples: int = BOOTSTRAP_RESAMPLES, seed: int
     lo, hi = (np.quantile(ok, [0.5 - confidence / 2, 0.5 + confidence / 2]).tolist() if len(ok)
               else [float("nan"), float("nan")])
     mean = np.asarray(t["test_loss_mean"])
-    return t | {"spearman_rho": rho, "rho_interval": [float(lo), float(hi)], "confidence": confidence,
+    return t | main_path_test_minimum(run_dirs) | {"spearman_rho": rho, "rho_interval": [float(lo), float(hi)],
+                                                   "confidence": confidence,
                 "bootstrap_resamples": resamples, "rho_per_seed": [_spearman(e, L[s]) for s in range(S)],
                 "latest_minus_earliest_test_loss": float(mean[-1] - mean[0]) if len(mean) else float("nan"),
                 "best_minus_control_test_loss": float(mean.min() - t["control_test_loss_mean"]) if len(mean)
                 else float("nan")}
+
+
+def main_path_test_minimum(run_dirs) -> dict:
+    """The main paths' seed-mean test loss after the earliest landing: its lowest value and epoch, and its
+    value at the last evaluation common to every seed."""
+    runs = [load_run(d)["main"]["metrics"] for d in run_dirs]
+    land = min(landing_epoch(m) or 0 for m in runs)
+    by_epoch = [{x["epoch"]: x["test_loss"] for x in m if x["epoch"] >= land} for m in runs]
+    epochs = sorted(set.intersection(*map(set, by_epoch)))
+    if not epochs:
+        return {"main_test_min_epoch": None, "main_test_min": float("nan"), "main_test_end": float("nan")}
+    mean = np.array([np.mean([b[e] for b in by_epoch]) for e in epochs])
+    i = int(np.argmin(mean))
+    return {"main_test_min_epoch": int(epochs[i]), "main_test_min": float(mean[i]), "main_test_end": float(mean[-1])}
 
 
 # ----------------------------------------------------------------------------- landscape-based claims
@@ -256,7 +271,8 @@ def measure_valley(run_dir, window: int = VALLEY_WINDOW) -> dict:
     of the post-landing main path in the PC1–PC2 plane over the whole main path's (initialisation
     included)."""
     arr, cfg = _landscape(run_dir)
-    m, land_step, _ = _main_points(arr, cfg, run_dir)
+    m, land_step, run = _main_points(arr, cfg, run_dir)
+    spe = int(run["main"]["steps_per_epoch"])
     xy = arr["coords"][m, :2]
     out = {"landing_step": land_step, "n_main_checkpoints": int(len(m)),
            "main_path_diameter": _diameter(xy)}
@@ -264,7 +280,10 @@ def measure_valley(run_dir, window: int = VALLEY_WINDOW) -> dict:
         return out | {"landed": False, "loss_ratio_after_landing": float("nan"), "span_fraction": float("nan")}
     after = m[arr["step"][m] >= land_step]
     la = rolling_mean(arr["ckpt_train_loss"][after], window)
+    low = min((x for x in run["main"]["metrics"] if x["epoch"] * spe >= land_step), key=lambda x: x["train_acc"])
     return out | {"landed": True, "n_after_landing": int(len(after)), "window": window,
+                  "landing_epoch": land_step // spe, "min_train_acc_after_landing": float(low["train_acc"]),
+                  "min_train_acc_epoch": int(low["epoch"]),
                   "min_train_loss_after_landing": float(la.min()), "max_train_loss_after_landing": float(la.max()),
                   "loss_ratio_after_landing": float(la.max() / la.min()) if la.min() > 0 else float("inf"),
                   "post_landing_diameter": _diameter(arr["coords"][after, :2]),

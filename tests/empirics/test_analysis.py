@@ -72,6 +72,20 @@ def test_late_decay_rho_and_interval(tmp_path):
     assert r["spearman_rho"] == 1 and r["rho_interval"][0] > 0
 
 
+def test_main_path_test_minimum_is_taken_after_landing_over_the_seed_mean(tmp_path):
+    """A test loss that is lowest before landing (ignored), dips at epoch 600 after it, and ends higher."""
+    test = lambda s: np.where(EPOCHS < 250, 0.3, 0.5 - 0.1 * np.exp(-((EPOCHS - 600) / 40.0) ** 2)) + 0.01 * s
+    runs = []
+    for s in range(3):
+        runs.append(plateau_run(tmp_path / f"s{s}", seed=s))
+        loss = np.where(EPOCHS < 250, 0.4 * np.exp(-EPOCHS / 150), 0.002)
+        write_run(runs[-1], s, loss, np.where(EPOCHS < 250, 0.5, 1.0), test(s), EPOCHS)
+    r = A.main_path_test_minimum(runs)
+    assert r["main_test_min_epoch"] == 600
+    assert r["main_test_min"] == pytest.approx(0.4 + 0.01)          # 0.5 − 0.1 plus the mean seed offset
+    assert r["main_test_end"] == pytest.approx(0.5 + 0.01, abs=1e-6)
+
+
 def test_unequal_budgets_are_refused(tmp_path):
     a = plateau_run(tmp_path / "a", decay_epochs=(500,), sub_final_test=[0.4])
     b = plateau_run(tmp_path / "b", decay_epochs=(500,), sub_final_test=[0.4], end=900)
@@ -105,6 +119,7 @@ def valley_setup(tmp_path, along=True):
 def test_valley_and_its_flip(tmp_path):
     v = A.measure_valley(valley_setup(tmp_path))
     assert v["landed"] and v["loss_ratio_after_landing"] < A.VALLEY_MAX_LOSS_RATIO
+    assert v["min_train_acc_after_landing"] == 1.0 and v["min_train_acc_epoch"] >= v["landing_epoch"]
     assert v["span_fraction"] == pytest.approx(6 / 9, abs=0.02) and v["span_fraction"] > A.VALLEY_MIN_SPAN_FRACTION
     v = A.measure_valley(valley_setup(tmp_path, along=False))   # doctored: the path stops on landing
     assert v["span_fraction"] < A.VALLEY_MIN_SPAN_FRACTION
