@@ -49,13 +49,14 @@ import numpy as np
 
 from theory import io
 from theory.problem import Problem
-from theory.schedules import as_schedule
+from theory.schedules import as_schedule, checked_rates
 from theory.validation import choice, integer, nonneg, positive
 
 METHODS = ("gd", "sgd", "em")
 BACKENDS = ("auto", "numpy", "numba", "torch")
 STATUSES = ("completed", "stopped", "diverged")
 _BLOCK_BYTES = 16 * 2**20  # noise drawn in blocks of at most this many bytes per chunk
+_MAX_RECORDS = 10**7        # records per path (each observable holds records x paths numbers)
 _TIMES_BLOCK = 2**22        # learning-rate values summed per block when computing record times
 
 
@@ -72,7 +73,11 @@ class SimulationResult(io.Result):
     (a stop condition held at ``stop_step[p]``) or ``"diverged"`` (non-finite or exploding loss at
     ``stop_step[p]``; ``W_final`` is the last finite state). ``times`` are the records' times
     ``t_k = sum_{j<k} eta_j`` (``k dt`` for EM), per path ``(R, P)`` when the learning rate is.
-    ``problem`` is the simulated instance when the model was a :class:`~theory.problem.Problem`.
+    ``tau`` beside them are the records' drift times ``tau_k = sum_{j<k} eta_j^2`` (``dt sum_{j<k} eta_j``
+    for EM), the clock of the quasistatic drift along M (``eta^2 k`` at a constant rate; compare with
+    :func:`theory.quasistatic.drift_ode`), with the shape of ``times``; ``None`` in files saved before
+    it was recorded. ``problem`` is the simulated instance when the model was a
+    :class:`~theory.problem.Problem`.
     """
 
     KIND = "SimulationResult"
@@ -87,6 +92,7 @@ class SimulationResult(io.Result):
     config: dict = field(default_factory=dict)
     wall_time: float = 0.0
     problem: Problem | None = None
+    tau: np.ndarray | None = None
 
     @property
     def n_paths(self) -> int:
@@ -131,6 +137,16 @@ class StopWhen:
     status: str = "stopped"
     name: str = ""
 
+    def mask(self, value, k: int, P: int) -> np.ndarray:
+        """``test(value, k)`` as a bool array ``(P,)`` (one bool applies to every path); any other shape is
+        refused with a ``ValueError`` naming the condition, before it could end the wrong paths."""
+        hit = np.asarray(self.test(value, k), dtype=bool)
+        if hit.shape not in ((), (P,)):
+            name = self.name if self.name and not self.name.startswith(_BUILTIN_STOP) else "stop_fn"
+            raise ValueError(f"{name} must return one bool per path, shape ({P},) (or one bool for all paths), "
+                             f"got shape {hit.shape}")
+        return np.broadcast_to(hit, (P,))
+
 
 _BUILTIN_STOP = "builtin:"   # name prefix of the conditions built from stop_loss and divergence_loss
 
@@ -174,13 +190,18 @@ class _Rates:
         else:
             self.schedule = as_schedule(lr)
 
+    def _shared(self, ks: np.ndarray) -> np.ndarray:
+        """``eta`` of steps ``ks`` under the one shared schedule, checked (finite, >= 0): ``(len(ks),)``."""
+        return checked_rates(self.schedule, ks, "lr")
+
     def block(self, ks: np.ndarray, c0: int, c1: int) -> np.ndarray:
         """``eta`` of steps ``ks`` for paths ``c0..c1-1``: shape ``(len(ks), c1 - c0)``."""
         if self.constants is not None:
             return np.broadcast_to(self.constants[c0:c1], (len(ks), c1 - c0))
         if self.per_path:
-            return np.stack([np.broadcast_to(s(ks), ks.shape) for s in self.schedules[c0:c1]], axis=1)
-        return np.broadcast_to(self.schedule(ks), ks.shape)[:, None] * np.ones((1, c1 - c0))
+            return np.stack([checked_rates(s, ks, f"lr[{c0 + i}]") for i, s in enumerate(self.schedules[c0:c1])],
+                            axis=1)
+        return self._shared(ks)[:, None] * np.ones((1, c1 - c0))
 
     def describe(self):
         def d(s):
@@ -189,26 +210,42 @@ class _Rates:
             return {"kind": "per-path constants", "eta": self.constants.tolist()}
         return [d(s) for s in self.schedules] if self.per_path else d(self.schedule)
 
-    def times(self, rec_steps: np.ndarray, P: int) -> np.ndarray:
-        """``t_k = sum_{j<k} eta_j`` at the record steps, ``(R,)`` or ``(R, P)`` per path; the sums run
-        over blocks of steps so that memory stays bounded (about 32 MB)."""
+    def times(self, rec_steps: np.ndarray, P: int, steps: int | None = None,
+              dt: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The record times and drift times, ``(R,)`` or ``(R, P)`` per path:
+
+        * ``t_k = sum_{j<k} eta_j`` and ``tau_k = sum_{j<k} eta_j^2`` (gd, sgd: each step is a time step
+          ``dt = eta_j``);
+        * ``t_k = k dt`` and ``tau_k = dt sum_{j<k} eta_j`` with a fixed ``dt`` (em).
+
+        ``tau`` is the time of the quasistatic drift (:mod:`theory.quasistatic`): a step moves the point
+        along M by ``eta_j dt_j`` times the drift velocity, so ``tau = eta^2 k`` at a constant rate.
+        Every rate of steps ``0 .. steps - 1`` (default: up to the last record) is checked (finite,
+        ``>= 0``) on the way, so that a bad schedule is refused before the simulation starts. The sums
+        run over blocks of steps so that memory stays bounded (about 32 MB)."""
+        top = int(rec_steps[-1]) if steps is None else int(steps)
         if self.constants is not None:
-            return rec_steps[:, None] * self.constants[None, :]
+            c = self.constants[None, :]
+            if dt is not None:
+                return rec_steps * float(dt), rec_steps[:, None] * float(dt) * c
+            return rec_steps[:, None] * c, rec_steps[:, None] * c**2
         width = P if self.per_path else 1
-        out = np.zeros((len(rec_steps), P)) if self.per_path else np.zeros(len(rec_steps))
-        acc = np.zeros(P) if self.per_path else 0.0
-        top = int(rec_steps[-1])
+        shape = (len(rec_steps), P) if self.per_path else (len(rec_steps),)
+        t_out, tau_out = np.zeros(shape), np.zeros(shape)
+        acc = np.zeros((2, P)) if self.per_path else np.zeros(2)
         block = max(1, _TIMES_BLOCK // width)
-        ri = int(np.searchsorted(rec_steps, 0, side="right"))  # records at step 0 have t = 0
+        ri = int(np.searchsorted(rec_steps, 0, side="right"))  # records at step 0 have t = tau = 0
         for start in range(0, top, block):
             ks = np.arange(start, min(start + block, top))
-            eta = self.block(ks, 0, P) if self.per_path else np.broadcast_to(self.schedule(ks), ks.shape)
-            cum = acc + np.cumsum(eta, axis=0)              # cum[i] = t_{start + i + 1}
+            eta = self.block(ks, 0, P) if self.per_path else self._shared(ks)
+            cum_t = acc[0] + np.cumsum(eta, axis=0)          # cum_t[i] = sum_{j <= start + i} eta_j
+            cum_tau = acc[1] + np.cumsum(eta * eta if dt is None else eta * float(dt), axis=0)
             while ri < len(rec_steps) and rec_steps[ri] <= ks[-1] + 1:
-                out[ri] = cum[rec_steps[ri] - start - 1]
+                t_out[ri] = cum_t[rec_steps[ri] - start - 1]
+                tau_out[ri] = cum_tau[rec_steps[ri] - start - 1]
                 ri += 1
-            acc = cum[-1]
-        return out
+            acc = np.stack([cum_t[-1], cum_tau[-1]])
+        return (rec_steps * float(dt) if dt is not None else t_out), tau_out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,6 +270,9 @@ def _record_grid(steps: int, record_every, record_steps) -> np.ndarray:
     if record_every is None:
         record_every = max(1, steps // 200)
     integer("record_every", record_every, 1)
+    if steps // record_every > _MAX_RECORDS:
+        raise ValueError(f"record_every: {steps} steps recorded every {record_every} make {steps // record_every + 1} "
+                         f"records, more than {_MAX_RECORDS}; record less often or run fewer steps")
     return np.unique(np.append(np.arange(0, steps + 1, record_every), steps))
 
 
@@ -243,7 +283,15 @@ def _prepare_model(model, W0, n_paths, reduce):
     if n_paths is not None:
         integer("n_paths", n_paths, 1)
     if isinstance(model, Problem):
-        W0 = np.tile(model.w0, (1 if n_paths is None else n_paths, 1)) if W0 is None else W0
+        if W0 is None:   # problem.w0 for every path: a read-only view, materialised one chunk at a time
+            P = 1 if n_paths is None else n_paths
+            if reduce:
+                from theory.reduction import Reduction
+                reduction = Reduction.from_problem(model, model.w0[None, :])
+                u0 = reduction.project(model.w0[None, :])
+                return (NonlinearModel.from_problem(reduction.reduced), np.broadcast_to(u0, (P, u0.shape[1])),
+                        reduction, model)
+            return NonlinearModel.from_problem(model), np.broadcast_to(model.w0, (P, model.d)), None, model
         W0 = _check_W0(W0, model.d)
         if reduce:
             from theory.reduction import Reduction
@@ -254,7 +302,21 @@ def _prepare_model(model, W0, n_paths, reduce):
         raise ValueError("reduce=True needs a Problem as model")
     if W0 is None:
         raise ValueError("W0 is required when model is not a Problem")
-    return model, _check_W0(W0, model.dim), None, getattr(model, "problem", None)
+    W0 = _check_W0(W0, model.dim)
+    held = getattr(model, "n_paths", None)      # a stacked model holds data for exactly this many paths
+    if held is not None and W0.shape[0] != held:
+        raise ValueError(f"W0 must have one row per path of the stacked model ({held} rows), got {W0.shape[0]} rows")
+    return model, W0, None, getattr(model, "problem", None)
+
+
+def _check_memory(P: int, dim: int, full_dim: int, n_records: int, n_obs: int) -> None:
+    """Refuse a call whose results alone (final states ``P x d`` in the problem's coordinates, records
+    ``R x P`` per observable) and one chunk of working states would not fit in memory
+    (:func:`theory.budget.check_memory`)."""
+    from theory.budget import check_memory
+
+    nbytes = 8.0 * P * (full_dim + dim + n_records * max(n_obs, 1))
+    check_memory("n_paths", nbytes, f"{P} paths of dimension {full_dim} with {n_records} records each")
 
 
 def _check_W0(W0, dim: int) -> np.ndarray:
@@ -407,6 +469,8 @@ def simulate(
     sig, a, dt, batch_size = _noise_params(method, engine_model, problem, sigma, a, dt, batch_size)
     chunk_size = integer("chunk_size", P if chunk_size is None else chunk_size, 1)
     rec_steps = _record_grid(steps, record_every, record_steps)
+    _check_memory(P, engine_model.dim, problem.d if reduction is not None else engine_model.dim, len(rec_steps), 6)
+    times, tau = rates.times(rec_steps, P, steps, dt if method == "em" else None)   # checks every rate first
     observe, obs_names = _observer(engine_model, observables)
     conditions = _stop_conditions(stop_loss, stop_fn, divergence_loss)
     noisy = (method == "sgd" and sig > 0) or (method == "em" and a > 0)
@@ -440,11 +504,10 @@ def simulate(
     records = {k: np.concatenate([o[0][k] for o in outs], axis=1) for k in outs[0][0]}
     status = np.concatenate([o[2] for o in outs])
     stop_step = np.concatenate([o[3] for o in outs])
-    times = rec_steps * float(dt) if method == "em" else rates.times(rec_steps, P)
     if reduction is not None:
         W_final = reduction.lift(W_final)
     return SimulationResult(rec_steps, times, records, W_final, status, stop_step, _message(status, stop_step),
-                            config, time.perf_counter() - t0, problem)
+                            config, time.perf_counter() - t0, problem, tau)
 
 
 def _message(status, stop_step) -> str:
@@ -566,7 +629,7 @@ def _run_chunk(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec:
             records.setdefault(name, np.empty((len(rec_steps), P)))[ri] = v
         ri += 1
         for c in at_records:
-            end(np.asarray(c.test(obs, k), dtype=bool), k, c.status)
+            end(c.mask(obs, k, P), k, c.status)
 
     k = 0
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected and reported below
@@ -594,7 +657,7 @@ def _run_chunk(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec:
                     dW, loss = model.increment(W, e, coef, xi[j] if spec.noisy else None)
                 if loss is not None:
                     for c in per_step:
-                        end(np.asarray(c.test(loss, k), dtype=bool), k, c.status)
+                        end(c.mask(loss, k, P), k, c.status)
                 W_new = W + dW
                 # a row sum is finite iff every entry is (short of overflow)
                 end(~np.isfinite(np.einsum("ij->i", W_new)), k, "diverged")
@@ -627,7 +690,13 @@ def _kernel_arrays(model, P: int):
     XT = np.ascontiguousarray(np.swapaxes(X, 1, 2))
     gam = np.ascontiguousarray(np.asarray(model.gamma, dtype=float).reshape(-1))
     off = np.ascontiguousarray(np.asarray(model.test_offset, dtype=float).reshape(-1))
-    return X, XT, lead(model.y, 2), gam, lead(model.alpha_star, 2), lead(model.w_mn, 2), off
+    out = X, XT, lead(model.y, 2), gam, lead(model.alpha_star, 2), lead(model.w_mn, 2), off
+    # the kernels index every array by path without bounds checks: each must hold one entry per path, or one for all
+    for name, v in zip(("X", "X^T", "y", "gamma", "alpha_star", "w_mn", "test_offset"), out):
+        if v.shape[0] not in (1, P):
+            raise ValueError(f"W0 must have one row per path of the model's data: {name} holds {v.shape[0]} "
+                             f"paths, W0 has {P} rows")
+    return out
 
 
 class _Streams:
@@ -687,7 +756,7 @@ def _run_chunk_numba(model, W, rates: _Rates, c0: int, c1: int, first_path: int,
         for name, v in obs.items():
             records.setdefault(name, np.empty((R, P)))[ri] = v
         for c in at_records:
-            hit = np.asarray(c.test(obs, k), dtype=bool) & (status == kn.ACTIVE)
+            hit = c.mask(obs, k, P) & (status == kn.ACTIVE)
             status[hit] = _STATUS_CODE[c.status]
             stop_step[hit] = k
 

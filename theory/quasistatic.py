@@ -105,14 +105,16 @@ class DriftSolution:
 
 
 def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: int = 200,
-              rtol: float = 1e-9, atol: float = 1e-12, method: str = "LSODA", eta: float | None = None) -> DriftSolution:
+              rtol: float = 1e-9, atol: float = 1e-12, method: str = "LSODA", eta: float | None = None,
+              t_eval=None) -> DriftSolution:
     """Integrate the tangent drift ``dw/dtau = -(a/4) P_T grad tr Hess L_n`` from ``w_start`` (with ``eta``: the
     finite-``eta`` drift ``-(a/4) P_T grad R_eta`` of :func:`discrete_drift_velocity`).
 
     ``w_start`` is first retracted onto M. The ODE runs in the invariant subspace
     ``span{w_start, x_i}`` (exact: the velocity is a combination of ``w`` and the ``x_i``); every
     stored point is retracted onto M (the vector field is tangent, so the retraction only removes
-    integration error, reported as ``off_manifold``).
+    integration error, reported as ``off_manifold``). The points are ``n_eval`` evenly spaced times in
+    ``[0, tau_max]``, or ``t_eval`` (sorted, within ``[0, tau_max]``) when given.
     """
     from theory.reduction import Reduction
 
@@ -122,7 +124,7 @@ def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: in
     red = Reduction.from_problem(problem, w_start[None, :])
     P = red.reduced
     u0 = red.project(w_start)
-    tau = np.linspace(0.0, tau_max, n_eval)
+    tau = np.linspace(0.0, tau_max, n_eval) if t_eval is None else np.asarray(t_eval, dtype=float)
     if eta is None:
         def rhs(_t, u):
             return drift_velocity(P, u, a)
@@ -142,6 +144,57 @@ def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: in
                          np.linalg.norm(W - problem.w_mn, axis=1), off, status, sol.message,
                          dict(tau_max=float(tau_max), a=float(a), rtol=rtol, atol=atol, method=method,
                               eta=None if eta is None else float(eta)))
+
+
+@dataclass
+class BudgetDrift:
+    """The drift ODE at the drift budgets of several schedules (:func:`drift_at_budget`): row ``i`` is the
+    point of M the ODE reaches at ``budgets[i]``; ``ode`` is the whole integrated curve."""
+
+    budgets: np.ndarray           # (S,) tau_S = sum_{k<steps} eta_k^2 of each schedule
+    w: np.ndarray                 # (S, d) the ODE's point at each budget (on M)
+    norm: np.ndarray              # (S,)
+    test_loss: np.ndarray         # (S,)
+    dist_mn: np.ndarray           # (S,)
+    ode: DriftSolution
+
+
+def drift_at_budget(problem: Problem, lr, steps: int, *, w_start=None, batch_size: int | None = None,
+                    sigma: float | None = None, n_eval: int = 200) -> BudgetDrift:
+    """The quasistatic drift ODE evaluated at the drift budget of each schedule, in one integration.
+
+    ``lr`` is a number, a schedule (any callable ``step -> eta``; :func:`theory.schedules.as_schedule`) or a
+    list of them. Each schedule's budget is ``tau_S = sum_{k<steps} eta_k^2``
+    (:func:`theory.schedules.drift_budget`): after ``steps`` steps of label-noise SGD the point on M is, in the
+    quasistatic picture, the ODE's at ``tau_S``, whatever the schedule's shape. The ODE
+    ``dw/dtau = -(a/4) P_T grad tr Hess L_n`` (``a = sigma^2 / b``, :func:`noise_scale`) runs once, from
+    ``w_start`` (default: ``problem.w0``; retracted onto M) to the largest budget, with every budget among its
+    evaluation points (``n_eval`` more points, evenly spaced, for the curve). Phase I (the fall onto M) is not
+    modelled: from ``w0`` SGD lands near, not at, ``retract(w0)``; pass the landing point as ``w_start`` when it
+    matters."""
+    from theory.schedules import drift_budget
+
+    steps = integer("steps", steps, 0)
+    items = list(lr) if isinstance(lr, (list, tuple)) else [lr]
+    if not items:
+        raise ValueError("lr: an empty list; give a number, a schedule or a list of them")
+    budgets = np.array([drift_budget(s, steps) for s in items])
+    a = noise_scale(problem, batch_size, sigma)
+    w_start = problem.w0 if w_start is None else w_start
+    top = float(budgets.max())
+    if top > 0:
+        grid = np.unique(np.concatenate([np.linspace(0.0, top, integer("n_eval", n_eval, 2)), budgets]))
+        ode = drift_ode(problem, w_start, tau_max=top, a=a, t_eval=grid)
+    else:                                # no step, or only zero rates: the point stays where it starts
+        w = m.retract(np.asarray(w_start, dtype=float), problem.X, problem.y, problem.gamma)[None, :]
+        ode = DriftSolution(np.zeros(1), w, np.linalg.norm(w, axis=1),
+                            m.test_loss(w, problem.alpha_star, problem.gamma, 0.0, problem.test_offset),
+                            np.linalg.norm(w - problem.w_mn, axis=1), 0.0, "ok", "zero drift budget",
+                            dict(tau_max=0.0, a=float(a)))
+    if ode.status != "ok":
+        raise RuntimeError(f"the drift ODE stopped before tau = {top:g}: {ode.message}")
+    idx = np.searchsorted(ode.tau, budgets)
+    return BudgetDrift(budgets, ode.w[idx], ode.norm[idx], ode.test_loss[idx], ode.dist_mn[idx], ode)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,11 +1,20 @@
-"""Learning-rate schedules: plain callables ``step -> eta``.
+"""Learning-rate schedules: callables ``step -> eta``.
 
 Each schedule accepts an integer step or an integer array of steps (vectorised) and returns the
 learning rate(s). Steps count from 0. Parameters are validated on construction with errors that
 name the parameter and its accepted range.
+
+Any other callable is accepted too (:func:`as_schedule` wraps it in :class:`FunctionSchedule`): a
+function written for one step, such as ``lambda k: 0.01 if k < 5000 else 0.001``, is evaluated step by
+step when it fails on an array of steps or returns one number for it. The rates a schedule gives must be
+finite and ``>= 0`` (:func:`checked_rates`); a result file stores a schedule by its parameters
+(``describe()``), a plain function by its name and source.
 """
 from __future__ import annotations
 
+import inspect
+import textwrap
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,13 +153,127 @@ class WarmupStableDecay(Schedule):
         return self.eta * f
 
 
+#: what a schedule must be, for error messages
+SCHEDULE_CONTRACT = ("a schedule is a callable that takes a step k = 0, 1, ... (an int, or an integer array of "
+                     "steps) and returns the learning rate(s) eta_k: finite numbers >= 0")
+
+
+class FunctionSchedule(Schedule):
+    """A plain callable ``fn(step) -> eta`` used as a schedule.
+
+    At the first call with two or more steps, ``fn`` is tried on the whole integer array of steps. It is used
+    vectorised when it returns an array of that shape that agrees with step-by-step calls at the first, middle
+    and last step; a function that raises on an array or returns a single number for it (``lambda k: 0.01 if
+    k < 5000 else 0.001``) is evaluated step by step (``fn(int(k))``), which is slower but exact. A function
+    that returns an array disagreeing with its own step-by-step values is refused. ``describe()`` stores the
+    function's name and source (a warning says when the source cannot be read, so that only the name is
+    stored)."""
+
+    def __init__(self, fn):
+        if not callable(fn):
+            raise ValueError(f"lr: {fn!r} is not callable; {SCHEDULE_CONTRACT}")
+        self.fn = fn
+        self.vectorised: bool | None = None      # decided at the first call with two or more steps
+        self.name = schedule_name(fn)
+        self.source = _source(fn)
+        if self.source is None:
+            warnings.warn(f"schedule {self.name}: its source cannot be read, so result files store its name only; "
+                          "a Schedule subclass (theory.schedules) is stored with its parameters", stacklevel=3)
+
+    def __repr__(self) -> str:
+        return f"FunctionSchedule({self.name})"
+
+    def describe(self) -> dict:
+        return {"kind": "function", "name": self.name, "source": self.source}
+
+    def _one(self, k: int) -> float:
+        v = self.fn(int(k))
+        try:
+            return float(np.asarray(v, dtype=float).reshape(()))
+        except (TypeError, ValueError):
+            raise ValueError(f"lr: schedule {self.name} returned {v!r} at step {k}; {SCHEDULE_CONTRACT}") from None
+
+    def _stepwise(self, s: np.ndarray) -> np.ndarray:
+        return np.array([self._one(k) for k in s.ravel()], dtype=float).reshape(s.shape)
+
+    def _try_array(self, s: np.ndarray):
+        """``fn(s)`` as a float array of ``s``'s shape, or ``None`` when ``fn`` does not work on arrays."""
+        try:
+            out = np.asarray(self.fn(s), dtype=float)
+        except Exception:       # noqa: BLE001 - any failure on an array means "a function of one step"
+            return None
+        return out if out.shape == s.shape else None
+
+    def _eta(self, s):
+        if s.ndim == 0:
+            return np.float64(self._one(int(s)))
+        if self.vectorised is False:
+            return self._stepwise(s)
+        out = self._try_array(s)
+        if self.vectorised is None and s.size >= 2:
+            if out is not None:
+                flat, probe = out.ravel(), np.unique([0, s.size // 2, s.size - 1])
+                one = [self._one(int(k)) for k in s.ravel()[probe]]
+                if not np.allclose(flat[probe], one, rtol=1e-12, atol=0, equal_nan=True):
+                    k = int(s.ravel()[probe][np.argmax(~np.isclose(flat[probe], one, rtol=1e-12, atol=0))])
+                    raise ValueError(f"lr: schedule {self.name} gives other rates for an array of steps than step by "
+                                     f"step (at step {k}); {SCHEDULE_CONTRACT}, elementwise for an array")
+            self.vectorised = out is not None
+        return out if out is not None else self._stepwise(s)
+
+
+def schedule_name(fn) -> str:
+    """A readable name of a callable: ``module.qualname`` for functions (``<lambda>`` included), the
+    ``repr`` of other objects unless it is the default ``<… at 0x…>``, else the type's name."""
+    if isinstance(fn, Schedule) and not isinstance(fn, FunctionSchedule):
+        return repr(fn)
+    if isinstance(fn, FunctionSchedule):
+        return fn.name
+    qual = getattr(fn, "__qualname__", None)
+    if qual is not None:
+        mod = getattr(fn, "__module__", None)
+        return f"{mod}.{qual}" if mod and mod != "__main__" else qual
+    text = repr(fn)
+    return type(fn).__name__ if " at 0x" in text else text
+
+
+def _source(fn) -> str | None:
+    """The source text of a function (a lambda: the lines it is written on), dedented, at most 2000
+    characters; the ``repr`` of a callable object that has a readable one; else ``None``."""
+    if inspect.isfunction(fn) or inspect.ismethod(fn):
+        try:
+            text = textwrap.dedent(inspect.getsource(fn)).strip()
+        except (OSError, TypeError):
+            return None
+        return text if len(text) <= 2000 else text[:1997] + "..."
+    text = repr(fn)
+    return None if " at 0x" in text else text
+
+
 def as_schedule(lr) -> Schedule:
-    """A number becomes :class:`Constant`; a callable is used as is."""
+    """A number becomes :class:`Constant`, a :class:`Schedule` is used as is, any other callable is wrapped
+    in :class:`FunctionSchedule`; anything else is refused with a message saying what a schedule is."""
     if isinstance(lr, Schedule):
         return lr
     if callable(lr):
-        return lr
-    return Constant(lr)
+        return FunctionSchedule(lr)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
+        raise ValueError(f"lr must be a number > 0 or a schedule, got {lr!r}; {SCHEDULE_CONTRACT}")
+    return Constant(positive("lr", lr))
+
+
+def checked_rates(schedule, steps: np.ndarray, name: str = "lr") -> np.ndarray:
+    """``schedule(steps)`` broadcast to ``steps``' shape, refused unless every rate is finite and ``>= 0``:
+    the message names the schedule (``name``: how the caller refers to it), the first bad step and value."""
+    out = np.broadcast_to(np.asarray(schedule(steps), dtype=float), steps.shape)
+    bad = ~(np.isfinite(out) & (out >= 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad.ravel())[0])
+        k, v = int(steps.ravel()[i]), float(out.ravel()[i])
+        what = "a negative" if v < 0 else "a non-finite"
+        raise ValueError(f"{name}: schedule {schedule_name(schedule)} gives {what} learning rate {v!r} at step {k}; "
+                         "learning rates must be finite and >= 0")
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,5 +390,5 @@ def drift_budget(schedule, total_steps: int) -> float:
     out = 0.0
     for a in range(0, total_steps, 1 << 20):
         ks = np.arange(a, min(total_steps, a + (1 << 20)))
-        out += float(np.sum(np.broadcast_to(sched(ks), ks.shape) ** 2))
+        out += float(np.sum(checked_rates(sched, ks, "schedule") ** 2))
     return out

@@ -38,10 +38,15 @@ def test_record_times_are_block_independent(monkeypatch):
     sch = [StepDecay(0.1, 5), StepDecay(0.2, 3, factor=0.5), Constant(0.05)]
     rec = np.array([0, 1, 4, 5, 9, 10, 17])
     ref = np.array([[sum(s(j) for j in range(k)) for s in sch] for k in rec])
+    ref_tau = np.array([[sum(s(j) ** 2 for j in range(k)) for s in sch] for k in rec])
     for block in (3, 7, 2**22):
         monkeypatch.setattr(sde, "_TIMES_BLOCK", block)
-        np.testing.assert_allclose(sde._Rates(sch, 3, "sgd").times(rec, 3), ref, rtol=1e-14, atol=1e-15)
-        np.testing.assert_allclose(sde._Rates(sch[0], 3, "sgd").times(rec, 3), ref[:, 0], rtol=1e-14, atol=1e-15)
+        t, tau = sde._Rates(sch, 3, "sgd").times(rec, 3)
+        np.testing.assert_allclose(t, ref, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(tau, ref_tau, rtol=1e-14, atol=1e-17)
+        t, tau = sde._Rates(sch[0], 3, "sgd").times(rec, 3)
+        np.testing.assert_allclose(t, ref[:, 0], rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(tau, ref_tau[:, 0], rtol=1e-14, atol=1e-17)
 
 
 # ---------------------------------------------------------------- stochastic: SGD and EM ----------
@@ -288,6 +293,12 @@ def test_euler_maruyama_weak_order_one():
     (dict(steps=10, lr=[0.1, 0.2], n_paths=3), "one per path"),
     (dict(steps=10, lr=0.1, record_steps=[0, 20]), r"record_steps must lie in \[0, steps\]"),
     (dict(steps=10, lr=0.1, sigma=-1.0), "sigma must be a finite number >= 0"),
+    (dict(steps=10, lr="fast"), r"lr must be a number > 0 or a schedule, got 'fast'; a schedule is a callable"),
+    (dict(steps=10, lr=lambda k: 0.1 if k < 5 else -0.01), r"lr: schedule .*<lambda> gives a negative learning rate "
+                                                            r"-0.01 at step 5; learning rates must be finite and >= 0"),
+    (dict(steps=10, lr=[0.1, lambda k: float("nan")], n_paths=2), r"lr\[1\]: schedule .*<lambda> gives a non-finite "
+                                                                  r"learning rate nan at step 0"),
+    (dict(steps=10, lr=lambda k: -0.01, method="em", dt=0.1), "negative learning rate"),
 ])
 def test_bad_inputs(small_problem, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -341,3 +352,46 @@ def test_repr_and_unknown_record_name():
     assert "2 paths" in repr(r) and "10 steps" in repr(r)
     with pytest.raises(KeyError, match=r"no record named 'nope'; recorded: \['dist_mn', 'norm', 'test_loss', 'train_loss'\]"):
         r.final("nope")
+
+
+# ---------------------------------------------------------------- drift time and plain-function schedules
+def test_drift_time_is_the_sum_of_squared_rates():
+    """``tau`` at every record against a direct sum of eta_j^2 (per path for a list of schedules, eta^2 k for
+    per-path constants) and ``dt sum eta_j`` for EM; a rate that is a bad number anywhere stops the run first."""
+    p = Problem.generate(d=12, n=3, gamma=1.0, seed=2)
+    sch = [StepDecay(0.05, 7, 0.2), lambda k: 0.03 if k % 2 else 0.01]
+    r = simulate(p, steps=20, lr=sch, n_paths=2, record_steps=[0, 3, 7, 8, 20])
+    ref = [[sum(float(s(j)) ** 2 for j in range(k)) for s in sch] for k in r.steps]
+    np.testing.assert_allclose(r.tau, ref, rtol=1e-14, atol=0)
+    assert r.tau.shape == r.times.shape == (5, 2)
+    etas = np.array([0.02, 0.04])
+    r = simulate(p, steps=9, lr=etas, n_paths=2, record_every=3)
+    np.testing.assert_allclose(r.tau, r.steps[:, None] * etas**2, rtol=1e-15)
+    r = simulate(p, steps=10, lr=StepDecay(0.5, 4, 0.1), method="em", dt=0.01, record_every=5)
+    np.testing.assert_allclose(r.tau, [0.0, 0.01 * (4 * 0.5 + 0.05), 0.01 * (4 * 0.5 + 6 * 0.05)], rtol=1e-14)
+    np.testing.assert_allclose(r.times, [0.0, 0.05, 0.1], rtol=1e-15)
+
+
+def test_drift_time_survives_save_and_load(tmp_path):
+    p = Problem.generate(d=12, n=3, gamma=1.0, seed=2)
+    r = simulate(p, steps=30, lr=StepDecay(0.05, 10), record_every=10)
+    back = SimulationResult.load(r.save(tmp_path / "r.npz"))
+    np.testing.assert_array_equal(back.tau, r.tau)
+
+
+def _scalar_decay(k):
+    return 0.04 if k < 60 else 0.004
+
+
+@pytest.mark.parametrize("method, backend", [("sgd", "numpy"), ("sgd", "auto"), ("gd", "numpy")])
+def test_a_scalar_function_schedule_gives_the_path_of_the_equivalent_array_schedule(method, backend):
+    """``lambda k: ... if k < K else ...`` (evaluated step by step) against the same rates written for arrays:
+    bit-identical paths, records and drift times."""
+    p = Problem.generate(d=15, n=4, gamma=1.5, seed=5)
+    kw = dict(steps=150, method=method, n_paths=3, record_every=25, backend=backend, seed=1)
+    a = simulate(p, lr=_scalar_decay, **kw)
+    b = simulate(p, lr=lambda k: np.where(k < 60, 0.04, 0.004), **kw)
+    np.testing.assert_array_equal(a.W_final, b.W_final)
+    np.testing.assert_array_equal(a.records["test_loss"], b.records["test_loss"])
+    np.testing.assert_array_equal(a.tau, b.tau)
+    assert a.config["lr"]["name"].endswith("_scalar_decay") and "k < 60" in a.config["lr"]["source"]

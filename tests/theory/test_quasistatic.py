@@ -3,7 +3,9 @@ import pytest
 
 from theory import model as m
 from theory.problem import Problem
-from theory.quasistatic import drift_ode, drift_velocity, noise_scale, plateau_prediction, radial_velocity
+from theory.quasistatic import (drift_at_budget, drift_ode, drift_velocity, noise_scale, plateau_prediction,
+                                radial_velocity)
+from theory.schedules import StepDecay
 from theory.engine import simulate
 
 
@@ -75,7 +77,32 @@ def test_drift_ode_stays_on_manifold_and_reaches_min_norm(prob):
     np.testing.assert_allclose(dn[5:400], radial_velocity(prob, sol.w[5:400], noise_scale(prob)), rtol=1e-2, atol=1e-6)
 
 
+def test_drift_at_budget_equals_separate_integrations_to_each_budget(prob):
+    """One call, three schedules (a number, a Schedule, a plain function): the budgets against direct sums of
+    eta_k^2, the points against drift_ode run separately to each budget (tolerance: the solver's rtol 1e-9,
+    accumulated, and the retraction)."""
+    T = 3000
+    lrs = [0.02, StepDecay(0.02, 1000, 0.1), lambda k: 0.01 if k < 2000 else 0.03]
+    res = drift_at_budget(prob, lrs, T)
+    direct = [T * 0.02**2, 1000 * 0.02**2 + 2000 * 0.002**2, 2000 * 0.01**2 + 1000 * 0.03**2]
+    np.testing.assert_allclose(res.budgets, direct, rtol=1e-12)
+    for i, tau in enumerate(direct):
+        alone = drift_ode(prob, prob.w0, tau_max=tau, a=noise_scale(prob), n_eval=2)
+        np.testing.assert_allclose(res.w[i], alone.w[-1], rtol=1e-6, atol=1e-8)
+        assert res.test_loss[i] == pytest.approx(float(alone.test_loss[-1]), rel=1e-6)
+    assert np.all(np.diff(res.ode.tau) > 0) and res.ode.tau[-1] == pytest.approx(max(direct), rel=1e-15)
+
+
+def test_drift_at_a_zero_budget_is_the_start_on_M(prob):
+    res = drift_at_budget(prob, StepDecay(0.02, 10), 0)
+    np.testing.assert_allclose(res.w[0], m.retract(prob.w0, prob.X, prob.y, prob.gamma), rtol=1e-14)
+    assert res.budgets.tolist() == [0.0]
+
+
 @pytest.mark.parametrize("call, match", [
+    (lambda p: drift_at_budget(p, [], 10), "lr: an empty list"),
+    (lambda p: drift_at_budget(p, 0.1, -1), "steps must be an integer >= 0"),
+    (lambda p: drift_at_budget(p, lambda k: -0.1, 10), "schedule: schedule .*<lambda> gives a negative learning rate"),
     (lambda p: plateau_prediction(p, p.w_mn, 0.0), "eta must be a finite number > 0"),
     (lambda p: plateau_prediction(p, p.w_mn, 0.1, batch_size=99), r"batch_size must be an integer in \[1, 6\]"),
     (lambda p: drift_ode(p, p.w0, tau_max=-1.0, a=0.1), "tau_max must be a finite number > 0"),

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from theory.schedules import Constant, Cosine, MultiStep, StepDecay, WarmupStableDecay, as_schedule
+from theory.schedules import (Constant, Cosine, FunctionSchedule, MultiStep, StepDecay, WarmupStableDecay,
+                              as_schedule)
 
 
 def test_constant_and_step_decay():
@@ -59,8 +60,10 @@ def test_warmup_stable_decay_shape():
 
 def test_as_schedule():
     assert isinstance(as_schedule(0.3), Constant)
+    s = StepDecay(0.1, 5)
+    assert as_schedule(s) is s
     f = lambda k: 0.1  # noqa: E731
-    assert as_schedule(f) is f
+    assert isinstance(as_schedule(f), FunctionSchedule) and as_schedule(f).fn is f
 
 
 @pytest.mark.parametrize("make, match", [
@@ -159,3 +162,90 @@ def test_drift_budget_is_the_sum_of_squares():
 def test_cyclic_bad_parameters(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# ---- any callable as a schedule ----------------------------------------------------------------------
+def _late_step(k):
+    """A schedule written for one step (a Python ``if``, which fails on an array)."""
+    return 0.01 if k < 5000 else 0.001
+
+
+def test_a_scalar_function_is_evaluated_step_by_step():
+    """The wrapped function gives, on an array of steps, what a loop of scalar calls gives."""
+    s = as_schedule(_late_step)
+    k = np.arange(4990, 5010)
+    np.testing.assert_array_equal(s(k), [_late_step(int(j)) for j in k])
+    assert s.vectorised is False and s(3) == 0.01 and s(5000) == 0.001
+
+
+def test_a_vectorised_function_is_used_on_arrays():
+    f = lambda k: 0.1 / (1 + np.asarray(k) / 100)  # noqa: E731
+    s = as_schedule(f)
+    k = np.arange(0, 1000, 7)
+    np.testing.assert_allclose(s(k), [0.1 / (1 + j / 100) for j in k], rtol=1e-15)
+    assert s.vectorised is True
+
+
+def test_a_function_returning_one_number_for_an_array_is_broadcast_step_by_step():
+    s = as_schedule(lambda k: 0.05)
+    np.testing.assert_array_equal(s(np.arange(6)), np.full(6, 0.05))
+
+
+def test_a_function_inconsistent_on_arrays_is_refused():
+    def odd(k):
+        return np.full(np.shape(k), 0.1) if np.ndim(k) else 0.2
+    with pytest.raises(ValueError, match=r"gives other rates for an array of steps than step by step .* a schedule is"):
+        as_schedule(odd)(np.arange(10))
+
+
+def test_a_function_returning_no_number_is_refused():
+    with pytest.raises(ValueError, match=r"returned 'fast' at step 0; a schedule is a callable"):
+        as_schedule(lambda k: "fast")(np.arange(3))
+
+
+@pytest.mark.parametrize("lr", ["0.1", None, [0.1, 0.2], True])
+def test_what_is_not_a_schedule_is_refused(lr):
+    with pytest.raises(ValueError, match=r"lr must be a number > 0 or a schedule, got .*; a schedule is a callable"):
+        as_schedule(lr)
+
+
+def test_a_function_is_described_by_its_name_and_source():
+    d = as_schedule(_late_step).describe()
+    assert d["kind"] == "function" and d["name"].endswith("_late_step")
+    assert "0.01 if k < 5000 else 0.001" in d["source"] and "0x" not in str(d)
+
+
+def test_a_function_without_readable_source_warns():
+    ns = {}
+    exec("f = lambda k: 0.1", ns)          # no file behind it: inspect cannot read the source
+    with pytest.warns(UserWarning, match=r"schedule <lambda>: its source cannot be read, so result files store its name"):
+        d = as_schedule(ns["f"]).describe()
+    assert d == {"kind": "function", "name": "<lambda>", "source": None}
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda k: np.where(k < 3, 0.1, -0.1), r"lr: schedule .*<lambda> gives a negative learning rate -0.1 at step 3"),
+    (lambda k: np.where(k < 2, 0.1, np.nan), r"lr: schedule .*<lambda> gives a non-finite learning rate nan at step 2"),
+    (lambda k: np.inf, r"non-finite learning rate inf at step 0"),
+])
+def test_checked_rates_refuses_negative_and_non_finite_rates(fn, match):
+    from theory.schedules import checked_rates
+    with pytest.raises(ValueError, match=match):
+        checked_rates(as_schedule(fn), np.arange(10))
+
+
+def test_checked_rates_accepts_zero_and_names_the_schedule_class():
+    from theory.schedules import checked_rates
+    np.testing.assert_array_equal(checked_rates(Cosine(0.1, 4), np.arange(4, 6)), [0.0, 0.0])   # zero is allowed
+    class Broken(StepDecay):
+        def _eta(self, s):
+            return -super()._eta(s)
+    with pytest.raises(ValueError, match=r"lr\[2\]: schedule .*Broken\(eta=0.1, decay_step=1, factor=0.5\) gives a "
+                                         r"negative learning rate -0.1 at step 0"):
+        checked_rates(Broken(0.1, 1, 0.5), np.arange(3), "lr[2]")
+
+
+def test_drift_budget_of_a_scalar_function_is_the_direct_sum():
+    assert drift_budget(_late_step, 7000) == pytest.approx(5000 * 0.01**2 + 2000 * 0.001**2, rel=1e-12)
+    with pytest.raises(ValueError, match="negative learning rate"):
+        drift_budget(lambda k: -0.1, 5)

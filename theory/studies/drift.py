@@ -20,6 +20,7 @@ from theory import model as m
 from theory.engine import simulate
 from theory.problem import Problem
 from theory.quasistatic import drift_ode, noise_scale, plateau_prediction
+from theory.schedules import as_schedule
 from theory.validation import integer, positive
 
 MAIN_CASES = [dict(gamma=g, eta=e) for g in (0.5, 1.0, 2.0) for e in (0.02, 0.01)]
@@ -46,9 +47,9 @@ class DriftComparison(io.Result):
     KIND = "DriftComparison"
 
     problem: Problem
-    eta: float
+    eta: float                    # the constant rate (a schedule: its largest rate at the records)
     a: float
-    tau: np.ndarray               # eta^2 k at the SGD records
+    tau: np.ndarray               # sum_{j<k} eta_j^2 at the SGD records (eta^2 k at a constant rate)
     sgd_norm: np.ndarray          # (R, P)
     sgd_test: np.ndarray
     sgd_train: np.ndarray
@@ -84,30 +85,51 @@ class DriftComparison(io.Result):
                 "min_norm_test_loss": self.problem.min_norm_test_loss}
 
 
-def compare_drift_with_sgd(problem: Problem, eta: float, *, tau_max: float, paths: int = 32,
-                           batch_size: int | None = None, seed: int = 0, n_records: int = 100,
+def compare_drift_with_sgd(problem: Problem, eta, *, tau_max: float | None = None, steps: int | None = None,
+                           paths: int = 32, batch_size: int | None = None, seed: int = 0, n_records: int = 100,
                            progress: bool = False) -> DriftComparison:
-    """Start SGD paths and the drift ODE at the same point of M (the retraction of ``w0``) and
-    compare ``||w||`` and test loss against ``tau = eta^2 k`` (``k = tau_max / eta^2`` steps)."""
-    eta = positive("eta", eta)
-    tau_max = positive("tau_max", tau_max)
+    """Start SGD paths and the drift ODE at the same point of M (the retraction of ``w0``) and compare ``||w||``
+    and test loss against the drift time ``tau_k = sum_{j<k} eta_j^2`` (:attr:`SimulationResult.tau`).
+
+    ``eta`` is a constant learning rate (run ``steps = round(tau_max / eta^2)`` steps; give ``tau_max``) or a
+    schedule, any callable ``step -> eta`` (give ``steps``; the ODE then runs to the schedule's drift budget
+    ``sum_{k<steps} eta_k^2``). The predicted plateau at a record uses the rate of the step before it."""
     paths = integer("paths", paths, 1)
-    steps = int(round(tau_max / eta**2))
+    if callable(eta):
+        if tau_max is not None:
+            raise ValueError("tau_max applies to a constant eta; with a schedule give steps (the ODE runs to the "
+                             "schedule's drift budget)")
+        if steps is None:
+            raise ValueError("steps is required with a schedule (an integer >= 1)")
+        steps = integer("steps", steps, 1)
+        sched = as_schedule(eta)
+    else:
+        eta = positive("eta", eta)
+        if steps is not None:
+            raise ValueError("steps applies to a schedule; with a constant eta give tau_max (steps = tau_max / eta^2)")
+        if tau_max is None:
+            raise ValueError("tau_max is required with a constant eta (a finite number > 0)")
+        tau_max = positive("tau_max", tau_max)
+        steps = int(round(tau_max / eta**2))
+        sched = eta
     w_start = m.retract(problem.w0, problem.X, problem.y, problem.gamma)
-    sim = simulate(problem, np.tile(w_start, (paths, 1)), steps=steps, lr=eta, method="sgd",
+    sim = simulate(problem, np.tile(w_start, (paths, 1)), steps=steps, lr=sched, method="sgd",
                    batch_size=batch_size, seed=seed, record_every=max(1, steps // n_records), reduce=True,
                    progress=progress)
-    tau = sim.steps * eta**2
+    tau = sim.tau
     a = noise_scale(problem, batch_size)
-    ode = drift_ode(problem, w_start, tau_max=tau_max, a=a, n_eval=400)
+    ode = drift_ode(problem, w_start, tau_max=float(tau[-1]) if callable(eta) else tau_max, a=a, n_eval=400)
     ode_norm = np.interp(tau, ode.tau, ode.norm)
     ode_test = np.interp(tau, ode.tau, ode.test_loss)
     nearest = np.clip(np.searchsorted(ode.tau, tau), 0, len(ode.tau) - 1)
-    plateau_pred = np.array([plateau_prediction(problem, ode.w[i], eta, batch_size).exact for i in nearest])
-    start = plateau_prediction(problem, w_start, eta, batch_size)
-    cfg = dict(eta=eta, tau_max=tau_max, paths=paths, batch_size=batch_size, seed=seed, steps=steps,
-               sim_message=sim.message, off_manifold=ode.off_manifold)
-    return DriftComparison(problem, eta, a, tau, sim.records["norm"], sim.records["test_loss"],
+    rate = (np.full(len(tau), eta) if not callable(eta)
+            else sched(np.maximum(sim.steps - 1, 0)))        # the rate of the step before each record
+    plateau_pred = np.array([plateau_prediction(problem, ode.w[i], e, batch_size).exact for i, e in zip(nearest, rate)])
+    peak = float(eta) if not callable(eta) else float(np.max(rate))
+    start = plateau_prediction(problem, w_start, float(rate[0]) if callable(eta) else eta, batch_size)
+    cfg = dict(eta=peak, tau_max=float(tau[-1]) if callable(eta) else tau_max, paths=paths, batch_size=batch_size,
+               seed=seed, steps=steps, sim_message=sim.message, off_manifold=ode.off_manifold, lr=sim.config["lr"])
+    return DriftComparison(problem, peak, a, tau, sim.records["norm"], sim.records["test_loss"],
                            sim.records["train_loss"], ode_norm, ode_test, plateau_pred, start.exact,
                            start.leading, cfg)
 
