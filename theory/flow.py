@@ -189,6 +189,24 @@ def _rms(x) -> np.ndarray:
     return np.linalg.norm(x, axis=-1) / np.sqrt(x.shape[-1])
 
 
+def _check_batch_functions(grad, loss, W0) -> None:
+    """Call ``grad`` (and ``loss``) once on the first row of ``W0`` and check the shapes they return, so that a
+    ``W0`` whose width is not the model's dimension is named here rather than deep in the integrator."""
+    d = W0.shape[1]
+    for name, fn, want in (("grad", grad, (1, d)), ("loss", loss, (1,))):
+        if fn is None:
+            continue
+        try:
+            out = np.asarray(fn(W0[:1]), dtype=float)
+        except (ValueError, IndexError, TypeError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"W0 has {d} columns, which {name} cannot take ({why}); "
+                             "W0 must have shape (P, d) with d the model's dimension") from None
+        if out.shape != want:
+            raise ValueError(f"W0 has {d} columns: {name}(W0[:1]) returned shape {out.shape}, expected {want}; "
+                             "W0 must have shape (P, d) with d the model's dimension")
+
+
 def batched_gradient_flow(grad, W0, *, loss, eps: float | None, t_max: float, rtol: float = 1e-10,
                           atol: float = 1e-12, method: str = "DOP853", blowup: float = 1e8) -> FlowBatch:
     r"""Integrate ``dw/dt = -grad(w)`` from every row of ``W0`` at once, each row until its own
@@ -222,6 +240,7 @@ def batched_gradient_flow(grad, W0, *, loss, eps: float | None, t_max: float, rt
     blowup = _check_positive("blowup", blowup)
 
     P, d = W0.shape
+    _check_batch_functions(grad, loss if eps is not None else None, W0)
     S = co.N_STAGES
     A, B, C = co.A[:S, :S], co.B, co.C[:S]
     E3, E5, D = co.E3, co.E5, co.D

@@ -300,6 +300,13 @@ class NonlinearModel:
 
     def __init__(self, X, y, gamma, alpha_star, w_mn, test_offset=0.0, problem=None):
         self.X = np.asarray(X, dtype=float)
+        if self.X.ndim not in (2, 3):
+            raise ValueError(f"X must have shape (n, d) or, stacked, (P, n, d), got shape {self.X.shape}")
+        for name, v in (("X", self.X), ("y", y), ("gamma", gamma), ("alpha_star", alpha_star), ("w_mn", w_mn),
+                        ("test_offset", test_offset)):
+            if not np.all(np.isfinite(np.asarray(v, dtype=float))):
+                raise ValueError(f"{name} must contain finite values only (a NaN or inf in the data would be "
+                                 "reported as a diverged path)")
         self.stacked = self.X.ndim == 3
         self.y = np.asarray(y, dtype=float)
         self.gamma = _col(gamma)
@@ -325,6 +332,12 @@ class NonlinearModel:
         return cls(np.stack([p.X for p in problems]), np.stack([p.y for p in problems]),
                    np.array([p.gamma for p in problems]), np.stack([p.alpha_star for p in problems]),
                    np.stack([p.w_mn for p in problems]), np.array([p.test_offset for p in problems]), **kw)
+
+    @property
+    def n_paths(self) -> int | None:
+        """The number of paths a stacked model holds data for (``W0`` needs one row each); ``None`` when
+        the data are shared by any number of paths."""
+        return self.X.shape[0] if self.stacked else None
 
     def select(self, index) -> "NonlinearModel":
         """The model restricted to paths ``index`` (a slice or index array); itself when not stacked."""

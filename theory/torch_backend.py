@@ -109,7 +109,7 @@ def run_chunk(model, W, rates, c0, c1, first_path, spec, bar, statuses):
             st = status.cpu().numpy()
             ss = stop_step.cpu().numpy()
             for c in at_records:
-                hit = np.asarray(c.test(obs, k), dtype=bool) & (st == 0)
+                hit = c.mask(obs, k, P) & (st == 0)
                 st[hit] = code[c.status]
                 ss[hit] = k
             status.copy_(torch.as_tensor(st, device=dev))

@@ -160,7 +160,7 @@ def proposition1_monte_carlo(alphas: Sequence[float], Ks: Sequence[int], *, tria
     with the numerical integrations when ``numerical``.
     """
     trials = integer("trials", trials, 1)
-    eps = positive("eps", eps)
+    eps = open_unit("eps", eps)        # an early-stopping train loss below the loss at the start (scale 1)
     alphas = [open_unit("alpha", a) for a in alphas]
     Ks = [integer("K", k, 0) for k in Ks]
     if not alphas or not Ks:

@@ -28,6 +28,7 @@ import numpy as np
 
 from theory import io
 from theory import model as m
+from theory.budget import check_ode_horizon, check_work, drift_rate, sgd_work
 from theory.engine import simulate
 from theory.problem import Problem
 from theory.quasistatic import drift_ode, normal_hessian_eigs
@@ -36,7 +37,7 @@ from theory.schedules import (Constant, Cosine, CosineWarmRestarts, MultiStep, O
                               Triangular, WarmupStableDecay, drift_budget)
 from theory.stats import mean_sem
 from theory.studies.decay import ScheduleComparison
-from theory.validation import fraction, integer, positive
+from theory.validation import fraction, integer, nonneg, positive
 
 #: claim: for every schedule the effective drift time of its final position, tau_hat (the ODE time at which the
 #: ODE is as far from w_mn on M), satisfies |tau_hat / tau_S - 1| <= eta lambda_max / 2 + CYCLIC_MC, with
@@ -65,12 +66,18 @@ class CyclicConfig:
     def validate(self) -> "CyclicConfig":
         integer("d", self.d, 2)
         integer("n", self.n, 1, self.d - 1)
+        nonneg("gamma", self.gamma)
+        positive("sigma", self.sigma)
+        positive("w0_norm", self.w0_norm)
         positive("eta", self.eta)
         integer("total_steps", self.total_steps, 20)
         fraction("factor", self.factor)
         integer("cycles", self.cycles, 1, self.total_steps // 4)
         integer("paths", self.paths, 1)
         integer("seed", self.seed, 0)
+        n_paths = self.paths * len(cyclic_schedules(self.eta, self.total_steps, self.factor, self.cycles))
+        check_work("total_steps", sgd_work(n_paths * self.total_steps, self.n, self.n + 1),
+                   f"{n_paths} SGD paths of {self.total_steps} steps", ("total_steps", "paths"))
         return self
 
     def smoke(self) -> "CyclicConfig":
@@ -199,9 +206,14 @@ class CyclicStudy(io.Result):
 
 
 def landing_point(problem: Problem, eta: float, max_steps: int = 50_000) -> np.ndarray:
-    """Noise-free gradient descent at ``eta`` from ``w0`` until ``L_n <= 1e-14``, retracted onto M."""
+    """Noise-free gradient descent at ``eta`` from ``w0`` until ``L_n <= 1e-14``, retracted onto M; a
+    ``ValueError`` naming ``eta`` when it diverges or does not land within ``max_steps``."""
     sim = simulate(problem, steps=max_steps, lr=eta, method="gd", stop_loss=LAND_LOSS, record_every=max_steps,
                    reduce=True, observables=["train_loss"], n_paths=1)
+    if sim.status[0] != "stopped":
+        how = "diverged" if sim.status[0] == "diverged" else f"did not reach L_n <= {LAND_LOSS:g} in {max_steps} steps"
+        raise ValueError(f"eta: gradient descent from w0 at eta = {eta:g} {how} (the landing needs a stable rate, "
+                         f"eta lambda_max < 2); lower eta")
     return m.retract(sim.W_final[0], problem.X, problem.y, problem.gamma)
 
 
@@ -210,6 +222,11 @@ def run_cyclic_study(config: CyclicConfig = CyclicConfig(), progress: bool = Fal
     t0 = time.perf_counter()
     prob = Problem.generate(d=cfg.d, n=cfg.n, gamma=cfg.gamma, sigma=cfg.sigma, w0_norm=cfg.w0_norm, seed=cfg.seed)
     w_L = landing_point(prob, cfg.eta)
+    lam = normal_hessian_eigs(prob, w_L)
+    if cfg.eta * lam.max() >= 2:
+        raise ValueError(f"eta: eta lambda_max = {cfg.eta * lam.max():.3g} >= 2 at the landing point (lambda_max = "
+                         f"{lam.max():.3g}): SGD at the peak rate is unstable on the normal directions; lower eta "
+                         f"below {2 / lam.max():.3g}")
     red = Reduction.from_problem(prob, w_L[None, :])
     R = red.reduced
     u_L = red.project(w_L)
@@ -219,6 +236,10 @@ def run_cyclic_study(config: CyclicConfig = CyclicConfig(), progress: bool = Fal
     budgets = {nm: drift_budget(s, T) for nm, s in scheds.items()}
     final_eta = {nm: float(s(T - 1)) for nm, s in scheds.items()}
     wmn, nmn = R.w_mn, float(np.linalg.norm(R.w_mn))
+    a = cfg.sigma**2 / cfg.n
+    check_ode_horizon("eta", 2 * max(budgets.values()),
+                      drift_rate(a, m.hessian_trace(w_L, prob.X, prob.y, prob.gamma), w_L @ w_L),
+                      "the drift ODE to twice the largest drift budget sum eta_k^2", ("eta", "total_steps", "sigma"))
 
     def on_M(U):
         return m.retract(U, R.X, R.y, R.gamma)
@@ -230,9 +251,7 @@ def run_cyclic_study(config: CyclicConfig = CyclicConfig(), progress: bool = Fal
                    record_every=max(1, T // 200), observables=obs, progress=progress)
     comp = ScheduleComparison(prob, names, sim, {k: v.describe() for k, v in scheds.items()},
                               dict(paths=int(cfg.paths), seed=int(cfg.seed), batch_size=None, start="landing point"))
-    a = cfg.sigma**2 / cfg.n
     ode = drift_ode(prob, w_L, tau_max=2 * max(budgets.values()), a=a, n_eval=800)
-    lam = normal_hessian_eigs(prob, w_L)
     lam_min = float(lam.min())
     adiab = (T // (2 * cfg.cycles)) * cfg.eta * cfg.factor * lam_min
     return CyclicStudy(dict(io.config_to_dict(cfg), command="cyclic", land_loss=LAND_LOSS), comp, budgets, final_eta,

@@ -26,13 +26,15 @@ import numpy as np
 
 from theory import io
 from theory.models.diagonal import DiagonalNetwork
-from theory.studies.model_decay import ModelDecayStudy, run_model_decay
+from theory.studies.model_decay import ModelDecayStudy, check_model_memory, run_model_decay
 from theory.validation import integer, positive
 
 #: Phase II: the retracted SGD test loss may differ from the ODE's by this fraction of the ODE's travel.
 #: The quasistatic picture neglects corrections of relative order eta * lambda_mean (the mean Gauss–Newton
 #: eigenvalue; about 0.1 at lr_factor = 0.5 with n/d = 0.5, where lambda_mean / lambda_max ~ 0.17), and 4
 #: paths per row average the tangential diffusion to below 1 % of the travel.
+#: largest start scale: eta = lr_factor / lambda_max ~ init_scale^-2, so the steps of a drift time grow as init_scale^4
+MAX_INIT_SCALE = 10.0
 DRIFT_TOL = 0.10
 #: Phase III: the position frozen by the decay may differ from the ODE at the decay time by this fraction of
 #: the travel (the same corrections; the drift during phase3_steps at eta * factor is factor^2 slower)
@@ -64,7 +66,9 @@ class DiagonalConfig:
         integer("d", self.d, 2)
         integer("n", self.n, 1, self.d - 1)
         integer("sparsity", self.sparsity, 1, self.d)
-        positive("init_scale", self.init_scale)
+        if positive("init_scale", self.init_scale) > MAX_INIT_SCALE:
+            raise ValueError(f"init_scale must be in (0, {MAX_INIT_SCALE:g}] (the landing point's sharpness grows as "
+                             f"init_scale^2, so the SGD steps tau_max / eta^2 grow as init_scale^4), got {self.init_scale!r}")
         positive("sigma", self.sigma)
         positive("tau_max", self.tau_max)
         integer("paths", self.paths, 1)
@@ -72,6 +76,7 @@ class DiagonalConfig:
         for t in self.targets:
             if t not in ("sparse", "dense", "rowspace"):
                 raise ValueError(f"targets must be among ('sparse', 'dense', 'rowspace'), got {t!r}")
+        check_model_memory("d", self.n, self.d, 2 * self.d, len(self.decay_fractions) * self.paths, ("d",))
         return self
 
     def smoke(self) -> "DiagonalConfig":

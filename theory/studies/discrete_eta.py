@@ -25,16 +25,20 @@ import numpy as np
 
 from theory import io
 from theory import model as m
+from theory.budget import check_ode_horizon, check_work, drift_rate, sgd_work
 from theory.problem import Problem
 from theory.quasistatic import drift_ode, noise_scale, plateau_prediction
 from theory.studies.drift import DriftComparison, compare_drift_with_sgd
-from theory.validation import integer, numbers, positive
+from theory.validation import integer, nonneg, numbers, positive
 
 #: the fitted log-log slopes of the drift error and of the leading-order plateau error must lie in this range:
 #: O(eta) means p = 1; over eta lambda_max in [0.06, 0.6] an O(eta^2) term up to about a third of the linear one
 #: at the largest eta raises the slope by up to ~0.15, and the Monte Carlo error of the smallest errors
 #: (32 paths) moves it by about as much; a slope of 2 (no first-order error) or 0 (no eta dependence) is excluded.
 SLOPE_RANGE = (0.7, 1.3)
+#: the grid of learning rates must span at least this factor, and each run at least MIN_STEPS steps
+MIN_ETA_SPAN = 1.5
+MIN_STEPS = 100
 CONFIDENCE = 0.95
 
 
@@ -54,13 +58,26 @@ class DiscreteEtaConfig:
     def validate(self) -> "DiscreteEtaConfig":
         integer("d", self.d, 2)
         integer("n", self.n, 1, self.d - 1)
+        nonneg("gamma", self.gamma)
+        positive("sigma", self.sigma)
+        positive("w0_norm", self.w0_norm)
         et = numbers("etas", self.etas, 0.0, strict=True)
         if et.size < 2 or np.any(np.diff(et) <= 0):
             raise ValueError(f"etas must be at least two increasing learning rates, got {list(self.etas)}")
+        if et[-1] / et[0] < MIN_ETA_SPAN:
+            raise ValueError(f"etas must span a factor of at least {MIN_ETA_SPAN:g} (largest / smallest) for a "
+                             f"log-log slope, got {et[-1] / et[0]:.4g}")
         positive("tau_max", self.tau_max)
         integer("paths", self.paths, 2)
         integer("bootstrap", self.bootstrap, 0)
         integer("seed", self.seed, 0)
+        steps = self.tau_max / et**2
+        if steps.min() < MIN_STEPS:
+            raise ValueError(f"tau_max: tau_max / eta^2 = {steps.min():.3g} steps at eta = {et[-1]:g}, fewer than "
+                             f"{MIN_STEPS}; raise tau_max or lower etas")
+        check_work("tau_max", sgd_work(self.paths * steps.sum(), self.n, self.n + 1),
+                   f"{self.paths} SGD paths of tau_max / eta^2 steps per eta ({steps.sum():.3g} steps in all)",
+                   ("tau_max", "etas", "paths"))
         return self
 
     def smoke(self) -> "DiscreteEtaConfig":
@@ -177,10 +194,16 @@ def run_discrete_eta(config: DiscreteEtaConfig = DiscreteEtaConfig(), progress: 
     prob = Problem.generate(d=cfg.d, n=cfg.n, gamma=cfg.gamma, sigma=cfg.sigma, w0_norm=cfg.w0_norm, seed=cfg.seed)
     w_start = m.retract(prob.w0, prob.X, prob.y, prob.gamma)
     a = noise_scale(prob)
-    ode0 = drift_ode(prob, w_start, cfg.tau_max, a, n_eval=400)
     J = m.jacobian(w_start, prob.X, prob.gamma)
     lam = np.linalg.eigvalsh(J @ J.T / prob.n)
     etas = np.asarray(cfg.etas, dtype=float)
+    if etas[-1] * lam.max() >= 2:
+        raise ValueError(f"etas: eta lambda_max = {etas[-1] * lam.max():.3g} >= 2 at the start on M for eta = "
+                         f"{etas[-1]:g} (lambda_max = {lam.max():.3g}): SGD is unstable on the normal directions; lower "
+                         f"etas below {2 / lam.max():.3g}")
+    check_ode_horizon("tau_max", cfg.tau_max, drift_rate(a, m.hessian_trace(w_start, prob.X, prob.y, prob.gamma),
+                                                         w_start @ w_start), lower=("tau_max", "sigma"))
+    ode0 = drift_ode(prob, w_start, cfg.tau_max, a, n_eval=400)
     D0, D1, TR, PL, PE, comps = [], [], [], [], [], {}
     for eta in etas:
         c = compare_drift_with_sgd(prob, float(eta), tau_max=cfg.tau_max, paths=cfg.paths, seed=cfg.seed,

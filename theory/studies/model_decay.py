@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from theory import io
+from theory.budget import check_memory, check_ode_horizon, check_work, drift_rate, sgd_work
 from theory.engine import SimulationResult, simulate
 from theory.models.base import LinearReadoutModel, drift_ode
 from theory.schedules import StepDecay
@@ -148,6 +149,28 @@ class ModelDecayStudy(io.Result):
         return {"drift_gap": self.drift_gap, "decay_gaps": self.decay_gaps, "travel": self.travel}
 
 
+def check_model_memory(name: str, n: int, d: int, D: int, n_paths: int, lower) -> None:
+    """Refuse a model too large for memory before building it (:func:`theory.budget.check_memory`): the data
+    ``X`` (n x d), the SGD states of every path with the temporaries of a step (about 8 copies of ``P x D``),
+    and the drift ODE's dense Jacobian (``D x D``, LSODA's stiff steps)."""
+    nbytes = 8.0 * (n * d + 8 * n_paths * D + D * D)
+    check_memory(name, nbytes, f"a model with D = {D} parameters (d = {d}, n = {n}) and {n_paths} paths", lower)
+
+
+def check_run_size(model: LinearReadoutModel, theta_land, eta: float, tau_max: float, rows: int, paths: int,
+                   phase3_steps: int, long_tau_factor: float, a: float) -> None:
+    """Refuse, before any SGD step, a run whose SGD work or drift-ODE horizon is past the caps of
+    :mod:`theory.budget` (messages start with ``tau_max``, the option that sets both)."""
+    steps = tau_max / eta**2 + phase3_steps
+    check_work("tau_max", sgd_work(rows * paths * steps, model.n, model.dim),
+               f"{rows * paths} SGD paths of tau_max / eta^2 + phase3_steps = {steps:.3g} steps (eta = "
+               f"lr_factor / lambda_max = {eta:.3g} at the landing point)", ("tau_max", "paths", "init_scale"))
+    th = np.asarray(theta_land, dtype=float)
+    check_ode_horizon("tau_max", long_tau_factor * tau_max,
+                      drift_rate(a, model.hessian_trace(th), th @ th),
+                      f"the long drift-ODE run (to {long_tau_factor:g} x tau_max)", ("tau_max", "sigma"))
+
+
 def run_model_decay(model: LinearReadoutModel, theta_land, *, label: str, lr_factor: float = 0.5,
                     tau_max: float = 10.0, decay_fractions=(0.0, 0.25, 0.5, 1.0), factor: float = 0.1,
                     phase3_steps: int = 2000, paths: int = 4, seed: int = 0, long_tau_factor: float = 10.0,
@@ -166,6 +189,8 @@ def run_model_decay(model: LinearReadoutModel, theta_land, *, label: str, lr_fac
     long_tau_factor = positive("long_tau_factor", long_tau_factor)
     theta_land = model.retract(np.asarray(theta_land, dtype=float))
     eta = lr_factor / model.sharpness(theta_land)
+    a = model.sigma**2 / model.n
+    check_run_size(model, theta_land, eta, tau_max, len(fr), paths, phase3_steps, long_tau_factor, a)
     T = max(1, int(round(tau_max / eta**2)))
     ks = np.unique((fr * T).astype(np.int64))
     total = T + phase3_steps
@@ -176,7 +201,6 @@ def run_model_decay(model: LinearReadoutModel, theta_land, *, label: str, lr_fac
     obs = list(model.observables(model.theta0[None]).keys()) + obs
     sim = simulate(model, np.tile(theta_land, (len(lr), 1)), steps=total, lr=lr, method="sgd", sigma=model.sigma,
                    seed=seed, record_steps=rec, observables=obs, progress=progress)
-    a = model.sigma**2 / model.n
     tau_eff = eta**2 * ks + (eta * factor) ** 2 * (total - ks)
     tau2 = np.unique(np.concatenate([eta**2 * rec[rec <= T], tau_eff]))
     ode = drift_ode(model, theta_land, float(tau2[-1]), a, tau_eval=tau2)

@@ -46,6 +46,7 @@ from scipy.integrate import solve_ivp
 
 from theory import io
 from theory import model as m
+from theory.budget import check_work, sgd_work
 from theory.engine import simulate
 from theory.problem import Problem
 from theory.quasistatic import discrete_drift_velocity, drift_velocity
@@ -62,6 +63,8 @@ from theory.validation import integer, numbers, positive
 RATIO_MC = 0.10
 CONFIDENCE = 0.95
 LAND_LOSS = 1e-14
+MAX_W0_NORM = 10.0        # start norms at most this (see RateLawConfig.validate)
+MAX_CAP_FACTOR = 1000.0   # the SGD step cap, as a multiple of the predicted steps, at most this
 MIN_GROUP = 12        # at least this many paths per engine call (the per-step cost is mostly overhead)
 
 
@@ -83,7 +86,10 @@ class RateLawConfig:
 
     def validate(self) -> "RateLawConfig":
         numbers("gammas", self.gammas, 0.0, strict=True)
-        numbers("w0_norms", self.w0_norms, 0.0, strict=True)
+        if np.any(numbers("w0_norms", self.w0_norms, 0.0, strict=True) > MAX_W0_NORM):
+            raise ValueError(f"w0_norms must be in (0, {MAX_W0_NORM:g}] (the landing point's sharpness grows as "
+                             f"||w0||^(2 gamma), so eta = lr_factor / lambda_max shrinks and the SGD steps tau / eta^2 "
+                             f"grow as ||w0||^(4 gamma)), got {list(self.w0_norms)}")
         d = integer("d", self.d, 3)
         for n in self.ns:
             integer("ns[i]", n, 2, d - 1)
@@ -92,9 +98,11 @@ class RateLawConfig:
         positive("alpha_norm", self.alpha_norm)
         if not 0 < positive("lr_factor", self.lr_factor) < 2:
             raise ValueError(f"lr_factor must be in (0, 2), got {self.lr_factor!r}")
-        positive("tol", self.tol)
-        if positive("cap_factor", self.cap_factor) < 1:
-            raise ValueError(f"cap_factor must be >= 1, got {self.cap_factor!r}")
+        if not 0 < positive("tol", self.tol) < 1:
+            raise ValueError(f"tol must be in (0, 1) (a distance to w_mn relative to ||w_mn||), got {self.tol!r}")
+        if not 1 <= positive("cap_factor", self.cap_factor) <= MAX_CAP_FACTOR:
+            raise ValueError(f"cap_factor must be in [1, {MAX_CAP_FACTOR:g}] (a path not done by then is censored), "
+                             f"got {self.cap_factor!r}")
         integer("n_groups", self.n_groups, 1)
         integer("bootstrap", self.bootstrap, 0)
         integer("seed", self.seed, 0, 2**31 // INSTANCE_SEED_STRIDE)
@@ -341,6 +349,10 @@ def run_rate_law(config: RateLawConfig = RateLawConfig(), progress: bool = False
     landed = [p.with_(w0=w) for p, w in zip(problems, W_L)]
     t_land = time.perf_counter() - t_land
     d0 = np.array([np.linalg.norm(p.w0 - p.w_mn) / np.linalg.norm(p.w_mn) for p in landed])
+    cell_measurable = np.array([np.any(d0[rows[:, 0] == c] > cfg.tol) for c in range(len(cells))])
+    if not cell_measurable.all():
+        raise ValueError(f"tol: in {int(np.sum(~cell_measurable))} of {len(cells)} cells every landing point is already "
+                         f"within tol = {cfg.tol:g} of w_mn (no drift to time); lower tol")
     kappa = np.array([linear_rate(p) for p in landed])
     margin = np.array([flatness_margin(p) for p in landed])
     t_ode = time.perf_counter()
@@ -365,8 +377,13 @@ def run_rate_law(config: RateLawConfig = RateLawConfig(), progress: bool = False
         order = sel[np.argsort(k_pred[sel], kind="stable")]
         k = max(1, min(cfg.n_groups // len(cfg.ns), sel.size // MIN_GROUP))
         groups += [g for g in np.array_split(order, k) if g.size]
+    caps = [int(np.ceil(cfg.cap_factor * k_pred[grp].max())) for grp in groups]
+    check_work("cap_factor", sum(sgd_work(c * len(g), int(problems[g[0]].n), int(problems[g[0]].n) + 1)
+                                 for c, g in zip(caps, groups)),
+               f"SGD up to cap_factor x the predicted steps ({max(caps, default=0):.3g} steps at most)",
+               ("cap_factor", "n_instances"))
     for gi, grp in enumerate(groups):
-        cap = int(np.ceil(cfg.cap_factor * k_pred[grp].max()))
+        cap = caps[gi]
         rec = max(1, int(0.01 * np.min(tau_ode[grp]) / np.max(eta[grp]) ** 2))   # every 1 % of the smallest tau
         out = run_paths([landed[j] for j in grp], eta[grp], max_steps=cap, tol=cfg.tol, seed=cfg.seed,
                         sigma=cfg.sigma, record_every=rec, progress=progress, path_offset=gi * P)

@@ -23,11 +23,13 @@ import numpy as np
 from theory import io
 from theory.flow import gradient_flow
 from theory.models.two_layer import TwoLayerLinear
-from theory.studies.model_decay import ModelDecayStudy, run_model_decay
+from theory.studies.model_decay import ModelDecayStudy, check_model_memory, run_model_decay
 from theory.validation import integer, positive
 
 #: Phase II and Phase III gaps, as for the diagonal network (corrections of relative order eta * lambda_mean,
 #: here about 0.1 at lr_factor = 0.5; 8 paths per row)
+#: largest start scale: eta = lr_factor / lambda_max ~ init_scale^-2, so the steps of a drift time grow as init_scale^4
+MAX_INIT_SCALE = 10.0
 DRIFT_TOL = 0.10
 DECAY_TOL = 0.10
 #: the long ODE run's Hessian trace and ||w_2||^2 within this relative distance of the closed forms
@@ -58,11 +60,16 @@ class TwoLayerConfig:
         integer("d", self.d, 2)
         integer("n", self.n, 1, self.d - 1)
         integer("hidden", self.hidden, 1)
-        positive("init_scale", self.init_scale)
+        if positive("init_scale", self.init_scale) > MAX_INIT_SCALE:
+            raise ValueError(f"init_scale must be in (0, {MAX_INIT_SCALE:g}] (the landing point's sharpness grows as "
+                             f"init_scale^2, so the SGD steps tau_max / eta^2 grow as init_scale^4), got {self.init_scale!r}")
         positive("sigma", self.sigma)
         positive("tau_max", self.tau_max)
         integer("paths", self.paths, 1)
         integer("seed", self.seed, 0)
+        D = TwoLayerLinear.param_dim(self.d, hidden=self.hidden)
+        check_model_memory("hidden" if self.hidden >= self.d else "d", self.n, self.d, D,
+                           len(self.decay_fractions) * self.paths, ("hidden", "d"))
         return self
 
     def smoke(self) -> "TwoLayerConfig":
