@@ -83,7 +83,8 @@ def _opt_state(names, bufs: dict, k: int, template: dict, lr: float) -> dict:
 def train_paths_batched(cfg: TrainConfig, data: D.CifarTensors, items: list[dict], *, lr: float, end_epoch: int,
                         progress: bool = True, on_step=None, runtime: Runtime = Runtime(),
                         check_fields=TrainConfig.SUBPATH_FIELDS) -> list[dict]:
-    """Train the paths ``items`` together (each ``{"dir", "start", "label", "meta"}``) to ``end_epoch``.
+    """Train the paths ``items`` together (each ``{"dir", "start", "label", "meta"}``, optionally with an
+    ``"end_epoch"`` of its own) to ``end_epoch``.
 
     A path resumes from its own newest checkpoint when it has one (refused if made with another
     configuration), else starts from ``start`` (a checkpoint dict). ``on_step(round)`` is called after
@@ -115,8 +116,8 @@ def train_paths_batched(cfg: TrainConfig, data: D.CifarTensors, items: list[dict
             check_stored(snap.get("config", {}), cfg, check_fields, str(ck[-1][1]), lr, snap.get("lr"))
         else:
             snap = it["start"]
-        st = state_from(snap, dir=d, label=it["label"], lr=lr, end_epoch=end_epoch, meta=it["meta"], cfg=cfg,
-                        device=dev)
+        st = state_from(snap, dir=d, label=it["label"], lr=lr, end_epoch=it.get("end_epoch", end_epoch),
+                        meta=it["meta"], cfg=cfg, device=dev)
         p = {n: snap["model"][n].to(dev).contiguous() for n in names}
         ost = snap["optimizer"]["state"]
         b = {n: (ost[j]["momentum_buffer"].to(dev) if j in ost and ost[j].get("momentum_buffer") is not None
@@ -172,6 +173,7 @@ def run_subpaths_batched(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_
     with rundir.lock(out_dir):
         save_config(out_dir, cfg, n_train=len(data.y_train))
         plans = plan_subpaths(out_dir, cfg, data, decay_epochs)
-        items = [{"dir": p.dir, "start": p.start, "label": f"decay@{p.decay_epoch}", "meta": p.meta} for p in plans]
+        items = [{"dir": p.dir, "start": p.start, "label": f"decay@{p.decay_epoch}", "meta": p.meta,
+                  "end_epoch": cfg.subpath_end(p.decay_epoch)} for p in plans]
         return train_paths_batched(cfg, data, items, lr=cfg.lr * cfg.decay_factor, end_epoch=cfg.epochs,
                                    progress=progress, on_step=on_step, runtime=runtime)

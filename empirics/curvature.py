@@ -186,12 +186,16 @@ def lanczos_top(hvp, dim: int, steps: int, generator: torch.Generator, device="c
 
 
 def curvature_at(model, params: dict, x, y, loss: str, cfg: CurvatureConfig, generator: torch.Generator) -> dict:
-    """Trace (Hutchinson), top eigenvalue (Lanczos), loss and gradient norm of :math:`L_S` at ``params``."""
+    """Trace (Hutchinson), top eigenvalue (Lanczos), loss, gradient norm of :math:`L_S` at ``params`` and the
+    parameters' Euclidean norm (without batch norm, rescaling one layer up and the next down leaves the
+    function alone but changes the trace, so a falling trace is read beside the norm)."""
     op = HessianOperator(model, params, x, y, loss, cfg.eval_batch)
     lval, g = op.loss_and_grad()
     tr = hutchinson_trace(op, op.dim, cfg.probes, generator, x.device)
     lz = lanczos_top(op, op.dim, cfg.lanczos_steps, generator, x.device)
-    return {"loss": lval, "grad_norm": float(g.norm()), "trace": tr["trace"], "trace_se": tr["trace_se"],
+    pnorm = float(torch.sqrt(sum((v.double() ** 2).sum() for v in op.params.values())))
+    return {"loss": lval, "grad_norm": float(g.norm()), "param_norm": pnorm, "trace": tr["trace"],
+            "trace_se": tr["trace_se"],
             "trace_samples": tr["samples"], "top_eig": lz["top"], "top_eig_residual": lz["residual"],
             "bottom_ritz": lz["bottom"], "lanczos_steps": lz["steps"], "hvp_calls": op.calls}
 

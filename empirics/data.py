@@ -299,19 +299,32 @@ class CifarTensors:
 
 
 def to_tensors(arrays: CifarArrays, device="cpu", train_size: int | None = None,
-               train_per_class: int | None = None, test_size: int | None = None, seed: int = 0) -> CifarTensors:
-    """Select class-balanced subsets (:func:`balanced_indices`, seeded) and move them to ``device``."""
+               train_per_class: int | None = None, test_size: int | None = None, seed: int = 0,
+               classes: int | None = None) -> CifarTensors:
+    """Select class-balanced subsets (:func:`balanced_indices`, seeded) and move them to ``device``.
+
+    ``classes=k``: only the first ``k`` classes (labels ``0..k-1``, the authors' ``--data-subset-classes k``),
+    training and test images alike; the subset sizes then count images of those classes.
+    """
     import torch
 
-    itr = balanced_indices(arrays.y_train, train_size, train_per_class, seed)
-    ite = balanced_indices(arrays.y_test, test_size, None, seed + 1)
+    k = len(arrays.classes) if classes is None else int(classes)
+    if not 2 <= k <= len(arrays.classes):
+        raise ValueError(f"classes: expected an integer in 2..{len(arrays.classes)} or none, got {classes!r}")
+    keep_tr = np.flatnonzero(arrays.y_train < k)
+    keep_te = np.flatnonzero(arrays.y_test < k)
+    itr = keep_tr[balanced_indices(arrays.y_train[keep_tr], train_size, train_per_class, seed, num_classes=k)]
+    ite = keep_te[balanced_indices(arrays.y_test[keep_te], test_size, None, seed + 1, num_classes=k)]
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     info = arrays.describe() | {
         "train_size": int(len(itr)), "test_size": int(len(ite)), "subset_seed": int(seed),
-        "train_per_class": np.bincount(arrays.y_train[itr], minlength=10).tolist(),
+        "train_per_class": np.bincount(arrays.y_train[itr], minlength=k).tolist(),
     }
+    info["test_per_class"] = np.bincount(arrays.y_test[ite], minlength=k).tolist()
+    if classes is not None:
+        info |= {"classes": k, "class_names": list(arrays.classes[:k])}
     return CifarTensors(t(arrays.x_train[itr]), t(arrays.y_train[itr]), t(arrays.x_test[ite]),
-                        t(arrays.y_test[ite]), tuple(arrays.classes), info)
+                        t(arrays.y_test[ite]), tuple(arrays.classes[:k]), info)
 
 
 _STATS: dict = {}

@@ -3,7 +3,10 @@ r"""Loss landscapes in the plane of the trajectories' principal components.
 1. **Collect.** Every checkpoint of the main path and of each subpath (the subpath starting at its
    branch point on the main path) is flattened to :math:`\theta_k \in \mathbb{R}^P`
    (trainable parameters; batch-norm running statistics are not parameters).
-2. **PCA.** With :math:`\bar\theta` the mean and :math:`X_c` the centred ``K × P`` matrix, the
+2. **PCA.** Fitted to the checkpoints after the main path's landing (train accuracy stays >= 99 %) and
+   the subpaths branching there or later — never the initialisation, never a duplicated branch point
+   (``fit="all"``: every checkpoint but step 0); every checkpoint is then projected on the components.
+   With :math:`\bar\theta` the mean and :math:`X_c` the centred ``K × P`` matrix, the
    eigen-decomposition of the ``K × K`` Gram matrix :math:`X_c X_c^\top = U S^2 U^\top` gives the
    principal directions :math:`v_i = X_c^\top u_i / s_i` and the coordinates
    :math:`c_{ki} = s_i u_{ki}`; explained variance ratio :math:`s_i^2 / \sum_j s_j^2`. (``K`` is at
@@ -14,7 +17,7 @@ r"""Loss landscapes in the plane of the trajectories' principal components.
    :math:`q(a) = q_0 + q_1 a + q_2 a^2` the least-squares fit of the checkpoints' third coordinate
    against their first.
 4. **Grid.** Train and test loss and accuracy at every point of an ``n × n`` grid covering the
-   projected checkpoints (plus a margin); the evaluation images are normalised once and kept on the
+   bounding box of the fitted checkpoints' projections plus ``margin`` (15 %) of its span on every side; the evaluation images are normalised once and kept on the
    device, and the network runs through ``functional_call`` on views of the flat parameter vectors —
    ``points_per_batch`` vectors at a time with ``torch.func.vmap`` on a GPU, one after another on a
    CPU (see :func:`evaluate_points`).
@@ -36,18 +39,23 @@ import torch
 
 from tqdm.auto import tqdm
 
-from theory.io import load_result, save_result
+from theory.io import load_json, load_result, save_result
 
 from . import data as D
 from . import rundir
+from .analysis import landing_epoch
 from .train import TrainConfig, ckpt_path, list_checkpoints, load_checkpoint
 from .vgg import build_model, per_example_loss
+
+
+FITS = ("post_landing", "all")
 
 
 @dataclass
 class LandscapeConfig:
     grid: int = 31                   # points per axis
-    margin: float = 0.25             # fraction of the checkpoints' span added on every side
+    margin: float = 0.15             # fraction of the fitted checkpoints' span added on every side
+    fit: str = "post_landing"        # checkpoints the PCA is fitted to: "post_landing" or "all" (never step 0)
     n_components: int = 4            # principal components reported (>= 2; >= 3 for curved)
     curved: bool = False
     train_size: int | None = None    # class-balanced evaluation subset of the training set (None: all)
@@ -70,6 +78,7 @@ class LandscapeConfig:
         need(isinstance(self.points_per_batch, int) and self.points_per_batch >= 1, "points_per_batch", "an integer >= 1")
         need(isinstance(self.eval_batch, int) and self.eval_batch >= 1, "eval_batch", "an integer >= 1")
         need(self.strategy in STRATEGIES, "strategy", f"one of {STRATEGIES}")
+        need(self.fit in FITS, "fit", f"one of {FITS}")
         return self
 
     def to_dict(self) -> dict:
@@ -98,8 +107,10 @@ def collect_trajectories(out_dir) -> dict:
     """Flattened parameters of every checkpoint (main path first, then the subpaths by decay epoch).
 
     Returns ``theta`` (``K × P`` float32), ``path`` (0 = main, i = i-th subpath), ``step``,
-    ``labels`` (path names), ``decay_epochs`` and ``names`` (parameter names, in flattening order).
-    A subpath's first row is its branch point on the main path.
+    ``labels`` (path names), ``decay_epochs``, ``names`` (parameter names, in flattening order) and
+    ``duplicate`` (rows that repeat another row). A subpath's first row is its branch point on the main
+    path, a copy of the main path's checkpoint there (kept so that a drawn subpath starts at its branch;
+    flagged as a duplicate so that no fit counts it twice).
     """
     out_dir = Path(out_dir)
     main = list_checkpoints(out_dir / "main")
@@ -111,9 +122,10 @@ def collect_trajectories(out_dir) -> dict:
     # before its buffers, so dropping the batch-norm buffers leaves that order)
     names = [k for k in first if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     theta = np.empty((count_checkpoints(out_dir), sum(first[k].numel() for k in names)), np.float32)
-    path_id, steps = [], []
+    path_id, steps, dup = [], [], []
 
-    def add(p, pid, step):
+    def add(p, pid, step, duplicate=False):
+        dup.append(duplicate)
         sd = load_checkpoint(p)["model"]
         theta[len(steps)] = torch.cat([sd[k].reshape(-1).float() for k in names]).numpy()
         path_id.append(pid)
@@ -126,13 +138,30 @@ def collect_trajectories(out_dir) -> dict:
         ck = list_checkpoints(sd)
         e = int(sd.name[len("sub_e"):])
         branch_step = int(load_checkpoint(ck[0][1])["meta"]["branch_step"])
-        add(ckpt_path(out_dir / "main", branch_step), i, branch_step)
+        add(ckpt_path(out_dir / "main", branch_step), i, branch_step, duplicate=True)
         for s, p in ck:
             add(p, i, s)
         labels.append(f"decay@{e}")
         decay_epochs.append(e)
     return {"theta": theta, "path": np.asarray(path_id), "step": np.asarray(steps), "labels": labels,
-            "decay_epochs": decay_epochs, "names": names}
+            "decay_epochs": decay_epochs, "names": names, "duplicate": np.asarray(dup, bool)}
+
+
+def fit_rows(tr: dict, landing_step: int | None, fit: str = "post_landing") -> tuple[np.ndarray, str]:
+    """Which rows of :func:`collect_trajectories` the PCA is fitted to, and a word on what was used.
+
+    Never the initialisation (step 0: its displacement to everything else would be the first component)
+    and never a duplicated row. ``"post_landing"``: the main path from its landing step on and every
+    subpath that branches there or later — the part of the trajectory the paper's landscape is about;
+    falls back to ``"all"`` when the path never landed.
+    """
+    base = (tr["step"] > 0) & ~tr["duplicate"]
+    if fit == "all" or landing_step is None:
+        return base, "all" if fit == "all" else "all (the main path never landed)"
+    branch = {i: int(tr["step"][np.flatnonzero(tr["path"] == i)[0]]) for i in range(1, len(tr["labels"]))}
+    late = np.array([(tr["step"][k] >= landing_step) if p == 0 else branch[int(p)] >= landing_step
+                     for k, p in enumerate(tr["path"])], bool)
+    return base & late, "post_landing"
 
 
 # ----------------------------------------------------------------------------- PCA
@@ -186,6 +215,18 @@ def pca(theta: np.ndarray, k: int = 3, anchor: int = -1, block: int = 1 << 18) -
     coords = U[:, :k] * s[:k]
     sign = np.where(coords[anchor] < 0, -1.0, 1.0)
     return PCA(mean, comps * sign[:, None], s, coords * sign, np.diag(G).copy())
+
+
+def project(p: PCA, theta: np.ndarray, block: int = 1 << 18) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of the rows of ``theta`` on ``p``'s components and their squared distances to its mean."""
+    theta = np.asarray(theta)
+    coords = np.zeros((len(theta), len(p.components)))
+    sq = np.zeros(len(theta))
+    for j in range(0, theta.shape[1], block):
+        B = theta[:, j:j + block].astype(np.float64) - p.mean[j:j + block]
+        coords += B @ p.components[:, j:j + block].T
+        sq += (B * B).sum(1)
+    return coords, sq
 
 
 def fit_sheet(coords: np.ndarray) -> np.ndarray:
@@ -321,10 +362,25 @@ def run_landscape(out_dir, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.Cif
 def _run_landscape(out_dir: Path, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.CifarTensors,
                    progress: bool) -> dict:
     tr = collect_trajectories(out_dir)
-    p = pca(tr["theta"], lcfg.n_components, anchor=int(np.flatnonzero(tr["path"] == 0)[-1]))
-    q = fit_sheet(p.coords) if lcfg.curved else None
+    main_res = Path(out_dir) / "main" / "result.json"
+    land_step = None
+    if main_res.exists():
+        res = load_json(main_res)
+        land = landing_epoch(res["metrics"])
+        land_step = None if land is None else land * int(res["steps_per_epoch"])
+    fit, fit_used = fit_rows(tr, land_step, lcfg.fit)
+    if fit.sum() < 3:
+        raise ValueError(f"landscape: the PCA needs at least 3 checkpoints to fit ({fit_used}), found "
+                         f"{int(fit.sum())}; save checkpoints more often (ckpt_every) or use fit='all'")
+    idx = np.flatnonzero(fit)
+    main_fit = idx[tr["path"][idx] == 0]
+    p0 = pca(tr["theta"][idx], lcfg.n_components,
+             anchor=int(np.flatnonzero(idx == main_fit[-1])[0]) if len(main_fit) else -1)
+    coords, sq = project(p0, tr["theta"])
+    p = PCA(p0.mean, p0.components, p0.singular_values, coords, sq)
+    q = fit_sheet(coords[fit]) if lcfg.curved else None
     dist = p.distance_to_sheet(q) if lcfg.curved else p.distance_to_plane()
-    ax, bx = grid_axes(p.coords, lcfg.grid, lcfg.margin)
+    ax, bx = grid_axes(coords[fit], lcfg.grid, lcfg.margin)
     A, B = np.meshgrid(ax, bx, indexing="ij")
 
     dev = data.device
@@ -332,7 +388,8 @@ def _run_landscape(out_dir: Path, tcfg: TrainConfig, lcfg: LandscapeConfig, data
     ite = D.balanced_indices(data.y_test.cpu().numpy(), lcfg.test_size, None, lcfg.seed + 1)
     sets = {"train": (data.x_train[torch.as_tensor(itr, device=dev)], data.y_train[torch.as_tensor(itr, device=dev)]),
             "test": (data.x_test[torch.as_tensor(ite, device=dev)], data.y_test[torch.as_tensor(ite, device=dev)])}
-    model = build_model(tcfg.arch, tcfg.width, tcfg.batch_norm, tcfg.dropout, init=tcfg.init).to(dev)
+    model = build_model(tcfg.arch, tcfg.width, tcfg.batch_norm, tcfg.dropout, num_classes=tcfg.num_classes,
+                        init=tcfg.init).to(dev)
     if tcfg.batch_norm:
         torch.func.replace_all_batch_norm_modules_(model)
     n = lcfg.grid
@@ -374,11 +431,13 @@ def _run_landscape(out_dir: Path, tcfg: TrainConfig, lcfg: LandscapeConfig, data
         arrays[f"proj_{split}_loss"] = bilinear(ax, bx, arrays[f"{split}_loss"], p.coords[:, 0], p.coords[:, 1])
     arrays |= {"coords": p.coords, "distance": dist, "norm_from_mean": np.sqrt(p.sq_norms), "path": tr["path"],
                "step": tr["step"], "explained_variance_ratio": p.explained_variance_ratio[:lcfg.n_components],
-               "singular_values": p.singular_values, "sheet": q if q is not None else np.zeros(0)}
+               "singular_values": p.singular_values, "sheet": q if q is not None else np.zeros(0),
+               "fit": fit, "duplicate": tr["duplicate"]}
     config = {"train": tcfg.to_dict(), "landscape": lcfg.to_dict(), "labels": tr["labels"],
               "decay_epochs": tr["decay_epochs"], "n_parameters": int(tr["theta"].shape[1]),
               "n_checkpoints": int(tr["theta"].shape[0]), "eval_train_size": int(len(itr)),
-              "eval_test_size": int(len(ite)), "data": data.info, "seed": tcfg.seed}
+              "eval_test_size": int(len(ite)), "data": data.info, "seed": tcfg.seed, "fit_used": fit_used,
+              "landing_step": land_step, "n_fitted": int(fit.sum())}
     bar.close()
     save_result(out_dir / "landscape.npz", arrays, config)
     partial.unlink(missing_ok=True)

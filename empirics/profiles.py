@@ -98,6 +98,20 @@ CPU_LABEL_NOISE = replace(
     run_landscape=False,
 )
 
+CPU_LONG = replace(
+    CPU, name="cpu_long",
+    description="about an hour on 2 CPU cores, one seed: slim VGG-11 at width 0.375 on all 5,000 images (10 "
+                "classes), crop + flip, dropout 0.5, batch 125, 800 epochs at lr 0.1 (32,000 steps), a checkpoint "
+                "every 10 epochs; fixed-length subpaths of 100 epochs at lr 0.01 branching every 50 epochs; "
+                "curvature every 50 epochs; landscape of post-landing checkpoints",
+    train=replace(CPU.train, width=0.375, init="authors_width", dropout=0.5, augment=True, batch_size=125,
+                  train_size=5000, epochs=800, ckpt_every=400, decay_epochs=tuple(range(100, 701, 50)),
+                  subpath_epochs=100, eval_every=5, eval_batch=1000),
+    landscape=replace(CPU.landscape, grid=21, train_size=2500, test_size=1000, eval_batch=1000),
+    curvature=replace(CPU.curvature, probes=6, lanczos_steps=8, eval_size=500, eval_batch=500, main_every=50),
+    seeds=(0,), threads=2,
+)
+
 QUICK = replace(
     CPU, name="quick",
     description="a minute on 2 cores (tests, smoke runs; not in the regime): the cpu recipe at width 0.25 on 200 "
@@ -120,7 +134,7 @@ FULL = replace(
     curvature=replace(AUTHORS.curvature, eval_size=2000, main_every=50),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, CPU, CPU_LABEL_NOISE, AUTHORS, FULL)}
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, CPU, CPU_LONG, CPU_LABEL_NOISE, AUTHORS, FULL)}
 
 
 def profile_names() -> list[str]:

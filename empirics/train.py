@@ -82,9 +82,11 @@ class TrainConfig:
     ckpt_every: int = 400                   # steps between checkpoints
     decay_epochs: tuple = tuple(range(2000, 3000, 100))
     decay_factor: float = 0.1
+    subpath_epochs: int | None = None       # None: every subpath ends at `epochs` (equal budget); L: each runs L epochs
     train_size: int | None = 5000           # class-balanced subset size (None: all images)
     train_per_class: int | None = None      # exact per-class count instead of train_size
     test_size: int | None = None            # None: the whole test set
+    classes: int | None = None              # the first k classes only (None: all 10)
     data_seed: int = 0                      # chooses the subsets (fixed across training seeds)
     augment: bool = True                    # random crop (pad 4) + horizontal flip
     eval_every: int = 1                     # epochs between metric evaluations (the last epoch always)
@@ -94,9 +96,9 @@ class TrainConfig:
     # fields that fix the main path; the others may change between stages
     MAIN_FIELDS = ("arch", "width", "batch_norm", "dropout", "init", "loss", "label_noise", "lr", "momentum",
                    "weight_decay", "batch_size", "epochs", "ckpt_every", "train_size", "train_per_class",
-                   "test_size", "data_seed", "augment", "eval_every", "seed")
+                   "test_size", "data_seed", "augment", "eval_every", "seed", "classes")
     # ... and, with those, a subpath
-    SUBPATH_FIELDS = MAIN_FIELDS + ("decay_factor",)
+    SUBPATH_FIELDS = MAIN_FIELDS + ("decay_factor", "subpath_epochs")
 
     def __post_init__(self):
         if isinstance(self.decay_epochs, (list, tuple)):
@@ -134,6 +136,8 @@ class TrainConfig:
             need(is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an integer >= 1")
         for name in ("seed", "data_seed"):
             need(is_int(getattr(self, name)) and 0 <= getattr(self, name) < 2 ** 63, name, "an integer >= 0")
+        need(self.classes is None or (is_int(self.classes) and 2 <= self.classes <= NUM_CLASSES), "classes",
+             f"an integer in 2..{NUM_CLASSES} (the first k classes) or none")
         for name in ("train_size", "train_per_class", "test_size"):
             v = getattr(self, name)
             need(v is None or (is_int(v) and v >= 1), name, "an integer >= 1 or none")
@@ -141,10 +145,15 @@ class TrainConfig:
             raise ValueError("train_size, train_per_class: give at most one (the other must be none)")
         if not isinstance(self.decay_epochs, tuple) or not all(is_int(e) for e in self.decay_epochs):
             raise ValueError(f"decay_epochs: expected a list of integer epochs, got {self.decay_epochs!r}")
+        need(self.subpath_epochs is None or (is_int(self.subpath_epochs) and self.subpath_epochs >= 1),
+             "subpath_epochs", "an integer >= 1 or none (none: every subpath ends at the main path's end)")
+        last = self.epochs if self.subpath_epochs is not None else self.epochs - 1
         for e in self.decay_epochs:
-            if not 1 <= e < self.epochs:
-                raise ValueError(f"decay_epochs: every decay epoch must lie in 1..{self.epochs - 1} (a subpath "
-                                 f"runs from its decay epoch to the main path's end, epoch {self.epochs}), got {e}")
+            if not 1 <= e <= last:
+                where = (f"a subpath branches from a main-path checkpoint, the last at epoch {self.epochs}"
+                         if self.subpath_epochs is not None else
+                         f"a subpath runs from its decay epoch to the main path's end, epoch {self.epochs}")
+                raise ValueError(f"decay_epochs: every decay epoch must lie in 1..{last} ({where}), got {e}")
         if len(set(self.decay_epochs)) != len(self.decay_epochs):
             raise ValueError(f"decay_epochs: each epoch at most once, got {list(self.decay_epochs)}")
         if n_train is not None:
@@ -160,6 +169,15 @@ class TrainConfig:
 
     def steps_per_epoch(self, n_train: int) -> int:
         return n_train // self.batch_size
+
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES if self.classes is None else int(self.classes)
+
+    def subpath_end(self, decay_epoch: int) -> int:
+        """The epoch at which the subpath decayed at ``decay_epoch`` ends: the main path's end (equal budget)
+        or ``decay_epoch + subpath_epochs`` (the authors' fixed-length branches)."""
+        return self.epochs if self.subpath_epochs is None else int(decay_epoch) + self.subpath_epochs
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -213,7 +231,8 @@ def select_device(name: str = "auto") -> torch.device:
 def load_data(cfg: TrainConfig, data_dir=None, device="cpu", source: str = "auto", download: bool = False):
     """CIFAR-10 tensors on ``device``, class-balanced subsets chosen by ``cfg.data_seed``."""
     arrays = D.load_cifar10(data_dir, source=source, download=download)
-    return D.to_tensors(arrays, device, cfg.train_size, cfg.train_per_class, cfg.test_size, seed=cfg.data_seed)
+    return D.to_tensors(arrays, device, cfg.train_size, cfg.train_per_class, cfg.test_size, seed=cfg.data_seed,
+                        classes=cfg.classes)
 
 
 @torch.no_grad()
@@ -276,8 +295,8 @@ def write_metrics_csv(path: Path, rows: list[dict]) -> None:
 
 def make_model(cfg: TrainConfig, device="cpu", seed: int | None = None, channels_last: bool = True):
     """The configured network (initialised from ``seed``, default ``cfg.seed``) on ``device``."""
-    model = build_model(cfg.arch, cfg.width, cfg.batch_norm, cfg.dropout, seed=cfg.seed if seed is None else seed,
-                        init=cfg.init)
+    model = build_model(cfg.arch, cfg.width, cfg.batch_norm, cfg.dropout, num_classes=cfg.num_classes,
+                        seed=cfg.seed if seed is None else seed, init=cfg.init)
     return model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
 
 
@@ -387,7 +406,7 @@ def draw_step(st: PathState, cfg: TrainConfig, data: D.CifarTensors, model, chan
     masks = model.draw_masks(cfg.batch_size, st.gen, data.device) if cfg.dropout > 0 else ()
     targets = None
     if cfg.loss in SQUARED_LOSSES:
-        targets = onehot(yb, NUM_CLASSES)
+        targets = onehot(yb, cfg.num_classes)
         if cfg.label_noise > 0:
             targets = targets + cfg.label_noise * torch.randn(targets.shape, generator=st.gen, device=data.device)
     return StepBatch(x, yb, masks, targets)
@@ -468,7 +487,8 @@ def provenance() -> dict:
 def check_stored(stored: dict, cfg: TrainConfig, names, what: str, lr: float | None = None,
                  stored_lr: float | None = None) -> None:
     """Refuse ``stored`` (a checkpoint's or result's configuration) when it differs from ``cfg`` on ``names``."""
-    diff = config_diff(stored, cfg.to_dict(), names)
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    diff = config_diff(defaults | stored, cfg.to_dict(), names)   # a field added later: its default
     if lr is not None and stored_lr is not None and not math.isclose(lr, stored_lr, rel_tol=1e-12):
         diff["lr of this path"] = (stored_lr, lr)
     if diff:
@@ -618,7 +638,8 @@ def run_subpaths(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=N
     with rundir.lock(out_dir):
         save_config(out_dir, cfg, n_train=len(data.y_train))
         lr = cfg.lr * cfg.decay_factor
-        return [train_path(p.dir, cfg, data, lr=lr, end_epoch=cfg.epochs, start=p.start, progress=progress,
+        return [train_path(p.dir, cfg, data, lr=lr, end_epoch=cfg.subpath_end(p.decay_epoch), start=p.start,
+                           progress=progress,
                            tensorboard=tensorboard, label=f"decay@{p.decay_epoch}", meta=p.meta,
                            check_fields=TrainConfig.SUBPATH_FIELDS, runtime=runtime)
                 for p in plan_subpaths(out_dir, cfg, data, decay_epochs)]

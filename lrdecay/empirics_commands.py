@@ -202,8 +202,11 @@ def cmd_main(args) -> int:
 
     prof = get_profile(args.profile)
     tr, la, cu = parse_overrides(args.overrides)
-    seed = prof.seeds[0] if args.seed is None else args.seed
-    if isinstance(seed, bool) or seed < 0:
+    if args.seed is not None and "seed" in tr and tr["seed"] != args.seed:
+        raise ValueError(f"--seed {args.seed} and --set seed={tr['seed']} disagree; give the seed once")
+    seed = tr.pop("seed", prof.seeds[0]) if args.seed is None else args.seed
+    tr.pop("seed", None)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"--seed must be an integer >= 0, got {seed}")
     tcfg = replace(prof.train, **tr, seed=int(seed))
     lcfg, ccfg = replace(prof.landscape, **la), replace(prof.curvature, **cu)
@@ -329,14 +332,19 @@ def cmd_profile(args) -> int:
                     threads=args.threads, batched=args.batched)
     draw_figures(args.out)
     print(f"profile {args.name} in {args.out}")
+    g = s.get("generalization", {})
+    for p in g.get("per_seed", []):
+        print(f"seed {p['seed']}: test loss {p['test_loss']:.4f} at epoch {p['first_decay_epoch']} against the "
+              f"constant predictor's {p['constant_loss']:.4f} ({100 * p['relative_margin']:.1f} % below)")
     ld = s.get("late_decay", {})
-    if "decay_epochs" in ld:
-        print(f"{'decay epoch':>11} {'test loss (mean ± s.e.)':>24} {'test acc':>9}")
+    if ld.get("decay_epochs"):
+        print(f"{'decay epoch':>11} {'test loss (mean ± s.e.)':>24} {'test acc':>9}   ({ld['design']}, mean of the "
+              f"last {ld['last_k']} evaluations)")
         for e, m, se, a in zip(ld["decay_epochs"], ld["test_loss_mean"], ld["test_loss_se"], ld["test_acc_mean"]):
             print(f"{e:>11} {m:>14.5f} ± {se:<7.5f} {a:>9.4f}")
-        print(f"{'no decay':>11} {ld['control_test_loss_mean']:>14.5f} ± {ld['control_test_loss_se']:<7.5f} "
-              f"{ld['control_test_acc_mean']:>9.4f}  (epoch {ld['end_epoch']}, large lr)")
-        print(f"Spearman ρ = {ld['spearman_rho']:.2f} [{ld['rho_interval'][0]:.2f}, {ld['rho_interval'][1]:.2f}]")
+        sl = ld["test_loss_slope"]
+        print(f"late-decay slope {sl['slope']:+.5f} per {sl['per_epochs']} epochs "
+              f"[{sl['interval'][0]:+.5f}, {sl['interval'][1]:+.5f}] ({sl['basis']})")
     if "timings" in s:
         print("wall time (s): " + json.dumps({k: (round(v, 1) if isinstance(v, float) else v)
                                               for k, v in s["timings"]["stages_s"].items()}))

@@ -3,13 +3,14 @@
 Reads one run directory (``main/result.json``, ``sub_e*/result.json``; see :mod:`empirics.train`) or a
 profile's output directory (then its first run directory, with the other seeds' main paths drawn thin);
 writes ``<dir>/figures/vgg_learning_curves.png`` and ``.pdf``. Losses on a log scale; the landing epoch
-(first evaluation at ≥ 99 % train accuracy) and the decay epochs are marked.
+(from which train accuracy stays ≥ 99 %), the decay epochs and the best constant predictor's test loss
+are marked.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from empirics.analysis import REGIME_MIN_TRAIN_ACC, landing_epoch, load_run
+from empirics.analysis import REGIME_MIN_TRAIN_ACC, landing_epoch, load_run, run_constant_loss
 from paper_figures._style import plt, save_figure
 from theory.io import load_json
 
@@ -56,6 +57,9 @@ def make_figure(runs: list[dict], stem) -> list[Path]:
             ax.axvline(land, color="tab:blue", ls=":", lw=1)
         if key == "train_acc":
             ax.axhline(REGIME_MIN_TRAIN_ACC, color="tab:blue", ls=":", lw=0.8)
+        if key == "test_loss" and "test_per_class" in first["main"]["data"]:
+            ax.axhline(run_constant_loss(first), color="0.3", ls=":", lw=1.2, label="constant predictor")
+            ax.legend(fontsize=7, loc="lower left")
         if logy:
             ax.set_yscale("log")
         ax.set_ylabel(name)
@@ -63,7 +67,7 @@ def make_figure(runs: list[dict], stem) -> list[Path]:
         ax.set_xlabel("epoch")
     axes[0, 0].legend(fontsize=7, loc="lower left")
     others = f"; other seeds' main paths in grey ({', '.join(str(r['seed']) for r in runs[1:])})" if len(runs) > 1 else ""
-    land_txt = f"landed (train acc ≥ {REGIME_MIN_TRAIN_ACC:.0%}) at epoch {land}" if land is not None else "never landed"
+    land_txt = f"landed (train acc stays ≥ {REGIME_MIN_TRAIN_ACC:.0%}) at epoch {land}" if land is not None else "never landed"
     fig.suptitle(f"{cfg['arch']} width {cfg['width']}, {cfg['train_size'] or 'all'} training images, batch "
                  f"{cfg['batch_size']}, dropout {cfg['dropout']}, loss {cfg['loss']}, label noise {cfg['label_noise']}"
                  f"\nseed {first['seed']}: {land_txt} (dotted); decay epochs in grey{others}", fontsize=9)

@@ -185,10 +185,35 @@ def job_empirics(d: Path, cfg: dict):
         vgg_landscape.make(d)
 
 
+#: the long CPU run's small result files (no checkpoints), as committed with the repository
+LONG_RUN = Path(__file__).resolve().parents[2] / "measurements" / "vgg_cpu_long"
+
+
+def job_vgg_long(d: Path, cfg: dict):
+    """The long CPU run (profile ``cpu_long``): its committed result files, judged and drawn here; rerun it
+    from scratch with ``lrdecay empirics profile cpu_long --out DIR`` (about an hour on 2 cores)."""
+    import shutil
+
+    from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
+    src = Path(cfg.get("source") or LONG_RUN)
+    if not (src / "profile.json").exists():
+        save_json(d / "error.json", {"error": f"FileNotFoundError: the long run's files are not in {src} (a "
+                                              "checkout of the repository has them; or run 'lrdecay empirics "
+                                              "profile cpu_long --out DIR')"})
+        return
+    for f in sorted(src.rglob("*")):
+        if f.is_file():
+            (d / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, d / f.relative_to(src))
+    for fig in (vgg_learning_curves, vgg_decay, vgg_late_decay_map, vgg_curvature, vgg_landscape):
+        fig.make(d)
+
+
 JOBS: dict[str, Callable[[Path, dict], None]] = {
     "core": job_core, "symbolic": job_symbolic, "demo": job_demo, "drift": job_drift, "convex": job_convex,
     "landscape": job_landscape, "gamma": job_gamma, "rate_law": job_rate_law, "cyclic": job_cyclic,
-    "discrete_eta": job_discrete_eta, "diagonal": job_diagonal, "two_layer": job_two_layer, "empirics": job_empirics}
+    "discrete_eta": job_discrete_eta, "diagonal": job_diagonal, "two_layer": job_two_layer, "empirics": job_empirics,
+    "vgg_long": job_vgg_long}
 
 
 # --------------------------------------------------------------------------------------------------

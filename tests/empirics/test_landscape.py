@@ -173,7 +173,20 @@ def test_run_landscape(tiny_run, curved):
     assert a["train_loss"].shape == (5, 5) and a["coords"].shape == (K, 3)
     evr = a["explained_variance_ratio"]
     assert np.all(np.diff(evr) <= 0) and 0 < evr.sum() <= 1 + 1e-12
-    assert a["a"].min() <= a["coords"][:, 0].min() and a["a"].max() >= a["coords"][:, 0].max()
+    # the PCA is fitted without the initialisation and without the duplicated branch points (this tiny run
+    # never lands, so every other checkpoint), and the window is their bounding box plus 15 % of its span
+    fit = a["fit"]
+    assert not fit[a["step"] == 0].any() and not fit[a["duplicate"]].any()
+    assert fit.sum() == K - 1 - 2 and c["fit_used"].startswith("all")
+    lo, hi = a["coords"][fit, 0].min(), a["coords"][fit, 0].max()
+    assert a["a"][0] == pytest.approx(lo - 0.15 * (hi - lo)) and a["a"][-1] == pytest.approx(hi + 0.15 * (hi - lo))
+    # an independent PCA (numpy's SVD of the centred fitted rows) gives the same variance ratios and coordinates
+    tr = L.collect_trajectories(out)
+    X = tr["theta"][fit].astype(np.float64)
+    U, S, Vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
+    np.testing.assert_allclose(evr, (S ** 2 / (S ** 2).sum())[:len(evr)], rtol=1e-6)
+    proj = (tr["theta"].astype(np.float64) - X.mean(0)) @ Vt[:2].T
+    np.testing.assert_allclose(np.abs(a["coords"][:, :2]), np.abs(proj), rtol=1e-4, atol=1e-6 * np.abs(proj).max())
     assert c["labels"] == ["main", "decay@2", "decay@4"] and c["decay_epochs"] == [2, 4]
     # checkpoint losses: oracle = the training module's evaluate() on the loaded checkpoint
     itr = D.balanced_indices(data.y_train.numpy(), 40, None, 0)
@@ -190,6 +203,17 @@ def test_run_landscape(tiny_run, curved):
     np.testing.assert_allclose(a["coords"][first_sub], a["coords"][j], atol=1e-9)
     assert np.all(a["distance"] >= 0)
     assert (out / "landscape.npz").exists()
+
+
+def test_fit_rows_take_the_post_landing_checkpoints_once():
+    """Main path from landing on, subpaths branching there or later; never step 0, never a duplicated row."""
+    tr = {"step": np.array([0, 10, 20, 30, 40, 10, 20, 30, 30, 40]),
+          "path": np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2]),
+          "duplicate": np.array([0, 0, 0, 0, 0, 1, 0, 0, 1, 0], bool), "labels": ["main", "decay@1", "decay@3"]}
+    fit, used = L.fit_rows(tr, landing_step=20)
+    assert used == "post_landing" and fit.tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 1]
+    fit, used = L.fit_rows(tr, landing_step=None)
+    assert used.startswith("all") and fit.tolist() == [0, 1, 1, 1, 1, 0, 1, 1, 0, 1]
 
 
 def test_landscape_parameter_errors():

@@ -64,8 +64,8 @@ def test_stages_one_by_one(datadir, tmp_path, capsys):
                  "vgg_learning_curves.png", "vgg_curvature.png", "vgg_late_decay_map.png"):
         assert (out / "figures" / name).stat().st_size > 1000
     from empirics import analysis as A
-    t = A.final_table([out])
-    assert t["decay_epochs"] == [1, 2] and len(t["test_loss_mean"]) == 2 and t["end_epoch"] == 3
+    t = A.branch_table([out])
+    assert t["decay_epochs"] == [1, 2] and len(t["test_loss_mean"]) == 2 and t["end_epochs"] == [3, 3]
     # a main-path setting cannot change once the path exists
     with pytest.raises(ValueError, match="fix the main path"):
         run(["empirics", "subpaths", *common, "--set", "lr=0.5"])
@@ -78,7 +78,7 @@ def test_profile_command_runs_and_reuses(datadir, tmp_path, capsys):
     argv = ["empirics", "profile", "quick", "--out", str(out), "--data", str(datadir), "--no-progress", *TINY]
     assert run(argv) == 0
     text = capsys.readouterr().out
-    assert "decay epoch" in text and "no decay" in text
+    assert "decay epoch" in text and "late-decay slope" in text and "constant predictor" in text
     assert run(argv) == 0  # second run: every stage reused
     t = json.loads((out / "timings.json").read_text())
     assert len(t) == 2 and t[1]["stages_s"]["sgd/seed_0/main"] == "reused" and t[1]["stages_s"]["landscape"] == "reused"

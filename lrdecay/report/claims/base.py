@@ -15,7 +15,7 @@ from typing import Callable
 
 PASS, FAIL, MISSING, FIGURE, NOT_APPLICABLE = "pass", "FAIL", "not run", "figure", "n/a"
 NOT_TESTABLE = "not testable"      # the sample at this size cannot refute the claim (stated why in the note)
-SECTIONS = ("§1 model", "§1 Phase I", "§1 dynamics", "§1 Phase II", "§1 Phase III", "§2 convex", "§4 VGG-11")
+SECTIONS = ("§1 model", "§1 Phase I", "§1 dynamics", "§1 Phase II", "§1 Phase III", "§2 convex", "§4 VGG-11", "§4 VGG-11 long run")
 
 
 @dataclass
