@@ -40,6 +40,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from theory.io import load_json, load_result, save_json
 
@@ -211,7 +212,7 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
                 train_overrides: dict | None = None, landscape_overrides: dict | None = None,
                 curvature_overrides: dict | None = None, seeds=None, source: str = "auto",
                 download: bool = False, tensorboard: bool = False, threads: int | None = None,
-                batched: bool | None = None, runtime=None) -> dict:
+                batched: bool | None = None, runtime=None, executor=None, max_workers: int | None = None) -> dict:
     """Run the whole profile ``name`` in ``out_dir`` (resumable) and return :func:`summarize`'s dict.
 
     Everything is validated — settings, seeds, device, thread count, the data's size against batch and
@@ -219,7 +220,10 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
     process gets a one-line error). ``threads``: torch CPU threads (default: the profile's).
     ``batched``: train each run's subpaths as one batched model (default: the profile's, else on CUDA
     only). ``runtime``: an :class:`empirics.train.Runtime` (``torch.compile``, bfloat16 autocast).
-    Stage wall times are appended to ``out/timings.json``.
+    ``executor``: run each seed's subpaths as independent tasks on a sweep executor (``"serial"``,
+    ``"processes"``, ``"threads"``, a Dask client or scheduler address; see :mod:`empirics.tasks`) with
+    ``max_workers``; each task uses ``threads`` torch threads (default 1). Stage wall times are appended
+    to ``out/timings.json``.
     """
     import torch
 
@@ -235,12 +239,24 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
     if threads and dev.type == "cpu":
         torch.set_num_threads(threads)
     try:
-        return _run(p, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime)
+        return _run(p, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime,
+                    SubpathTasks(executor, max_workers, threads or 1, data_dir, source))
     finally:
         torch.set_num_threads(previous)     # the caller's setting, however the run ends
 
 
-def _run(p: Profile, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime) -> dict:
+class SubpathTasks(NamedTuple):
+    """How a profile's subpaths run as independent tasks (:mod:`empirics.tasks`); ``executor=None``: in process."""
+
+    executor: object = None
+    max_workers: int | None = None
+    threads: int = 1
+    data_dir: object = None
+    source: str = "auto"
+
+
+def _run(p: Profile, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime,
+         tasks: SubpathTasks = SubpathTasks()) -> dict:
     from . import batched as BT
     from . import train as T
 
@@ -258,12 +274,15 @@ def _run(p: Profile, out_dir, data_dir, progress, dev, source, download, tensorb
         train_config(p, v, p.seeds[0]).validate(n)
     timings["data"] = time.perf_counter() - t
 
+    if tasks.executor is not None:
+        from theory.sweep import check_executor
+        check_executor(tasks.executor)
     with rundir.lock(out_dir):
-        return _stages(p, out_dir, data, dev, progress, tensorboard, use_batched, runtime, timings, t_start)
+        return _stages(p, out_dir, data, dev, progress, tensorboard, use_batched, runtime, timings, t_start, tasks)
 
 
 def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_batched, runtime, timings,
-            t_start) -> dict:
+            t_start, tasks: SubpathTasks = SubpathTasks()) -> dict:
     """The stages of :func:`run_profile`, under the output directory's lock."""
     import torch
 
@@ -296,7 +315,12 @@ def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_bat
                 if p.subpaths and tcfg.decay_epochs:
                     t = time.perf_counter()
                     reused = all((T.subpath_dir(rd, e) / "result.json").exists() for e in tcfg.decay_epochs)
-                    if use_batched:
+                    if tasks.executor is not None:
+                        from .tasks import run_subpaths_on
+                        run_subpaths_on(rd, tcfg, data, executor=tasks.executor, max_workers=tasks.max_workers,
+                                        data_dir=tasks.data_dir, source=tasks.source, threads=tasks.threads,
+                                        device=str(dev), progress=progress)
+                    elif use_batched:
                         BT.run_subpaths_batched(rd, tcfg, data, progress=progress, runtime=runtime)
                     else:
                         T.run_subpaths(rd, tcfg, data, progress=progress, tensorboard=tensorboard,

@@ -50,6 +50,11 @@ def _batched(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                    help="train the subpaths together as one batched model (default: on CUDA only; on a CPU the "
                         "batched convolutions are slower)")
+    p.add_argument("--executor", default=None,
+                   help="run each subpath as an independent task: serial, processes, threads or a Dask scheduler "
+                        "address tcp://HOST:PORT (results identical to the sequential run; default: in this process)")
+    p.add_argument("--max-workers", type=int, default=None,
+                   help="pool size for --executor processes/threads (default: the CPUs available)")
 
 
 def register(subparsers) -> None:
@@ -236,10 +241,17 @@ def cmd_subpaths(args) -> int:
     data = T.load_data(tcfg, args.data, dev, args.source, args.download)
     T.save_config(args.out, tcfg, {"landscape": lcfg.to_dict(), "curvature": ccfg.to_dict()},
                   n_train=len(data.y_train))
-    batched = BT.batched_default(dev) if args.batched is None else args.batched
-    run = BT.run_subpaths_batched if batched else T.run_subpaths
-    kw = {} if batched else {"tensorboard": args.tensorboard}
-    for r in run(args.out, tcfg, data, progress=not args.no_progress, **kw):
+    if args.executor is not None:
+        from empirics.tasks import run_subpaths_on
+        results = run_subpaths_on(args.out, tcfg, data, executor=args.executor, max_workers=args.max_workers,
+                                  data_dir=args.data, source=args.source, threads=args.threads or 1,
+                                  device=str(dev), progress=not args.no_progress)
+    else:
+        batched = BT.batched_default(dev) if args.batched is None else args.batched
+        run = BT.run_subpaths_batched if batched else T.run_subpaths
+        kw = {} if batched else {"tensorboard": args.tensorboard}
+        results = run(args.out, tcfg, data, progress=not args.no_progress, **kw)
+    for r in results:
         print(f"decay at epoch {r['meta']['decay_epoch']:>5}: {_fmt(r['final'])}")
     return 0
 
@@ -329,7 +341,8 @@ def cmd_profile(args) -> int:
     s = run_profile(args.name, args.out, args.data, progress=not args.no_progress, device=args.device,
                     train_overrides=tr, landscape_overrides=la, curvature_overrides=cu, seeds=args.seeds,
                     source=args.source, download=args.download, tensorboard=args.tensorboard,
-                    threads=args.threads, batched=args.batched)
+                    threads=args.threads, batched=args.batched, executor=args.executor,
+                    max_workers=args.max_workers)
     draw_figures(args.out)
     print(f"profile {args.name} in {args.out}")
     g = s.get("generalization", {})

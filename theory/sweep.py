@@ -258,7 +258,8 @@ def _is_address(obj: Any) -> bool:
     return isinstance(obj, str) and "://" in obj
 
 
-def _check_executor(executor: Any) -> None:
+def check_executor(executor: Any) -> None:
+    """Raise a one-line ``ValueError`` unless ``executor`` is one :func:`run_sweep` accepts."""
     if isinstance(executor, cf.Executor) or _is_dask_client(executor) or _is_address(executor):
         return
     if isinstance(executor, str) and executor in EXECUTORS:
@@ -380,7 +381,7 @@ def run_sweep(
     """
     name = _task_name(fn)
     canon = _check_configs(configs)
-    _check_executor(executor)
+    check_executor(executor)
     if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):
         raise ValueError(f"max_workers: must be None or a positive int, got {max_workers!r}")
     cache_dir = _check_cache_dir(cache_dir)
