@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -281,6 +282,25 @@ def balanced_indices(labels: np.ndarray, size: int | None = None, per_class: int
     return np.sort(np.concatenate(chosen))
 
 
+DRAWS = ("balanced", "authors")
+TEST_ON = ("test", "train")
+
+
+def authors_indices(labels: np.ndarray, per_class: int, num_classes: int, seed: int) -> np.ndarray:
+    """The authors' random per-class draw (``utils/load.py``, ``data_subset`` with ``rand``): for each class
+    in order, ``np.random.default_rng(seed).choice(n_c, per_class, replace=False)`` of its images in file
+    order — a generator made afresh for every class, as theirs is. (Their code falls back to numpy's global,
+    unseeded generator when the seed is 0; here the seed is always used.)"""
+    labels = np.asarray(labels)
+    out = []
+    for c in range(num_classes):
+        ind = np.flatnonzero(labels == c)
+        if per_class > len(ind):
+            raise ValueError(f"train_per_class: {per_class} requested but class {c} holds {len(ind)} images")
+        out.append(ind[np.random.default_rng(seed).choice(len(ind), size=per_class, replace=False)])
+    return np.concatenate(out)
+
+
 # ----------------------------------------------------------------------------- tensors on the device
 @dataclass
 class CifarTensors:
@@ -300,11 +320,14 @@ class CifarTensors:
 
 def to_tensors(arrays: CifarArrays, device="cpu", train_size: int | None = None,
                train_per_class: int | None = None, test_size: int | None = None, seed: int = 0,
-               classes: int | None = None) -> CifarTensors:
+               classes: int | None = None, draw: str = "balanced", test_on: str = "test") -> CifarTensors:
     """Select class-balanced subsets (:func:`balanced_indices`, seeded) and move them to ``device``.
 
     ``classes=k``: only the first ``k`` classes (labels ``0..k-1``, the authors' ``--data-subset-classes k``),
     training and test images alike; the subset sizes then count images of those classes.
+    ``draw="authors"``: the training images by :func:`authors_indices` (needs ``train_per_class``).
+    ``test_on="train"``: the "test" set is every training image of the classes (the authors'
+    ``--test-with-train``; theirs applies the random crops and flips to it, here it is evaluated as is).
     """
     import torch
 
@@ -313,7 +336,18 @@ def to_tensors(arrays: CifarArrays, device="cpu", train_size: int | None = None,
         raise ValueError(f"classes: expected an integer in 2..{len(arrays.classes)} or none, got {classes!r}")
     keep_tr = np.flatnonzero(arrays.y_train < k)
     keep_te = np.flatnonzero(arrays.y_test < k)
-    itr = keep_tr[balanced_indices(arrays.y_train[keep_tr], train_size, train_per_class, seed, num_classes=k)]
+    if draw not in DRAWS or test_on not in TEST_ON:
+        raise ValueError(f"draw, test_on: expected one of {DRAWS} and one of {TEST_ON}, got {draw!r}, {test_on!r}")
+    if draw == "authors":
+        if train_per_class is None:
+            raise ValueError("train_per_class: the authors' draw takes a number of images per class (train_size "
+                             "must be none)")
+        itr = keep_tr[authors_indices(arrays.y_train[keep_tr], train_per_class, k, seed)]
+    else:
+        itr = keep_tr[balanced_indices(arrays.y_train[keep_tr], train_size, train_per_class, seed, num_classes=k)]
+    if test_on == "train":
+        arrays = dataclasses.replace(arrays, x_test=arrays.x_train, y_test=arrays.y_train)
+        keep_te = keep_tr
     ite = keep_te[balanced_indices(arrays.y_test[keep_te], test_size, None, seed + 1, num_classes=k)]
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     info = arrays.describe() | {
@@ -321,6 +355,8 @@ def to_tensors(arrays: CifarArrays, device="cpu", train_size: int | None = None,
         "train_per_class": np.bincount(arrays.y_train[itr], minlength=k).tolist(),
     }
     info["test_per_class"] = np.bincount(arrays.y_test[ite], minlength=k).tolist()
+    if draw != "balanced" or test_on != "test":
+        info |= {"draw": draw, "test_on": test_on}
     if classes is not None:
         info |= {"classes": k, "class_names": list(arrays.classes[:k])}
     return CifarTensors(t(arrays.x_train[itr]), t(arrays.y_train[itr]), t(arrays.x_test[ite]),

@@ -87,6 +87,8 @@ class TrainConfig:
     train_per_class: int | None = None      # exact per-class count instead of train_size
     test_size: int | None = None            # None: the whole test set
     classes: int | None = None              # the first k classes only (None: all 10)
+    draw: str = "balanced"                  # "authors": their per-class random draw (needs train_per_class)
+    test_on: str = "test"                   # "train": the authors' --test-with-train (all training images)
     data_seed: int = 0                      # chooses the subsets (fixed across training seeds)
     augment: bool = True                    # random crop (pad 4) + horizontal flip
     eval_every: int = 1                     # epochs between metric evaluations (the last epoch always)
@@ -96,7 +98,7 @@ class TrainConfig:
     # fields that fix the main path; the others may change between stages
     MAIN_FIELDS = ("arch", "width", "batch_norm", "dropout", "init", "loss", "label_noise", "lr", "momentum",
                    "weight_decay", "batch_size", "epochs", "ckpt_every", "train_size", "train_per_class",
-                   "test_size", "data_seed", "augment", "eval_every", "seed", "classes")
+                   "test_size", "data_seed", "augment", "eval_every", "seed", "classes", "draw", "test_on")
     # ... and, with those, a subpath
     SUBPATH_FIELDS = MAIN_FIELDS + ("decay_factor", "subpath_epochs")
 
@@ -138,6 +140,10 @@ class TrainConfig:
             need(is_int(getattr(self, name)) and 0 <= getattr(self, name) < 2 ** 63, name, "an integer >= 0")
         need(self.classes is None or (is_int(self.classes) and 2 <= self.classes <= NUM_CLASSES), "classes",
              f"an integer in 2..{NUM_CLASSES} (the first k classes) or none")
+        need(self.draw in D.DRAWS, "draw", f"one of {D.DRAWS}")
+        need(self.test_on in D.TEST_ON, "test_on", f"one of {D.TEST_ON}")
+        if self.draw == "authors" and self.train_per_class is None:
+            raise ValueError("draw: the authors' draw takes train_per_class (images per class; train_size none)")
         for name in ("train_size", "train_per_class", "test_size"):
             v = getattr(self, name)
             need(v is None or (is_int(v) and v >= 1), name, "an integer >= 1 or none")
@@ -232,7 +238,7 @@ def load_data(cfg: TrainConfig, data_dir=None, device="cpu", source: str = "auto
     """CIFAR-10 tensors on ``device``, class-balanced subsets chosen by ``cfg.data_seed``."""
     arrays = D.load_cifar10(data_dir, source=source, download=download)
     return D.to_tensors(arrays, device, cfg.train_size, cfg.train_per_class, cfg.test_size, seed=cfg.data_seed,
-                        classes=cfg.classes)
+                        classes=cfg.classes, draw=cfg.draw, test_on=cfg.test_on)
 
 
 @torch.no_grad()

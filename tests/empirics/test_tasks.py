@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,30 @@ def test_class_subset_keeps_the_first_k_classes_and_sizes_the_network():
     a, b = D.to_tensors(arr, train_size=50, seed=3), D.to_tensors(arr, train_size=50, seed=3, classes=10)
     assert torch.equal(a.y_train, b.y_train) and torch.equal(a.x_test, b.x_test)
     assert a.info["train_per_class"] == b.info["train_per_class"]
+
+
+def test_authors_draw_against_their_code():
+    """The authors' data_subset (utils/load.py, rand=True, a seed) written out here as they wrote it."""
+    arr = tiny_arrays(200, 50)
+    targets, classes, ndata, seed = list(arr.y_train), [0, 1, 2, 3, 4], 7, 11
+    want = []
+    for c in classes:
+        ind = list(np.where([t == c for t in targets])[0])
+        rng = np.random.default_rng(seed)
+        sub = rng.choice(len(ind), size=ndata, replace=False)
+        want += [ind[j] for j in sub]
+    data = D.to_tensors(arr, train_per_class=ndata, seed=seed, classes=5, draw="authors")
+    assert torch.equal(data.y_train, torch.as_tensor(arr.y_train[want]))
+    assert torch.equal(data.x_train, torch.as_tensor(arr.x_train[want]))
+    with pytest.raises(ValueError, match="train_per_class"):
+        D.to_tensors(arr, train_size=20, draw="authors")
+    with pytest.raises(ValueError, match="draw: the authors' draw takes train_per_class"):
+        tiny_cfg(draw="authors").validate()
+
+
+def test_test_with_train_evaluates_on_the_training_images_of_the_classes():
+    arr = tiny_arrays(200, 50)
+    data = D.to_tensors(arr, train_size=30, classes=4, test_on="train")
+    keep = arr.y_train < 4
+    assert torch.equal(data.x_test, torch.as_tensor(arr.x_train[keep]))
+    assert data.info["test_on"] == "train" and sum(data.info["test_per_class"]) == int(keep.sum())
