@@ -3,8 +3,9 @@
 Reads ``curvature.json`` (written by :func:`empirics.curvature.run_curvature`) of a profile's run
 directories (first variant) or of one run directory; writes ``<dir>/figures/vgg_curvature.png`` and
 ``.pdf``. Left and middle: the Hutchinson trace (± its standard error) and the Lanczos top eigenvalue at
-main-path checkpoints, one line per seed, the landing epoch of each seed dotted, Phase II shaded from
-the first landing. Right: both at each subpath's end (epoch = the common end) against its decay epoch,
+main-path checkpoints, one line per seed, the landing epoch of each seed dotted, the fitted Phase II
+window shaded (from the first landing plus the settling transient), the parameter norm dashed on the
+trace panel's right axis. Right: both at each subpath's end (epoch = the common end) against its decay epoch,
 seed means, the main path's end (no decay) at the right edge.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from empirics.analysis import landing_epoch, load_run
+from empirics.analysis import CURVATURE_SETTLE, landing_epoch, load_run
 from paper_figures._style import plt, save_figure
 from paper_figures.vgg_learning_curves import run_dirs_of
 from theory.io import load_json
@@ -42,6 +43,12 @@ def make_figure(data, stem) -> list[Path]:
         for ax in axes[:2]:
             if land is not None:
                 ax.axvline(land, color=cols(i), ls=":", lw=1)
+        if main and "param_norm" in main[0]:
+            if i == 0:
+                norm_ax = axes[0].twinx()
+                norm_ax.grid(False)
+                norm_ax.set_ylabel("parameter norm (dashed)")
+            norm_ax.plot(e, [x["param_norm"] for x in main], "--", lw=0.9, color=cols(i))
         subs = sorted((x for x in c["rows"] if x["path"] != "main"), key=lambda x: x["decay_epoch"])
         if subs:
             sub_e = [x["decay_epoch"] for x in subs]
@@ -50,9 +57,12 @@ def make_figure(data, stem) -> list[Path]:
             end_tr.append(main[-1]["trace"])
             end_top.append(main[-1]["top_eig"])
     ok = [x for x in lands if x is not None]
+    end = max(int(r["main"]["end_epoch"]) for _, r in data)
     for ax, name in ((axes[0], "Hessian trace (Hutchinson ± s.e.)"), (axes[1], "top Hessian eigenvalue (Lanczos)")):
         if ok:
-            ax.axvspan(min(ok), ax.get_xlim()[1], color="0.93", zorder=0, label="Phase II (after landing)")
+            start = min(ok) + CURVATURE_SETTLE * (end - min(ok))
+            ax.axvspan(start, end, color="0.93", zorder=0,
+                       label=f"Phase II fitted (after landing + {100 * CURVATURE_SETTLE:.0f} % settling)")
         ax.set_xlabel("epoch (main path, large lr)")
         ax.set_ylabel(name)
         ax.set_yscale("log")
@@ -71,7 +81,9 @@ def make_figure(data, stem) -> list[Path]:
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=7)
-        ax.set_xlabel(f"decay epoch (all subpaths end at epoch {T}; mean of {len(sub_tr)} seeds)")
+        fixed = data[0][1]["config"].get("subpath_epochs")
+        ends = (f"each subpath runs {fixed} epochs" if fixed else f"all subpaths end at epoch {T}")
+        ax.set_xlabel(f"decay epoch ({ends}; mean of {len(sub_tr)} seeds)")
     else:
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no subpaths", ha="center", va="center", transform=ax.transAxes)
