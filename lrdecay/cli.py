@@ -70,6 +70,18 @@ def one_line(exc: BaseException) -> str:
     return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[1]}" + (f" (+{len(lines) - 2} more)" if len(lines) > 2 else "")
 
 
+#: commands that keep finished work across an interruption: the sweep's task cache, the report's job cache and
+#: the VGG run directories; every other command writes its files only at the end
+RESUMABLE = ("sweep", "report", "empirics")
+
+
+def interrupted_note(command: str) -> str:
+    """What an interruption leaves behind, truthfully per command."""
+    if command in RESUMABLE:
+        return "finished work is saved; run the same command again to resume"
+    return "nothing was saved; running the command again starts from the beginning"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="lrdecay",
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lrdecay {name}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"lrdecay {name}: interrupted (finished work is saved; run again to resume)", file=sys.stderr)
+        print(f"lrdecay {name}: interrupted ({interrupted_note(args.command)})", file=sys.stderr)
         return 130
     return int(status or 0)
 

@@ -228,7 +228,8 @@ def register_convex(sub) -> None:
     _out(p, "results/convex")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample draws (default: %(default)s)")
     p.add_argument("--trials", type=int, default=10000, help="number of sample draws, >= 1 (default: %(default)s)")
-    p.add_argument("--eps", type=float, default=0.1, help="early-stopping train loss eps > 0 (default: %(default)s)")
+    p.add_argument("--eps", type=float, default=0.1,
+                   help="early-stopping train loss eps, in the open interval (0, 1) (default: %(default)s)")
     p.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS),
                    help="values of alpha in (0, 1) (default: " + " ".join(f"{a:g}" for a in DEFAULT_ALPHAS) + ")")
     p.add_argument("--Ks", type=int, nargs="+", default=list(DEFAULT_KS),
@@ -242,7 +243,7 @@ def cmd_convex(args) -> int:
 
     integer("--trials", args.trials, 1)
     integer("--seed", args.seed, 0)
-    positive("--eps", args.eps)
+    open_unit("--eps", args.eps)
     for a in args.alphas:
         open_unit("--alphas", a)
     integers("--Ks", args.Ks, 0)
@@ -324,27 +325,86 @@ def cmd_sweep(args) -> int:
 # --------------------------------------------------------------------------------------------------
 # the open questions: rate-law, cyclic, discrete-eta, diagonal, two-layer
 # --------------------------------------------------------------------------------------------------
+#
+# One rule for --smoke: it replaces the *defaults* by a tiny run's; an option given on the command line
+# always wins over it. The options' defaults are therefore None in argparse and come from the configuration.
+
+SMOKE_HELP = ("a tiny run of a few seconds: smaller defaults for every option not given (options given on the "
+              "command line win over --smoke)")
+
 
 def _validated(cfg, rename: dict | None = None):
-    """``cfg.validate()`` (after ``--smoke`` where given), with the configuration field that a message starts
-    with replaced by the option that sets it (``n_instances`` -> ``--instances``)."""
+    """``cfg.validate()``, with the configuration fields a message names replaced by the options that set them
+    (:func:`_option_names`)."""
     try:
         return cfg.validate()
     except ValueError as exc:
-        msg = str(exc)
-        field = msg.split(" ", 1)[0]
-        name = (rename or {}).get(field, "--" + field.removesuffix("[i]").replace("_", "-"))
-        raise ValueError(name + msg[len(field):]) from None
+        raise ValueError(_option_names(str(exc), type(cfg), rename)) from None
+
+
+def _option_names(msg: str, cfg_cls, rename: dict | None = None) -> str:
+    """A study's message with the field it starts with, and the fields its closing clause (after the last
+    ``"; "``, e.g. ``lower tau_max or paths``) names, replaced by their options (``n_instances`` ->
+    ``--instances``, ``tau_max`` -> ``--tau-max``)."""
+    import re
+    from dataclasses import fields
+
+    def opt(field):
+        return (rename or {}).get(field, "--" + field.removesuffix("[i]").replace("_", "-"))
+    field = msg.split(" ", 1)[0].rstrip(":")
+    msg = opt(field) + msg[len(field):]
+    head, sep, tail = msg.rpartition("; ")
+    if sep and re.match(r"(lower|raise) ", tail):
+        names = {f.name for f in fields(cfg_cls)}
+        tail = re.sub(r"\b[a-z_0-9]+\b", lambda mt: opt(mt.group()) if mt.group() in names else mt.group(), tail)
+        msg = head + sep + tail
+    return msg
+
+
+def _default_help(c, s, name: str, fmt=None) -> str:
+    """``(default: X)`` or ``(default: X; with --smoke: Y)`` from the configuration ``c`` and its smoke version ``s``."""
+    def show(v):
+        if isinstance(v, (tuple, list)):
+            return " ".join(show(x) for x in v)
+        return fmt(v) if fmt else (f"{v:g}" if isinstance(v, float) else str(v))
+    a, b = getattr(c, name), getattr(s, name)
+    return f"(default: {show(a)})" if a == b else f"(default: {show(a)}; with --smoke: {show(b)})"
+
+
+def _option(p, c, s, flag: str, field: str, kind, text: str, many: bool = False):
+    """An option whose default comes from the configuration (``None`` here: not given on the command line)."""
+    p.add_argument(flag, type=kind, nargs="+" if many else None, default=None, dest=field,
+                   metavar=flag.lstrip("-").upper().replace("-", "_"),
+                   help=f"{text} {_default_help(c, s, field)}")
+
+
+def _config(args, cfg_cls):
+    """The configuration: the defaults (the smoke run's with ``--smoke``) with every option given replaced."""
+    from dataclasses import fields, replace
+
+    base = cfg_cls().smoke() if args.smoke else cfg_cls()
+    given = {f.name: getattr(args, f.name) for f in fields(cfg_cls) if getattr(args, f.name, None) is not None}
+    return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
 
 
 def _smoke(p):
-    p.add_argument("--smoke", action="store_true", help="a tiny run of a few seconds (default: off)")
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+
+
+def _diverged(what: str, detail: str, option: str) -> int:
+    """A run whose paths diverged is a failed run: one line on stderr, exit status 1 (its files are kept)."""
+    import sys
+
+    print(f"lrdecay {what}: error: {detail} diverged (their results are not measurements); lower {option}",
+          file=sys.stderr)
+    return 1
 
 
 def register_rate_law(sub) -> None:
     from theory.studies.rate_law import RateLawConfig
 
     c = RateLawConfig()
+    s = c.smoke()
     p = sub.add_parser(
         "rate-law", help="Phase II drift time to w_mn against gamma, ||w0|| and n/d: SGD against the drift ODE, fitted law",
         description="For each cell (gamma, ||w0||, n) and many instances: label-noise SGD from the landing point until "
@@ -352,129 +412,128 @@ def register_rate_law(sub) -> None:
                     "finite eta), and the law tau = C (ln(d0/tol)/kappa)^p fitted with censoring and bootstrap "
                     "intervals. Writes rate_law.npz and figures/rate_law.{png,pdf} under --out.")
     _out(p, "results/rate_law")
-    p.add_argument("--gammas", type=float, nargs="+", default=list(c.gammas),
-                   help="gamma grid (default: " + " ".join(f"{g:g}" for g in c.gammas) + ")")
-    p.add_argument("--w0-norms", type=float, nargs="+", default=list(c.w0_norms),
-                   help="start norms ||w0|| (default: " + " ".join(f"{g:g}" for g in c.w0_norms) + ")")
-    p.add_argument("--ns", type=int, nargs="+", default=list(c.ns),
-                   help="numbers of samples n (default: " + " ".join(map(str, c.ns)) + ")")
-    p.add_argument("--d", type=int, default=c.d, help="dimension (default: %(default)s)")
-    p.add_argument("--instances", type=int, default=c.n_instances, help="instances per cell (default: %(default)s)")
-    p.add_argument("--sigma", type=float, default=c.sigma, help="label-noise level (default: %(default)s)")
-    p.add_argument("--lr-factor", type=float, default=c.lr_factor,
-                   help="eta = lr_factor / lambda_max at retract(w0) (default: %(default)s)")
-    p.add_argument("--tol", type=float, default=c.tol, help="relative distance to w_mn on M (default: %(default)s)")
-    p.add_argument("--cap-factor", type=float, default=c.cap_factor,
-                   help="SGD step cap as a multiple of the predicted steps (default: %(default)s)")
-    p.add_argument("--bootstrap", type=int, default=c.bootstrap, help="bootstrap resamples (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=c.seed, help="instance and noise seed (default: %(default)s)")
+    _option(p, c, s, "--gammas", "gammas", float, "gamma grid, each > 0", many=True)
+    _option(p, c, s, "--w0-norms", "w0_norms", float, "start norms ||w0||, each in (0, 10]", many=True)
+    _option(p, c, s, "--ns", "ns", int, "numbers of samples n, each in [2, d - 1]", many=True)
+    _option(p, c, s, "--d", "d", int, "dimension")
+    _option(p, c, s, "--instances", "n_instances", int, "instances per cell")
+    _option(p, c, s, "--sigma", "sigma", float, "label-noise level")
+    _option(p, c, s, "--lr-factor", "lr_factor", float, "eta = lr_factor / lambda_max at retract(w0), in (0, 2)")
+    _option(p, c, s, "--tol", "tol", float, "relative distance to w_mn on M, in (0, 1)")
+    _option(p, c, s, "--cap-factor", "cap_factor", float, "SGD step cap as a multiple of the predicted steps, in [1, 1000]")
+    _option(p, c, s, "--bootstrap", "bootstrap", int, "bootstrap resamples")
+    _option(p, c, s, "--seed", "seed", int, "instance and noise seed")
     _smoke(p)
     _no_progress(p)
     p.set_defaults(func=cmd_rate_law)
 
 
 def cmd_rate_law(args) -> int:
-    from dataclasses import replace
-
     from paper_figures.rate_law import make_figure
     from theory.studies.rate_law import RateLawConfig, run_rate_law
 
-    cfg = replace(RateLawConfig(), gammas=tuple(args.gammas), w0_norms=tuple(args.w0_norms), ns=tuple(args.ns), d=args.d,
-                  n_instances=args.instances, sigma=args.sigma, lr_factor=args.lr_factor, tol=args.tol,
-                  cap_factor=args.cap_factor, bootstrap=args.bootstrap, seed=args.seed)
-    cfg = _validated(cfg.smoke() if args.smoke else cfg, {"n_instances": "--instances"})
+    rename = {"n_instances": "--instances"}
+    cfg = _validated(_config(args, RateLawConfig), rename)
     with output_dir(args.out) as out:
-        res = run_rate_law(cfg, progress=not args.no_progress)
+        try:
+            res = run_rate_law(cfg, progress=not args.no_progress)
+        except ValueError as exc:
+            raise ValueError(_option_names(str(exc), RateLawConfig, rename)) from None
         print(res.table())
         _wrote([res.save(out / "rate_law.npz")] + make_figure(res, out / "figures" / "rate_law"))
-    return 0
+    n_div = int((res.status == "diverged").sum())
+    return _diverged("rate-law", f"{n_div} of {len(res.status)} SGD paths", "--lr-factor") if n_div else 0
 
 
 def register_cyclic(sub) -> None:
     from theory.studies.cyclic import CyclicConfig
 
     c = CyclicConfig()
+    s = c.smoke()
     p = sub.add_parser(
         "cyclic", help="cyclic schedules beside constant, step, multistep, cosine and WSD at an equal budget",
         description="Label-noise SGD from the landing point under eight schedules with the same step budget; final "
                     "test loss, distance to w_mn on M, and the drift ODE at each schedule's drift budget "
-                    "tau_S = sum eta_k^2. Writes cyclic.npz and figures/cyclic_schedules.{png,pdf} under --out.")
+                    "tau_S = sum eta_k^2. The peak rate must keep gradient descent stable at the landing point "
+                    "(eta lambda_max < 2); a run in which any path diverges exits with status 1. Writes cyclic.npz "
+                    "and figures/cyclic_schedules.{png,pdf} under --out.")
     _out(p, "results/cyclic")
-    p.add_argument("--eta", type=float, default=c.eta, help="peak learning rate (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=c.total_steps, help="step budget (default: %(default)s)")
-    p.add_argument("--cycles", type=int, default=c.cycles, help="cycles of the cyclic schedules (default: %(default)s)")
-    p.add_argument("--factor", type=float, default=c.factor, help="decay factor / eta_min ratio (default: %(default)s)")
-    p.add_argument("--gamma", type=float, default=c.gamma, help="gamma (default: %(default)s)")
-    p.add_argument("--sigma", type=float, default=c.sigma, help="label-noise level (default: %(default)s)")
-    p.add_argument("--paths", type=int, default=c.paths, help="paths per schedule (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=c.seed, help="problem and noise seed (default: %(default)s)")
+    _option(p, c, s, "--eta", "eta", float, "peak learning rate, eta lambda_max < 2 at the landing point")
+    _option(p, c, s, "--steps", "total_steps", int, "step budget")
+    _option(p, c, s, "--cycles", "cycles", int, "cycles of the cyclic schedules")
+    _option(p, c, s, "--factor", "factor", float, "decay factor / eta_min ratio, in (0, 1]")
+    _option(p, c, s, "--gamma", "gamma", float, "gamma")
+    _option(p, c, s, "--sigma", "sigma", float, "label-noise level")
+    _option(p, c, s, "--paths", "paths", int, "paths per schedule")
+    _option(p, c, s, "--seed", "seed", int, "problem and noise seed")
     _smoke(p)
     _no_progress(p)
     p.set_defaults(func=cmd_cyclic)
 
 
 def cmd_cyclic(args) -> int:
-    from dataclasses import replace
-
     from paper_figures.cyclic_schedules import make_figure
     from theory.studies.cyclic import CyclicConfig, run_cyclic_study
 
-    cfg = replace(CyclicConfig(), eta=args.eta, total_steps=args.steps, cycles=args.cycles, factor=args.factor,
-                  gamma=args.gamma, sigma=args.sigma, paths=args.paths, seed=args.seed)
-    cfg = _validated(cfg.smoke() if args.smoke else cfg, {"total_steps": "--steps"})
+    rename = {"total_steps": "--steps"}
+    cfg = _validated(_config(args, CyclicConfig), rename)
     with output_dir(args.out) as out:
-        st = run_cyclic_study(cfg, progress=not args.no_progress)
+        try:
+            st = run_cyclic_study(cfg, progress=not args.no_progress)
+        except ValueError as exc:
+            raise ValueError(_option_names(str(exc), CyclicConfig, rename)) from None
         print(st.table())
         _wrote([st.save(out / "cyclic.npz")] + make_figure(st, out / "figures" / "cyclic_schedules"))
-    return 0
+    n_div = int(st.comparison.sim.diverged.sum())
+    return _diverged("cyclic", f"{n_div} of {st.comparison.sim.n_paths} SGD paths", "--eta") if n_div else 0
 
 
 def register_discrete_eta(sub) -> None:
     from theory.studies.discrete_eta import DiscreteEtaConfig
 
     c = DiscreteEtaConfig()
+    s = c.smoke()
     p = sub.add_parser(
         "discrete-eta", help="drift and plateau errors of the quasistatic picture against eta, with fitted slopes",
         description="For each eta, label-noise SGD paths against the drift ODE (eta -> 0 and finite eta) from the same "
                     "point of M: signed drift error and plateau error, fitted |e| = c eta^p with bootstrap intervals. "
                     "Writes discrete_eta.npz and figures/discrete_eta.{png,pdf} under --out.")
     _out(p, "results/discrete_eta")
-    p.add_argument("--etas", type=float, nargs="+", default=list(c.etas),
-                   help="learning rates (default: " + " ".join(f"{e:g}" for e in c.etas) + ")")
-    p.add_argument("--tau-max", type=float, default=c.tau_max, help="drift time tau = eta^2 k (default: %(default)s)")
-    p.add_argument("--paths", type=int, default=c.paths, help="SGD paths per eta (default: %(default)s)")
-    p.add_argument("--gamma", type=float, default=c.gamma, help="gamma (default: %(default)s)")
-    p.add_argument("--sigma", type=float, default=c.sigma, help="label-noise level (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=c.seed, help="problem and noise seed (default: %(default)s)")
+    _option(p, c, s, "--etas", "etas", float, "learning rates, at least two, increasing, eta lambda_max < 2", many=True)
+    _option(p, c, s, "--tau-max", "tau_max", float, "drift time tau = eta^2 k")
+    _option(p, c, s, "--paths", "paths", int, "SGD paths per eta, >= 2")
+    _option(p, c, s, "--gamma", "gamma", float, "gamma")
+    _option(p, c, s, "--sigma", "sigma", float, "label-noise level")
+    _option(p, c, s, "--seed", "seed", int, "problem and noise seed")
     _smoke(p)
     _no_progress(p)
     p.set_defaults(func=cmd_discrete_eta)
 
 
 def cmd_discrete_eta(args) -> int:
-    from dataclasses import replace
-
     from paper_figures.discrete_eta import make_figure
     from theory.studies.discrete_eta import DiscreteEtaConfig, run_discrete_eta
 
-    cfg = replace(DiscreteEtaConfig(), etas=tuple(args.etas), tau_max=args.tau_max, paths=args.paths, gamma=args.gamma,
-                  sigma=args.sigma, seed=args.seed)
-    cfg = _validated(cfg.smoke() if args.smoke else cfg)
+    cfg = _validated(_config(args, DiscreteEtaConfig))
     with output_dir(args.out) as out:
-        st = run_discrete_eta(cfg, progress=not args.no_progress)
+        try:
+            st = run_discrete_eta(cfg, progress=not args.no_progress)
+        except ValueError as exc:
+            raise ValueError(_option_names(str(exc), DiscreteEtaConfig)) from None
         print(st.table())
         _wrote([st.save(out / "discrete_eta.npz")] + make_figure(st, out / "figures" / "discrete_eta"))
-    return 0
+    n_div = sum(int(v["diverged"]) for v in st.comparisons.values())
+    return _diverged("discrete-eta", f"SGD paths at {n_div} of {len(cfg.etas)} learning rates", "--etas") if n_div else 0
 
 
-def _model_options(p, c):
-    p.add_argument("--d", type=int, default=c.d, help="dimension (default: %(default)s)")
-    p.add_argument("--n", type=int, default=c.n, help="training points, 1 <= n < d (default: %(default)s)")
-    p.add_argument("--init-scale", type=float, default=c.init_scale, help="scale of the start (default: %(default)s)")
-    p.add_argument("--sigma", type=float, default=c.sigma, help="label-noise level (default: %(default)s)")
-    p.add_argument("--tau-max", type=float, default=c.tau_max, help="Phase II drift time (default: %(default)s)")
-    p.add_argument("--paths", type=int, default=c.paths, help="paths per decay time (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=c.seed, help="instance and noise seed (default: %(default)s)")
+def _model_options(p, c, s):
+    _option(p, c, s, "--d", "d", int, "dimension")
+    _option(p, c, s, "--n", "n", int, "training points, 1 <= n < d")
+    _option(p, c, s, "--init-scale", "init_scale", float, "scale of the start, in (0, 10]")
+    _option(p, c, s, "--sigma", "sigma", float, "label-noise level")
+    _option(p, c, s, "--tau-max", "tau_max", float, "Phase II drift time")
+    _option(p, c, s, "--paths", "paths", int, "paths per decay time")
+    _option(p, c, s, "--seed", "seed", int, "instance and noise seed")
     _smoke(p)
     _no_progress(p)
 
@@ -483,62 +542,65 @@ def register_diagonal(sub) -> None:
     from theory.studies.diagonal import DiagonalConfig
 
     c = DiagonalConfig()
+    s = c.smoke()
     p = sub.add_parser(
         "diagonal", help="diagonal linear network: label-noise SGD drifts to the min-l1 interpolator; late decay",
         description="beta = u*u - v*v from u0 = v0 = init_scale: label-noise SGD against the drift ODE, the l1 "
-                    "interpolator (linprog), and decay sweeps for a sparse target and a row-space target. Writes "
-                    "diagonal.npz and figures/diagonal.{png,pdf} under --out.")
+                    "interpolator (linprog), and decay sweeps for a sparse target and a row-space target. A run in "
+                    "which any path diverges exits with status 1. Writes diagonal.npz and figures/diagonal.{png,pdf} "
+                    "under --out.")
     _out(p, "results/diagonal")
-    _model_options(p, c)
-    p.add_argument("--sparsity", type=int, default=c.sparsity, help="non-zeros of the sparse target (default: %(default)s)")
+    _model_options(p, c, s)
+    _option(p, c, s, "--sparsity", "sparsity", int, "non-zeros of the sparse target")
     p.set_defaults(func=cmd_diagonal)
 
 
 def cmd_diagonal(args) -> int:
-    from dataclasses import replace
-
     from paper_figures.model_drift import make_diagonal_figure
     from theory.studies.diagonal import DiagonalConfig, run_diagonal_study
 
-    cfg = replace(DiagonalConfig(), d=args.d, n=args.n, init_scale=args.init_scale, sigma=args.sigma,
-                  tau_max=args.tau_max, paths=args.paths, seed=args.seed, sparsity=args.sparsity)
-    cfg = _validated(cfg.smoke() if args.smoke else cfg)
+    cfg = _validated(_config(args, DiagonalConfig))
     with output_dir(args.out) as out:
-        st = run_diagonal_study(cfg, progress=not args.no_progress)
+        try:
+            st = run_diagonal_study(cfg, progress=not args.no_progress)
+        except ValueError as exc:
+            raise ValueError(_option_names(str(exc), DiagonalConfig)) from None
         print(st.table())
         _wrote([st.save(out / "diagonal.npz")] + make_diagonal_figure(st, out / "figures" / "diagonal"))
-    return 0
+    n_div = sum(int(c.sim.diverged.sum()) for c in st.cases.values())
+    return _diverged("diagonal", f"{n_div} of {sum(c.sim.n_paths for c in st.cases.values())} SGD paths", "--sigma") if n_div else 0
 
 
 def register_two_layer(sub) -> None:
     from theory.studies.two_layer import TwoLayerConfig
 
     c = TwoLayerConfig()
+    s = c.smoke()
     p = sub.add_parser(
         "two-layer", help="two-layer linear network: label-noise SGD drifts to X-balance; late decay",
         description="beta = W1^T w2: label-noise SGD against the drift ODE, the trace minimum 2||y|| ||X||_F / n, the "
-                    "invariant kernel part of W1 and a decay sweep. Writes two_layer.npz and "
-                    "figures/two_layer.{png,pdf} under --out.")
+                    "invariant kernel part of W1 and a decay sweep. A run in which any path diverges exits with "
+                    "status 1. Writes two_layer.npz and figures/two_layer.{png,pdf} under --out.")
     _out(p, "results/two_layer")
-    _model_options(p, c)
-    p.add_argument("--hidden", type=int, default=c.hidden, help="hidden width h (default: %(default)s)")
+    _model_options(p, c, s)
+    _option(p, c, s, "--hidden", "hidden", int, "hidden width h")
     p.set_defaults(func=cmd_two_layer)
 
 
 def cmd_two_layer(args) -> int:
-    from dataclasses import replace
-
     from paper_figures.model_drift import make_two_layer_figure
     from theory.studies.two_layer import TwoLayerConfig, run_two_layer_study
 
-    cfg = replace(TwoLayerConfig(), d=args.d, n=args.n, init_scale=args.init_scale, sigma=args.sigma,
-                  tau_max=args.tau_max, paths=args.paths, seed=args.seed, hidden=args.hidden)
-    cfg = _validated(cfg.smoke() if args.smoke else cfg)
+    cfg = _validated(_config(args, TwoLayerConfig))
     with output_dir(args.out) as out:
-        st = run_two_layer_study(cfg, progress=not args.no_progress)
+        try:
+            st = run_two_layer_study(cfg, progress=not args.no_progress)
+        except ValueError as exc:
+            raise ValueError(_option_names(str(exc), TwoLayerConfig)) from None
         print(st.table())
         _wrote([st.save(out / "two_layer.npz")] + make_two_layer_figure(st, out / "figures" / "two_layer"))
-    return 0
+    n_div = int(st.study.sim.diverged.sum())
+    return _diverged("two-layer", f"{n_div} of {st.study.sim.n_paths} SGD paths", "--sigma") if n_div else 0
 
 
 REGISTER = [register_demo, register_convex, register_drift, register_gamma, register_sweep, register_rate_law,

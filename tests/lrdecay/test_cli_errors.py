@@ -40,8 +40,10 @@ CASES = [
     (["demo", "--out", "{file}/sub"], "--out: cannot write"),
     # convex
     (["convex", "--trials", "0"], "--trials must be an integer >= 1"),
-    (["convex", "--eps", "0"], "--eps must be a finite number > 0"),
-    (["convex", "--eps", "nan"], "--eps must be a finite number > 0"),
+    (["convex", "--eps", "0"], "--eps must be a number in the open interval (0, 1)"),
+    (["convex", "--eps", "nan"], "--eps must be a number in the open interval (0, 1)"),
+    (["convex", "--eps", "2"], "--eps must be a number in the open interval (0, 1)"),
+    (["convex", "--eps", "1e6"], "--eps must be a number in the open interval (0, 1)"),
     (["convex", "--alphas", "1.5"], "--alphas must be a number in the open interval (0, 1)"),
     (["convex", "--alphas", "0"], "--alphas must be a number in the open interval (0, 1)"),
     (["convex", "--Ks", "-1"], "--Ks must be a non-empty list of integers >= 0"),
@@ -73,6 +75,29 @@ CASES = [
     (["sweep", "--workers", "0"], "--workers must be an integer >= 1"),
     (["sweep", "--executor", "bogus"], "executor: expected one of"),
     (["sweep", "--out", "{file}"], "--out"),
+    # the problem's options on demo, drift and sweep
+    (["demo", "--d", "1"], "--d must be an integer >= 2, got 1"),
+    (["demo", "--n", "50"], "--n must be an integer in [1, 49], got 50"),
+    (["demo", "--d", "8", "--n", "8"], "--n must be an integer in [1, 7], got 8"),
+    (["demo", "--gamma", "-1"], "--gamma must be a finite number >= 0"),
+    (["demo", "--gamma", "nan"], "--gamma must be a finite number >= 0"),
+    (["demo", "--eta", "0"], "--eta must be a finite number > 0"),
+    (["demo", "--eta", "inf"], "--eta must be a finite number > 0"),
+    (["demo", "--sigma", "nan"], "--sigma must be a finite number > 0"),
+    (["demo", "--sigma", "-0.3"], "--sigma must be a finite number > 0"),
+    (["drift", "--d", "3"], "--d must be an integer >= 4"),
+    (["drift", "--n", "1"], "--n must be an integer in [2, 49]"),
+    (["drift", "--gamma", "0"], "--gamma must be a non-empty list of finite numbers > 0"),
+    (["drift", "--gamma", "1", "nan"], "--gamma must be a non-empty list of finite numbers > 0"),
+    (["drift", "--eta", "0.02", "-1"], "--eta must be a non-empty list of finite numbers > 0"),
+    (["drift", "--quick", "--eta", "0"], "--eta must be a non-empty list of finite numbers > 0"),
+    (["drift", "--sigma", "0"], "--sigma must be a finite number > 0"),
+    (["sweep", "--d", "0"], "--d must be an integer >= 2"),
+    (["sweep", "--n", "50"], "--n must be an integer in [1, 49]"),
+    (["sweep", "--sigma", "inf"], "--sigma must be a finite number > 0"),
+    (["sweep", "--steps", "0"], "--steps must be an integer >= 1"),
+    (["sweep", "--steps", "2.5"], "invalid int value"),
+    (["sweep", "--budget", "longest"], "argument --budget: invalid choice: 'longest'"),
     # report
     (["report", "--size", "huge"], "invalid choice"),
     (["report", "--only", "bogus"], "invalid choice"),
@@ -85,6 +110,31 @@ CASES = [
     (["rate-law", "--ns", "100"], "--ns must be an integer in [2, 49]"),
     (["rate-law", "--lr-factor", "3"], "--lr-factor must be in (0, 2)"),
     (["rate-law", "--out", "{file}/sub", "--smoke"], "--out: cannot write"),
+    # --smoke sets defaults only: options given beside it are validated as given
+    (["rate-law", "--smoke", "--gammas", "nan"], "--gammas must be a non-empty list of finite numbers > 0"),
+    (["rate-law", "--smoke", "--instances", "1"], "--instances must be an integer in [2, "),
+    (["rate-law", "--smoke", "--cap-factor", "1e300"], "--cap-factor must be in [1, 1000]"),
+    (["rate-law", "--smoke", "--tol", "1"], "--tol must be in (0, 1)"),
+    (["rate-law", "--smoke", "--tol", "nan"], "--tol must be a finite number > 0"),
+    (["rate-law", "--w0-norms", "1e6"], "--w0-norms must be in (0, 10]"),
+    (["cyclic", "--smoke", "--gamma", "nan"], "--gamma must be a finite number >= 0"),
+    (["cyclic", "--smoke", "--sigma", "-1"], "--sigma must be a finite number > 0"),
+    (["cyclic", "--steps", "1000000000"], "--steps: 64 SGD paths of 1000000000 steps would take about"),
+    (["cyclic", "--eta", "1e6", "--smoke"], "--eta: gradient descent from w0 at eta = 1e+06 diverged"),
+    (["discrete-eta", "--smoke", "--etas", "0.02", "nan"], "--etas must be a non-empty list of finite numbers > 0"),
+    (["discrete-eta", "--tau-max", "1e12"], "above the cap of 5e+12"),
+    (["discrete-eta", "--etas", "0.02", "0.0201"], "--etas must span a factor of at least 1.5"),
+    (["discrete-eta", "--etas", "1", "2"], "--tau-max: tau_max / eta^2 = 0.5 steps at eta = 2, fewer than 100; "
+                                           "raise --tau-max or lower --etas"),
+    (["discrete-eta", "--etas", "1e-9", "2e-9"], "; lower --tau-max or --etas or --paths"),
+    (["discrete-eta", "--etas", "0.1", "0.2", "--tau-max", "100"], "--etas: eta lambda_max = "),
+    (["diagonal", "--smoke", "--sigma", "1e8"], "; lower --tau-max or --sigma"),
+    (["diagonal", "--smoke", "--tau-max", "1e9"], "--tau-max: 9 SGD paths of tau_max / eta^2"),
+    (["diagonal", "--smoke", "--init-scale", "1e6"], "--init-scale must be in (0, 10]"),
+    (["diagonal", "--smoke", "--d", "100000000", "--n", "10"], "--d: a model with D = 200000000 parameters"),
+    (["two-layer", "--smoke", "--hidden", "100000000"], "--hidden: a model with D = 3100000000 parameters"),
+    (["two-layer", "--smoke", "--d", "100000000"], "--d: a model with D = 500000005 parameters"),
+    (["two-layer", "--smoke", "--init-scale", "1e6"], "--init-scale must be in (0, 10]"),
     (["cyclic", "--eta", "0"], "--eta must be a finite number > 0"),
     (["cyclic", "--steps", "0"], "--steps must be an integer >= 20"),
     (["cyclic", "--factor", "2"], "--factor must be a number in (0, 1]"),
@@ -160,3 +210,68 @@ def test_damaged_result_file_is_named(capsys, tmp_path):
     (tmp_path / "convex.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match=r"convex\.npz: damaged result file"):
         ConvexStudy.load(tmp_path / "convex.npz")
+
+
+# --smoke and explicit options: --smoke replaces the defaults, an option given on the command line wins
+SMOKE_PRECEDENCE = [
+    (["rate-law", "--smoke", "--gammas", "3", "4", "--instances", "3"],
+     "theory.studies.rate_law", "RateLawConfig", dict(gammas=(3.0, 4.0), n_instances=3)),
+    (["cyclic", "--smoke", "--paths", "5", "--steps", "400"],
+     "theory.studies.cyclic", "CyclicConfig", dict(paths=5, total_steps=400)),
+    (["discrete-eta", "--smoke", "--etas", "0.01", "0.03"],
+     "theory.studies.discrete_eta", "DiscreteEtaConfig", dict(etas=(0.01, 0.03))),
+    (["diagonal", "--smoke", "--paths", "7"], "theory.studies.diagonal", "DiagonalConfig", dict(paths=7)),
+    (["two-layer", "--smoke", "--hidden", "4", "--tau-max", "3"],
+     "theory.studies.two_layer", "TwoLayerConfig", dict(hidden=4, tau_max=3.0)),
+]
+
+
+@pytest.mark.parametrize("argv, module, cls, given", SMOKE_PRECEDENCE, ids=[" ".join(c[0]) for c in SMOKE_PRECEDENCE])
+def test_options_given_with_smoke_win_over_it(argv, module, cls, given):
+    import importlib
+    from dataclasses import replace
+
+    from lrdecay.cli import build_parser
+    from lrdecay.theory_commands import _config
+
+    config = getattr(importlib.import_module(module), cls)
+    args = build_parser().parse_args(argv)
+    assert _config(args, config) == replace(config().smoke(), **given)
+    # without --smoke the same options apply to the defaults
+    args = build_parser().parse_args([a for a in argv if a != "--smoke"])
+    assert _config(args, config) == replace(config(), **given)
+
+
+def test_smoke_help_states_the_rule():
+    from lrdecay.cli import build_parser
+
+    import argparse
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("rate-law", "cyclic", "discrete-eta", "diagonal", "two-layer"):
+        text = " ".join(sub.choices[name].format_help().split())
+        assert "options given on the command line win over --smoke" in text, name
+
+
+@pytest.mark.parametrize("command, resumable", [("rate-law", False), ("cyclic", False), ("discrete-eta", False),
+                                                ("diagonal", False), ("two-layer", False), ("demo", False),
+                                                ("sweep", True), ("report", True)])
+def test_interruption_says_truthfully_whether_work_was_kept(command, resumable, capsys, tmp_path, monkeypatch):
+    from lrdecay import cli
+
+    real = cli.build_parser
+
+    def parser():
+        p = real()
+        sub = next(a for a in p._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+
+        def interrupted(args):
+            raise KeyboardInterrupt
+        sub.choices[command].set_defaults(func=interrupted)
+        return p
+    monkeypatch.setattr(cli, "build_parser", parser)
+    code, lines, err = run([command, "--out", tmp_path / "o"], capsys)
+    assert code == 130 and len(lines) == 1, err
+    if resumable:
+        assert "finished work is saved; run the same command again to resume" in lines[0]
+    else:
+        assert "nothing was saved" in lines[0] and "resume" not in lines[0]

@@ -165,6 +165,11 @@ def ode_drift_time(problem: Problem, w_start, tol: float, a: float | None = None
 # The result
 # --------------------------------------------------------------------------------------------------
 
+def _ratio(a, b) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return a / b
+
+
 @dataclass
 class RateLawResult(io.Result):
     """One row per (cell, instance) pair, ``P = cells x n_instances``; cells in the order of ``cells``."""
@@ -195,8 +200,8 @@ class RateLawResult(io.Result):
     # ---- per pair ------------------------------------------------------------------------------
     @property
     def ratio(self) -> np.ndarray:
-        """``tau_SGD / tau_ODE`` (a lower bound where censored)."""
-        return self.tau_sgd / self.tau_ode
+        """``tau_SGD / tau_ODE`` (a lower bound where censored; NaN for pairs not run, e.g. landed within tol)."""
+        return _ratio(self.tau_sgd, self.tau_ode)
 
     @property
     def usable(self) -> np.ndarray:
@@ -224,7 +229,7 @@ class RateLawResult(io.Result):
                 km_ratio=km_median(self.ratio[sel], cens) if k else float("nan"),
                 eta_stall=int(np.sum(sel & ~np.isfinite(self.tau_ode_eta))),
                 eta_stall_censored=int(np.sum(sel & ~np.isfinite(self.tau_ode_eta) & self.censored)),
-                km_ratio_eta=km_median((self.tau_sgd / self.tau_ode_eta)[sel & np.isfinite(self.tau_ode_eta)],
+                km_ratio_eta=km_median(_ratio(self.tau_sgd, self.tau_ode_eta)[sel & np.isfinite(self.tau_ode_eta)],
                                        self.censored[sel & np.isfinite(self.tau_ode_eta)])
                 if np.any(sel & np.isfinite(self.tau_ode_eta)) else float("nan"),
                 median_law=float(np.median(self.law_x[sel])) if k else float("nan"),

@@ -87,5 +87,6 @@ def test_bad_inputs_monte_carlo():
         mcm.proposition1_monte_carlo([0.1], [1], trials=0)
     with pytest.raises(ValueError, match=r"alpha must be a number in the open interval"):
         mcm.proposition1_monte_carlo([1.5], [1], trials=10)
-    with pytest.raises(ValueError, match=r"eps must be a finite number > 0"):
-        mcm.proposition1_monte_carlo([0.1], [1], trials=10, eps=-1)
+    for eps in (-1, 0, 1, 2, float("nan")):     # an early-stopping loss below the start's (scale 1)
+        with pytest.raises(ValueError, match=r"eps must be a number in the open interval \(0, 1\)"):
+            mcm.proposition1_monte_carlo([0.1], [1], trials=10, eps=eps)
