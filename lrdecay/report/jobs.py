@@ -32,7 +32,7 @@ SIZES = {
                   two_layer=dict(smoke=True), empirics=dict(
                       profile="quick", threads=1, seeds=[0, 1],
                       train=dict(width=0.125, train_size=100, test_size=100, batch_size=25, epochs=6, ckpt_every=4,
-                                 decay_epochs=(2, 4), eval_every=1, eval_batch=100, init="torch", lr=0.02),
+                                 decay_epochs=(2, 3, 4), eval_every=1, eval_batch=100, init="torch", lr=0.02),
                       landscape=dict(grid=5, train_size=50, test_size=50, eval_batch=50, points_per_batch=5),
                       curvature=dict(probes=2, lanczos_steps=3, eval_size=50, eval_batch=50, main_every=2))),
 }
