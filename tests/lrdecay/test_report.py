@@ -388,6 +388,23 @@ def test_doctored_input_flips_the_verdict(smoke, tmp_path, claim_id):
     assert after == (PASS if before == FAIL else FAIL), (claim_id, after)
 
 
+def test_generalization_gate_turns_vgg_claims_into_na(smoke, tmp_path):
+    """In the regime but at the constant predictor's test loss: every claim about the phenomenon reads n/a and
+    says why; the same files with a generalizing main path are judged."""
+    out, _ = smoke
+    shutil.copytree(out / "empirics", tmp_path / "empirics")
+    _vgg_in_regime(tmp_path / "empirics")
+    _vgg_test_losses(tmp_path / "empirics", 0.45)       # ten classes: the constant predictor's 0.45
+    got = {c.id: c for c in evaluate(tmp_path)}
+    assert got["vgg.regime"].verdict == PASS and got["vgg.generalization"].verdict == FAIL
+    for k in ("late_decay", "valley", "test_minimum", "curvature"):
+        assert got[f"vgg.{k}"].verdict == NOT_APPLICABLE and "does not generalize" in got[f"vgg.{k}"].measured
+    _vgg_test_losses(tmp_path / "empirics", 0.2)
+    got = {c.id: c for c in evaluate(tmp_path)}
+    assert got["vgg.generalization"].verdict == PASS
+    assert all(got[f"vgg.{k}"].verdict in (PASS, FAIL) for k in ("late_decay", "valley", "test_minimum", "curvature"))
+
+
 def test_discrete_eta_claim_on_planted_errors(smoke, tmp_path):
     """phase2.discrete_eta on planted errors: exactly first-order errors pass; errors that do not grow with eta
     (slope 0) or grow like eta^2 fail."""
