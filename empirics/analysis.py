@@ -107,6 +107,13 @@ def _row_at(metrics: list[dict], epoch: int) -> dict | None:
     return rows[-1] if rows else None
 
 
+def _window_at(metrics: list[dict], epoch: int, key: str, window: int) -> tuple[dict, list[float]]:
+    """The last evaluated row at or before ``epoch`` and ``key`` over the ``window`` evaluations ending there."""
+    row = _row_at(metrics, epoch)
+    k = metrics.index(row)
+    return row, [x[key] for x in metrics[max(0, k + 1 - window):k + 1]]
+
+
 def landing_epoch(metrics: list[dict], min_acc: float = REGIME_MIN_TRAIN_ACC) -> int | None:
     """The first evaluated epoch from which the train accuracy *stays* at or above ``min_acc`` at every
     later evaluation (the path has landed for good), else ``None``.
@@ -220,10 +227,9 @@ def measure_regime(run_dirs, window: int = REGIME_WINDOW) -> dict:
         r = load_run(d)
         m = r["main"]["metrics"]
         d1 = first_decay_epoch(r)
-        row = _row_at(m, d1)
-        k = m.index(row)
+        row, at_window = _window_at(m, d1, "train_loss", window)
         losses = [x["train_loss"] for x in m]
-        at = float(np.mean(losses[max(0, k + 1 - window):k + 1]))
+        at = float(np.mean(at_window))
         lmin = float(rolling_mean(losses, window).min())
         land = landing_epoch(m)
         per.append({"seed": r["seed"], "first_decay_epoch": d1, "evaluated_epoch": int(row["epoch"]),
@@ -290,9 +296,8 @@ def measure_generalization(run_dirs, window: int = REGIME_WINDOW) -> dict:
         r = load_run(d)
         m = r["main"]["metrics"]
         e1 = first_decay_epoch(r)
-        row = _row_at(m, e1)
-        k = m.index(row)
-        mean, se = _mean_se([x["test_loss"] for x in m[max(0, k + 1 - window):k + 1]])
+        row, at_window = _window_at(m, e1, "test_loss", window)
+        mean, se = _mean_se(at_window)
         const = run_constant_loss(r)
         margin = const - mean
         per.append({"seed": r["seed"], "first_decay_epoch": e1, "test_loss": mean, "test_loss_se": se,
@@ -310,17 +315,19 @@ def measure_generalization(run_dirs, window: int = REGIME_WINDOW) -> dict:
             "reason": reason}
 
 
-def branch_table(run_dirs, k: int = LAST_K) -> dict:
+def branch_table(run_dirs, k: int = LAST_K, all_branches: bool = False) -> dict:
     """Each analysed subpath's value — the mean of its last ``k`` evaluations (test and train loss and
     accuracy) — per seed, on the decay epochs every seed has, with the no-decay control: the main path's
     mean over its last ``k`` evaluations up to the subpaths' end (equal budget), or up to each branch's end
-    (fixed length; ``nan`` where that lies beyond the main path)."""
+    (fixed length; ``nan`` where that lies beyond the main path). ``all_branches``: every subpath, landed or
+    not (for showing a run outside the regime, never for a verdict)."""
     runs = [load_run(d) for d in _as_dirs(run_dirs)]
     fixed = {is_fixed_length(r["config"]) for r in runs}
     if len(fixed) > 1:
         raise ValueError("run_dirs: the runs mix fixed-length and equal-budget subpaths")
     fixed = fixed.pop()
-    sets = [set(analysed_decay_epochs(r["config"], r["main"]["metrics"]))
+    sets = [(set(int(e) for e in r["config"]["decay_epochs"]) if all_branches
+             else set(analysed_decay_epochs(r["config"], r["main"]["metrics"])))
             & {int(s["meta"]["decay_epoch"]) for s in r["subs"]} for r in runs]
     common = sorted(set.intersection(*sets))
     out = {"design": "fixed_length" if fixed else "equal_budget", "decay_epochs": common, "last_k": k,
@@ -393,7 +400,7 @@ def slope_power(effect_slope: float, slope_sd: float, n_seeds: int, confidence: 
     return float(nct.sf(_t_quantile(confidence, dof), dof, nc))
 
 
-def measure_late_decay(run_dirs, k: int = LAST_K, confidence: float = CONFIDENCE) -> dict:
+def measure_late_decay(run_dirs, k: int = LAST_K, confidence: float = CONFIDENCE, all_branches: bool = False) -> dict:
     """:func:`branch_table` and the late-decay statistic (:func:`paired_slope`) of the test loss and accuracy.
 
     The paper's claim — a later decay generalizes better — predicts a negative test-loss slope. Also: the
@@ -402,7 +409,7 @@ def measure_late_decay(run_dirs, k: int = LAST_K, confidence: float = CONFIDENCE
     paths' test-loss minimum after landing; and for equal budgets, the mean decayed subpath minus the
     no-decay control (the mean over all decays, not the best one, which would be biased by the choice).
     """
-    t = branch_table(run_dirs, k)
+    t = branch_table(run_dirs, k, all_branches)
     e = t["decay_epochs"]
     st = paired_slope(e, t["test_loss_per_seed"], confidence)
     acc = paired_slope(e, t["test_acc_per_seed"], confidence)

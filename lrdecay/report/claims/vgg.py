@@ -92,6 +92,27 @@ def _gate(d: Path, key: str):
     return m, None
 
 
+def _outside_regime(d: Path, j):
+    """An n/a late-decay judgement, with the statistic over every branch appended as information (not judged)."""
+    if j is None or j.verdict != NOT_APPLICABLE:
+        return j
+    try:
+        dirs = [d / r for r in load_json(d / "profile.json")["run_dirs"][load_json(d / "profile.json")["variants"][0]]]
+        t = A.measure_late_decay(dirs, all_branches=True)
+    except (FileNotFoundError, ValueError, KeyError):
+        return j
+    s = t["test_loss_slope"]
+    if s["slope"] != s["slope"]:
+        return j
+    lo, hi = s["interval"]
+    j.note = (f"Shown, not judged (outside the gate): over all {len(t['decay_epochs'])} branches "
+              f"({t['decay_epochs'][0]}–{t['decay_epochs'][-1]}) the test-loss slope is {s['slope']:+.4f} per "
+              f"{s['per_epochs']} epochs [{lo:+.4f}, {hi:+.4f}] ({s['basis']}), Pearson r "
+              + ", ".join(f"{r:+.2f}" for r in s["pearson_r"])
+              + f", earliest → latest {100 * s['relative_change']:+.1f} %.")
+    return j
+
+
 def _interval_verdict(lo: float, hi: float) -> tuple[str, str]:
     """The verdict and word for an interval judged against a predicted negative sign."""
     if hi < 0:
@@ -168,7 +189,7 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
     def late_decay(d):
         m, j = _gate(d, "late_decay")
         if m is None:
-            return j
+            return _outside_regime(d, j)
         t = m["late_decay"]
         s = t["test_loss_slope"]
         lo, hi = s["interval"]
