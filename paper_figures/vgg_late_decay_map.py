@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from empirics.analysis import load_run
+from empirics.analysis import load_run, run_constant_loss
 from paper_figures._style import plt, save_figure
 from paper_figures.vgg_learning_curves import run_dirs_of
 
@@ -47,6 +47,8 @@ def make_figure(runs: list[dict], stem) -> list[Path]:
     mp = decay_map(runs)
     es = np.array(sorted(mp))
     T = int(runs[0]["main"]["end_epoch"])
+    fixed = runs[0]["config"].get("subpath_epochs")
+    last = max([T] + [int(s["end_epoch"]) for r in runs for s in r["subs"]])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
     ax = axes[0]
     allv = np.concatenate([v for _, v in mp.values()]) if mp else np.array([1.0])
@@ -59,16 +61,18 @@ def make_figure(runs: list[dict], stem) -> list[Path]:
         yed = np.concatenate([[0], (after[1:] + after[:-1]) / 2, [after[-1]]]) if len(after) > 1 else np.array([0, after[0]])
         half = 0.4 * (edges[i + 1] - edges[i])           # columns 80 % of their spacing: gaps show the subpaths
         mesh = ax.pcolormesh([e - half, e + half], yed, loss[:, None], norm=norm, cmap="viridis", shading="flat")
-    span = T - es.min() if len(es) else T
-    for tot in np.linspace(es.min(), T, 5) if len(es) else []:
+    span = (fixed if fixed else T - es.min()) if len(es) else T
+    for tot in np.linspace(es.min(), last, 5) if len(es) else []:
         ax.plot([edges[0], edges[-1]], [tot - edges[0], tot - edges[-1]], "--", color="white", lw=0.8, alpha=0.8)
-    ax.plot([edges[0], edges[-1]], [T - edges[0], T - edges[-1]], "-", color="white", lw=1.2,
-            label=f"end of every subpath (epoch {T})")
+    if not fixed:
+        ax.plot([edges[0], edges[-1]], [T - edges[0], T - edges[-1]], "-", color="white", lw=1.2,
+                label=f"end of every subpath (epoch {T})")
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(0, span * 1.02)
     ax.set_xlabel("epochs at the large rate before the decay (decay epoch)")
     ax.set_ylabel("epochs after the decay")
-    ax.legend(fontsize=7, loc="lower left")
+    if not fixed:
+        ax.legend(fontsize=7, loc="lower left")
     ax.grid(False)
     if mesh is not None:
         fig.colorbar(mesh, ax=ax, label=f"test loss (mean of {len(runs)} seeds)")
@@ -82,15 +86,20 @@ def make_figure(runs: list[dict], stem) -> list[Path]:
     ep = sorted(set.intersection(*[{x["epoch"] for x in mm} for mm in m]))
     ml = [np.mean([next(x["test_loss"] for x in mm if x["epoch"] == k) for mm in m]) for k in ep]
     ax.plot(ep, ml, color="black", lw=1.2, label="main path (no decay)")
-    ax.set_xlim(es.min() - 0.05 * span if len(es) else 0, T)
-    shown = np.concatenate([allv, [v for k, v in zip(ep, ml) if k >= (es.min() if len(es) else 0)]])
+    const = []
+    if "test_per_class" in runs[0]["main"]["data"]:
+        const = [run_constant_loss(runs[0])]
+        ax.axhline(const[0], color="0.3", ls=":", lw=1.2, label="constant predictor")
+    ax.set_xlim(es.min() - 0.05 * span if len(es) else 0, last)
+    shown = np.concatenate([allv, [v for k, v in zip(ep, ml) if k >= (es.min() if len(es) else 0)], const])
     lo, hi = np.min(shown), np.max(shown)
     ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo) if hi > lo else lo * 1.05)
     ax.set_xlabel("total epoch")
     ax.set_ylabel("test loss (seed mean)")
     ax.legend(fontsize=7)
     cfg = runs[0]["config"]
-    fig.suptitle(f"late-decay map: lr {cfg['lr']:g} → {cfg['lr'] * cfg['decay_factor']:g}, seeds "
+    design = f"fixed-length subpaths of {fixed} epochs" if fixed else "equal budget"
+    fig.suptitle(f"late-decay map: lr {cfg['lr']:g} → {cfg['lr'] * cfg['decay_factor']:g}, {design}, seeds "
                  f"{[r['seed'] for r in runs]}", fontsize=9)
     return save_figure(fig, stem)
 
