@@ -370,3 +370,24 @@ def summarize(out_dir) -> dict:
     if (out_dir / "timings.json").exists():
         s["timings"] = load_json(out_dir / "timings.json")[-1]
     return s
+
+
+#: the result files of a profile's output directory (relative glob patterns); checkpoints are left out
+RESULT_FILES = ("profile.json", "summary.json", "timings.json", "*/seed_*/config.json", "*/seed_*/curvature.json",
+                "*/seed_*/landscape.npz", "*/seed_*/*/metrics.csv", "*/seed_*/*/result.json")
+
+
+def export_results(out_dir, dest) -> list[Path]:
+    """Copy the result files of the profile in ``out_dir`` (:data:`RESULT_FILES`, no checkpoints) to ``dest``.
+
+    ``dest`` must be absent or empty; each file is written atomically. Returns the written paths.
+    """
+    from theory.io import atomic_write_bytes
+
+    out_dir, dest = Path(out_dir), Path(dest)
+    if not (out_dir / "profile.json").exists():
+        raise ValueError(f"--out: {out_dir} is not a profile's output directory (no profile.json)")
+    if dest.exists() and any(dest.iterdir()):
+        raise ValueError(f"--to: {dest} exists and is not empty; choose an empty or new folder")
+    files = sorted({f for pat in RESULT_FILES for f in out_dir.glob(pat) if f.is_file()})
+    return [atomic_write_bytes(dest / f.relative_to(out_dir), f.read_bytes()) for f in files]

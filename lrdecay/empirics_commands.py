@@ -111,6 +111,15 @@ def register(subparsers) -> None:
     _common(f, data=False)
     f.set_defaults(func=cmd_figures)
 
+    ex = sub.add_parser("export", help="copy a profile's small result files (no checkpoints) to another folder",
+                        description="Copy the result files of a profile's output directory — profile.json, "
+                                    "summary.json, timings.json, every config.json, metrics.csv, result.json, "
+                                    "curvature.json and landscape.npz — to --to, leaving the checkpoints behind: "
+                                    "what a run needs to be judged and drawn again.")
+    _common(ex, data=False)
+    ex.add_argument("--to", type=Path, required=True, help="destination folder (created; must be empty or absent)")
+    ex.set_defaults(func=cmd_export)
+
     pr = sub.add_parser("profile", help="run a whole profile: every seed's main path, subpaths, curvature, landscape",
                         description="Run every stage of a named profile (settings: --list) for each of its seeds in one "
                                     "output directory, then draw the figures; each finished stage is reused, an "
@@ -321,6 +330,14 @@ def draw_figures(out) -> list[Path]:
 def cmd_figures(args) -> int:
     for p in draw_figures(args.out):
         print(p)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from empirics.profiles import export_results
+
+    files = export_results(args.out, args.to)
+    print(f"{len(files)} files ({sum(f.stat().st_size for f in files) / 1e6:.1f} MB) in {args.to}")
     return 0
 
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from empirics import analysis as A
 from empirics import data as D
 from empirics import profiles as P
 
@@ -179,3 +181,17 @@ def test_resume_after_interruption_reuses_finished_stages(datadir, tmp_path, mon
     # same result as an uninterrupted run
     ref = P.run_profile("quick", tmp_path / "ref", datadir, **kw)
     assert ref["late_decay"]["test_loss_mean"] == s["late_decay"]["test_loss_mean"]
+
+
+def test_exported_results_measure_like_the_run(tiny_profile, tmp_path):
+    """The exported files (no checkpoints) give the same measurements as the full run directory."""
+    out, _ = tiny_profile
+    files = P.export_results(out, tmp_path / "exp")
+    assert files and not any(f.suffix == ".pt" for f in files)
+    assert (tmp_path / "exp" / "sgd" / "seed_0" / "landscape.npz").exists()
+    a, b = A.measure_profile(out), A.measure_profile(tmp_path / "exp")
+    assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    with pytest.raises(ValueError, match="--to: .* is not empty"):
+        P.export_results(out, tmp_path / "exp")
+    with pytest.raises(ValueError, match="--out: .* is not a profile's output directory"):
+        P.export_results(tmp_path, tmp_path / "other")
