@@ -240,6 +240,8 @@ def measure_regime(run_dirs, window: int = REGIME_WINDOW) -> dict:
                     "loss_ratio": at / lmin if lmin > 0 else float("inf"),
                     "landing_epoch": land, "main_path_epochs": int(r["main"]["end_epoch"]),
                     "epochs_landed_before_first_decay": None if land is None else d1 - land,
+                    "main_steps_after_landing": None if land is None
+                    else (int(r["main"]["end_epoch"]) - land) * int(r["main"]["steps_per_epoch"]),
                     "final_train_acc": float(m[-1]["train_acc"])})
     return {"per_seed": per, "seeds": [p["seed"] for p in per],
             "min_train_acc_at_first_decay": min(p["train_acc_at_first_decay"] for p in per),

@@ -143,7 +143,9 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
         r = m["regime"]
         if "missing" in r:
             return Judgement(MISSING, r["missing"])
-        land = ", ".join("—" if e is None else str(e) for e in r["landing_epochs"])
+        land = ", ".join("—" if p["landing_epoch"] is None else
+                         f"{p['landing_epoch']} ({p['main_steps_after_landing']:,} main-path steps after it)"
+                         for p in r["per_seed"])
         first = r["per_seed"][0]["first_decay_epoch"]
         measured = (f"train accuracy at the first analysed decay (epoch {first}) ≥ "
                     f"{r['min_train_acc_at_first_decay']:.3f} over {len(r['seeds'])} seed(s); windowed loss ratio ≤ "
