@@ -2,6 +2,7 @@
 claim flipped by a doctored input (the judge reads the files, so a wrong measurement changes the verdict)."""
 import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +23,14 @@ from theory.studies.landscape import LandscapeStudy
 from theory.studies.rate_law import RateLawResult
 from theory.studies.two_layer import TwoLayerStudy
 
-# the long CPU run's claims, judged from its committed files (the same at every size)
-VGG_LONG_SMOKE = {f"vgg.long.{k}": MISSING for k in ("regime", "generalization", "late_decay", "valley",
-                                                     "test_minimum", "curvature")}
+# the long CPU run's claims, judged from its committed files (the same at every size): its main path generalizes
+# (test loss 0.28 against the constant predictor's 0.45) but never interpolates its 5,000 augmented images, so the
+# regime fails and the claims about the phenomenon are n/a
+LONG_RUN = Path(__file__).resolve().parents[2] / "measurements" / "vgg_cpu_long"
+_LONG = ("regime", "generalization", "late_decay", "valley", "test_minimum", "curvature")
+VGG_LONG_SMOKE = ({"vgg.long.regime": FAIL, "vgg.long.generalization": PASS}
+                  | {f"vgg.long.{k}": NOT_APPLICABLE for k in _LONG[2:]}
+                  if (LONG_RUN / "profile.json").exists() else {f"vgg.long.{k}": MISSING for k in _LONG})
 # the verdict of every claim on the smoke-size report; claims whose regime the smoke size does not reach
 # say so ("n/a", "not testable") instead of passing
 EXPECTED_SMOKE = {
@@ -366,8 +372,15 @@ DOCTORS = {
     "symbolic.identities": lambda d: _checks_nested(d, "symbolic_checks.npz", "identities", "lagrange_det", "x"),
     "symbolic.numeric": lambda d: _checks_nested(d, "symbolic_checks.npz", "max_rel_error", "train_grad", 1e-3),
 }
+if (LONG_RUN / "profile.json").exists():
+    DOCTORS |= {"vgg.long.regime": _vgg_in_regime,
+                "vgg.long.generalization": lambda d: _vgg_test_losses(d, 0.45),   # at the constant predictor
+                "vgg.long.late_decay": _vgg_later_worse,
+                "vgg.long.valley": lambda d: _vgg_landscape(d, _vgg_leaves_valley),
+                "vgg.long.test_minimum": lambda d: _vgg_landscape(d, _vgg_tilted_test),
+                "vgg.long.curvature": _vgg_rising_traces}
 #: claims with no doctored input, and why
-UNDOCTORABLE: dict = {k: "the long run's files are not committed yet" for k, v in VGG_LONG_SMOKE.items()
+UNDOCTORABLE: dict = {k: "the long run's files are not in this checkout" for k, v in VGG_LONG_SMOKE.items()
                       if v == MISSING}
 
 
