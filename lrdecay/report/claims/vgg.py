@@ -161,7 +161,7 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
                       "errors",
            tolerance=f"margin ≥ {A.GATE_MIN_RELATIVE_MARGIN:g} × constant and > {A.GATE_MIN_SE:g} s.e. (over the "
                      f"{A.REGIME_WINDOW} evaluations); the gate of every claim below",
-           job=job, figure=fig["curves"],
+           job=job, figure=fig["map"],
            flips="main-path test losses at 0.2 (well below the constant predictor)")
     def generalization(d):
         m = _measure(d)
