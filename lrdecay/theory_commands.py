@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from theory.io import DirectoryLock, prepare_output_dir
-from theory.validation import integer, integers, numbers, open_unit, positive
+from theory.validation import integer, integers, nonneg, numbers, open_unit, positive
 
 
 def _out(p, default):
@@ -22,6 +22,19 @@ def _no_progress(p):
 
 def _wrote(paths):
     print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _problem_options(p, d: int, n: int, sigma: float, n_min: int = 1, d_min: int = 2) -> None:
+    """``--d``, ``--n`` and ``--sigma`` of the random problem (:meth:`theory.problem.Problem.generate`)."""
+    p.add_argument("--d", type=int, default=d, help=f"dimension, >= {d_min} (default: %(default)s)")
+    p.add_argument("--n", type=int, default=n, help=f"training points, {n_min} <= n < d (default: %(default)s)")
+    p.add_argument("--sigma", type=float, default=sigma, help="label-noise level > 0 (default: %(default)s)")
+
+
+def _problem(args, n_min: int = 1, d_min: int = 2) -> tuple[int, int, float]:
+    """The validated ``(--d, --n, --sigma)``."""
+    d = integer("--d", args.d, d_min)
+    return d, integer("--n", args.n, n_min, d - 1), positive("--sigma", args.sigma)
 
 
 @contextmanager
@@ -41,15 +54,21 @@ def register_demo(sub) -> None:
 
     c = DemoConfig()
     p = sub.add_parser(
-        "demo", help="late-decay sweep on the nonlinear model for gamma = 1 and gamma = 0",
-        description=f"Label-noise SGD on a default problem (d = {c.d}, n = {c.n}, sigma = {c.sigma}, eta = {c.eta}) "
-                    f"decayed to eta x {c.factor} at several steps: the final test loss per decay step beside the "
-                    "min-norm test loss, for gamma = 1 and gamma = 0 (where the decay time should not matter), and "
-                    "schedules at an equal step budget. Writes decay_sweep_gamma<g>.npz, schedules.npz, demo.json "
-                    "and figures/demo_decay.{png,pdf} under --out.")
+        "demo", help="late-decay sweep on the nonlinear model for gamma = 1 (or --gamma) and gamma = 0",
+        description=f"Label-noise SGD on a random problem (by default d = {c.d}, n = {c.n}, sigma = {c.sigma}, "
+                    f"eta = {c.eta}) decayed to eta x {c.factor} at several steps, every run with the same step "
+                    "budget: the final test loss per decay step beside the min-norm test loss, for gamma (default "
+                    f"{c.gammas[0]:g}) and gamma = 0 (where the decay time should not matter), and schedules at an "
+                    "equal step budget. Writes decay_sweep_gamma<g>.npz, schedules.npz, demo.json and "
+                    "figures/demo_decay.{png,pdf} under --out.")
     _out(p, "results/demo")
     p.add_argument("--seed", type=int, default=0, help="problem and noise seed (default: %(default)s)")
     p.add_argument("--paths", type=int, default=c.paths, help="paths per decay step (default: %(default)s)")
+    _problem_options(p, c.d, c.n, c.sigma)
+    p.add_argument("--gamma", type=float, default=c.gammas[0],
+                   help="gamma >= 0 of the model, run beside gamma = 0 (default: %(default)s)")
+    p.add_argument("--eta", type=float, default=c.eta,
+                   help=f"the large learning rate > 0, decayed to eta x {c.factor} (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="shorter runs (a few seconds)")
     _no_progress(p)
     p.set_defaults(func=cmd_demo)
@@ -60,8 +79,11 @@ def cmd_demo(args) -> int:
 
     from theory.studies.decay import DemoConfig
 
-    cfg = replace(DemoConfig(), seed=integer("--seed", args.seed, 0), paths=integer("--paths", args.paths, 1))
-    cfg = (cfg.quick() if args.quick else cfg).validate()
+    d, n, sigma = _problem(args)
+    gamma = nonneg("--gamma", args.gamma)
+    cfg = replace(DemoConfig(), seed=integer("--seed", args.seed, 0), paths=integer("--paths", args.paths, 1),
+                  d=d, n=n, sigma=sigma, eta=positive("--eta", args.eta), gammas=(gamma, 0.0) if gamma else (0.0,))
+    cfg = _validated(cfg.quick() if args.quick else cfg, {"gammas": "--gamma"})
     with output_dir(args.out) as out:
         _run_demo(cfg, args, out)
     return 0
@@ -95,7 +117,7 @@ def register_drift(sub) -> None:
     c = DriftConfig()
     p = sub.add_parser(
         "drift", help="quasistatic drift ODE against label-noise SGD",
-        description="For gamma in {0.5, 1, 2} and eta in {0.02, 0.01}, SGD paths and the drift ODE "
+        description="For every gamma (default 0.5 1 2) and eta (default 0.02 0.01), SGD paths and the drift ODE "
                     "dw/dtau = -(a/4) P_T grad tr Hess L_n start at the same point of M; reports the largest gap "
                     "in mean ||w|| (relative to the distance travelled) and the measured/predicted train-loss "
                     "plateau, with breakdown cases (large eta, minibatch b = 2, n = 3, gamma = 0.25). Writes "
@@ -104,7 +126,13 @@ def register_drift(sub) -> None:
     p.add_argument("--seed", type=int, default=c.seed, help="problem and noise seed (default: %(default)s)")
     p.add_argument("--paths", type=int, default=c.paths, help="SGD paths per case (default: %(default)s)")
     p.add_argument("--tau-max", type=float, default=c.tau_max, help="drift time tau = eta^2 k (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="one learning rate (0.02) per gamma")
+    _problem_options(p, c.d, c.n, c.sigma, n_min=2, d_min=4)
+    p.add_argument("--gamma", type=float, nargs="+", default=None, metavar="GAMMA",
+                   help="gammas > 0 of the main cases (default: " + " ".join(f"{g:g}" for g in c.gammas) + ")")
+    p.add_argument("--eta", type=float, nargs="+", default=None, metavar="ETA",
+                   help="learning rates > 0 of the main cases (default: " + " ".join(f"{e:g}" for e in c.etas)
+                        + "; 0.02 with --quick)")
+    p.add_argument("--quick", action="store_true", help="one learning rate (0.02) per gamma (--eta wins over it)")
     _no_progress(p)
     p.set_defaults(func=cmd_drift)
 
@@ -115,9 +143,15 @@ def cmd_drift(args) -> int:
     from paper_figures.drift_vs_sgd import make_figure
     from theory.studies.drift import DriftConfig, run_drift_study
 
+    d, n, sigma = _problem(args, n_min=2, d_min=4)
     cfg = replace(DriftConfig(), seed=integer("--seed", args.seed, 0), paths=integer("--paths", args.paths, 1),
-                  tau_max=positive("--tau-max", args.tau_max))
-    cfg = (cfg.quick() if args.quick else cfg).validate()
+                  tau_max=positive("--tau-max", args.tau_max), d=d, n=n, sigma=sigma)
+    cfg = cfg.quick() if args.quick else cfg
+    if args.gamma is not None:
+        cfg = replace(cfg, gammas=tuple(numbers("--gamma", args.gamma, 0.0, strict=True)))
+    if args.eta is not None:
+        cfg = replace(cfg, etas=tuple(numbers("--eta", args.eta, 0.0, strict=True)))
+    cfg = _validated(cfg, {"gammas": "--gamma", "etas": "--eta"})
     with output_dir(args.out) as out:
         study = run_drift_study(cfg, progress=not args.no_progress)
         print(study.table())
@@ -282,7 +316,7 @@ def _run_convex(args, out, st):
 # --------------------------------------------------------------------------------------------------
 
 def register_sweep(sub) -> None:
-    from theory.studies.grid import GridConfig
+    from theory.studies.grid import BUDGETS, GridConfig
 
     c = GridConfig()
     p = sub.add_parser(
@@ -290,7 +324,7 @@ def register_sweep(sub) -> None:
         description="Each grid point generates its problem from its seed, runs label-noise SGD decayed at its "
                     "decay step and records the final test and train loss with the min-norm reference. Finished "
                     "tasks are cached under <out>/cache; a killed sweep resumes where it stopped. Writes "
-                    "sweep_results.npz under --out.")
+                    "sweep_results.npz and sweep_results.csv (one row per task) under --out.")
     _out(p, "results/sweep")
     p.add_argument("--gammas", type=float, nargs="+", default=list(c.gammas), help="gamma values (default: 0 1 2)")
     p.add_argument("--etas", type=float, nargs="+", default=list(c.etas), help="learning rates (default: 0.02)")
@@ -298,6 +332,14 @@ def register_sweep(sub) -> None:
                    help="decay steps (default: 0 2000 10000 40000)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(c.seeds), help="problem seeds (default: 0 1)")
     p.add_argument("--paths", type=int, default=c.paths, help="SGD paths per task (default: %(default)s)")
+    _problem_options(p, c.d, c.n, c.sigma)
+    p.add_argument("--steps", type=int, default=c.phase3_steps,
+                   help="steps after the latest decay step (--budget equal) or after each task's own decay step "
+                        "(--budget fixed-after-decay) (default: %(default)s)")
+    p.add_argument("--budget", default=c.budget, choices=BUDGETS,
+                   help="equal: every task runs max(decay steps) + STEPS steps, so the decay time is the only "
+                        "difference between the tasks of one gamma, eta and seed; fixed-after-decay: each task runs "
+                        "its decay step + STEPS steps, so a later decay also trains longer (default: %(default)s)")
     p.add_argument("--executor", default="processes",
                    help="processes | threads | serial | a Dask scheduler address tcp://HOST:PORT (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: all cores)")
@@ -309,8 +351,10 @@ def register_sweep(sub) -> None:
 def cmd_sweep(args) -> int:
     from theory.studies.grid import GridConfig, run_grid
 
+    d, n, sigma = _problem(args)
     cfg = GridConfig(gammas=tuple(args.gammas), etas=tuple(args.etas), decay_steps=tuple(args.decay_steps),
-                     seeds=tuple(args.seeds), paths=args.paths).validate(prefix="--")
+                     seeds=tuple(args.seeds), paths=args.paths, d=d, n=n, sigma=sigma,
+                     phase3_steps=integer("--steps", args.steps, 1), budget=args.budget).validate(prefix="--")
     if args.workers is not None:
         integer("--workers", args.workers, 1)
     with output_dir(args.out) as out:
@@ -318,7 +362,9 @@ def cmd_sweep(args) -> int:
                        recompute=args.recompute)
         print(res.table())
         path = res.save(out / "sweep_results.npz")
-        print(f"\nwrote {path} ({len(res.rows)} tasks, {res.n_diverged} diverged; cache in {out / 'cache'})")
+        csv_path = res.save_csv(out / "sweep_results.csv")
+        print(f"\nwrote {path} and {csv_path.name} ({len(res.rows)} tasks, {res.n_diverged} diverged; "
+              f"cache in {out / 'cache'})")
     return 0
 
 

@@ -70,6 +70,53 @@ def test_drift_quick_writes_comparisons_and_figure(tmp_path, capsys):
     assert (tmp_path / "figures" / "drift_vs_sgd.png").stat().st_size > 1000
 
 
+def test_demo_problem_options_reach_the_problem(tmp_path, capsys, monkeypatch):
+    """--d, --n, --gamma, --eta and --sigma set the generated problems and the rate (read back from the files);
+    the decay steps are shortened here (monkeypatched --quick) to keep the test fast."""
+    from dataclasses import replace
+
+    from theory.studies import decay
+    monkeypatch.setattr(decay.DemoConfig, "quick", lambda self: replace(self, decay_steps=(0, 300), phase3_steps=200))
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--paths", "1", "--no-progress", "--d", "12", "--n", "4",
+                 "--gamma", "2", "--eta", "0.01", "--sigma", "0.5"]) == 0
+    res = DemoResult.load(tmp_path)
+    assert set(res.sweeps) == {2.0, 0.0}
+    p = res.sweeps[2.0].problem
+    assert (p.d, p.n, p.gamma, p.sigma) == (12, 4, 2.0, 0.5) and res.sweeps[2.0].config["eta"] == 0.01
+    assert res.config.eta == 0.01 and res.schedules.problem.gamma == 2.0
+
+
+def test_drift_problem_options_choose_the_main_cases(tmp_path, capsys):
+    """--gamma and --eta give the main cases (their product); --eta wins over --quick's single rate."""
+    assert main(["drift", "--out", str(tmp_path), "--quick", "--paths", "2", "--tau-max", "0.2", "--no-progress",
+                 "--d", "12", "--n", "4", "--sigma", "0.4", "--gamma", "1.5", "--eta", "0.03", "0.01"]) == 0
+    st = DriftStudy.load(tmp_path)
+    assert [(r["gamma"], r["eta"]) for r in st.main_rows()] == [(1.5, 0.03), (1.5, 0.01)]
+    c = st.comparisons["g1.5_eta0.03"]
+    assert (c.problem.d, c.problem.n, c.problem.sigma) == (12, 4, 0.4)
+
+
+@pytest.mark.parametrize("budget", ["equal", "fixed-after-decay"])
+def test_sweep_budget_and_csv(budget, tmp_path, capsys):
+    """Each task's step count follows --budget (equal: max decay + --steps for all; fixed-after-decay: its decay +
+    --steps); the CSV holds the npz's rows, number for number."""
+    import csv
+
+    from theory.studies.grid import GridResult
+    assert main(["sweep", "--out", str(tmp_path), "--gammas", "1", "--decay-steps", "0", "300", "--seeds", "0",
+                 "--paths", "1", "--d", "10", "--n", "3", "--sigma", "0.2", "--steps", "100", "--budget", budget,
+                 "--executor", "serial", "--no-progress"]) == 0
+    rows = GridResult.load(tmp_path / "sweep_results.npz").rows
+    with open(tmp_path / "sweep_results.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    expected_steps = [400, 400] if budget == "equal" else [100, 400]
+    assert [int(r["total_steps"]) for r in table] == expected_steps
+    assert [r["decay_step"] + r["phase3_steps"] for r in rows] == expected_steps
+    assert [(r["d"], r["n"], r["sigma"]) for r in rows] == [(10, 3, 0.2)] * 2
+    for r, t in zip(rows, table):
+        assert float(t["final_test_mean"]) == r["final_test_mean"] and t["status"] == r["status"] == "ok"
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])

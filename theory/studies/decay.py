@@ -26,7 +26,7 @@ from theory.phases import flow_landing_test_loss
 from theory.problem import Problem
 from theory.schedules import Cosine, Schedule, StepDecay, WarmupStableDecay
 from theory.stats import mean_sem
-from theory.validation import integer, integers, positive
+from theory.validation import fraction, integer, integers, numbers, positive
 
 # --------------------------------------------------------------------------------------------------
 # Claims' tolerances (fixed in advance; the report imports them)
@@ -278,6 +278,13 @@ class DemoConfig:
         integer("seed", self.seed, 0)
         integer("paths", self.paths, 1)
         integers("decay_steps", list(self.decay_steps))
+        d = integer("d", self.d, 2)
+        integer("n", self.n, 1, d - 1)
+        numbers("gammas", self.gammas, 0.0)
+        positive("eta", self.eta)
+        positive("sigma", self.sigma)
+        fraction("factor", self.factor)
+        integer("phase3_steps", self.phase3_steps, 1)
         return self
 
     @property

@@ -1,6 +1,7 @@
 r"""The quasistatic drift ODE against label-noise SGD over many paths (``lrdecay drift``).
 
-For gamma in {0.5, 1, 2} and two learning rates, SGD paths and the drift ODE
+For every gamma and learning rate of the configuration (by default gamma in {0.5, 1, 2} and eta in {0.02, 0.01}),
+SGD paths and the drift ODE
 ``dw/dtau = -(a/4) P_T grad tr Hess L_n`` start at the same point of M (the retraction of ``w0``); the
 study reports the largest gap between the paths' mean ``||w||`` and the ODE's (relative to the distance
 the norm travels) and the measured/predicted train-loss plateau ratio. Breakdown cases: a large
@@ -21,9 +22,8 @@ from theory.engine import simulate
 from theory.problem import Problem
 from theory.quasistatic import drift_ode, noise_scale, plateau_prediction
 from theory.schedules import as_schedule
-from theory.validation import integer, positive
+from theory.validation import integer, numbers, positive
 
-MAIN_CASES = [dict(gamma=g, eta=e) for g in (0.5, 1.0, 2.0) for e in (0.02, 0.01)]
 #: cases where the quasistatic picture is expected to degrade: eta lambda no longer small, sampling noise
 #: on top of the label noise away from M, few samples (a low-dimensional normal space)
 BREAKDOWN_CASES = [
@@ -152,14 +152,17 @@ class DriftConfig:
     n: int = 10
     sigma: float = 0.3
     etas: tuple = (0.02, 0.01)    # learning rates of the main cases
+    gammas: tuple = (0.5, 1.0, 2.0)   # gammas of the main cases
 
     def validate(self) -> "DriftConfig":
         integer("seed", self.seed, 0)
         integer("paths", self.paths, 1)
         positive("tau_max", self.tau_max)
-        integer("d", self.d, 2)
-        integer("n", self.n, 1, self.d - 1)
+        d = integer("d", self.d, 4)          # the breakdown case "few samples" has n = 3 < d
+        integer("n", self.n, 2, d - 1)       # the breakdown case "minibatch" draws b = 2 of the n samples
         positive("sigma", self.sigma)
+        numbers("etas", self.etas, 0.0, strict=True)
+        numbers("gammas", self.gammas, 0.0, strict=True)   # at gamma = 0 nothing drifts: no travel to compare
         return self
 
     def quick(self) -> "DriftConfig":
@@ -167,7 +170,7 @@ class DriftConfig:
         return replace(self, etas=(0.02,))
 
     def cases(self) -> list[dict]:
-        main = [dict(c, kind="main") for c in MAIN_CASES if c["eta"] in self.etas]
+        main = [dict(gamma=float(g), eta=float(e), kind="main") for g in self.gammas for e in self.etas]
         return (main + [dict(c, kind="breakdown") for c in BREAKDOWN_CASES]
                 + [dict(c, kind="control") for c in CONTROL_CASES])
 

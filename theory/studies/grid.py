@@ -2,7 +2,10 @@
 
 Each task generates its problem from ``seed`` (so the instance is the same for every gamma, eta and
 decay step of that seed), runs label-noise SGD decayed at ``decay_step`` and returns the final test
-and train loss with the min-norm reference. The noise stream of a task comes from
+and train loss with the min-norm reference. Step budget (``budget``): ``"equal"`` (the default) runs every
+task for ``max(decay_steps) + phase3_steps`` steps, so that the decay time is the only difference between the
+tasks of one (gamma, eta, seed); ``"fixed-after-decay"`` runs ``decay_step + phase3_steps`` steps, so a later
+decay also trains longer. The noise stream of a task comes from
 :func:`theory.sweep.config_seed`, so results do not depend on the executor or the number of workers.
 Finished tasks are cached under ``<out>/cache``; a killed sweep resumes where it stopped.
 """
@@ -17,7 +20,7 @@ from theory import io
 from theory.problem import Problem
 from theory.studies.decay import decay_sweep
 from theory.sweep import config_seed, grid, run_sweep
-from theory.validation import integer, integers, numbers, positive
+from theory.validation import choice, integer, integers, numbers, positive
 
 
 #: part of every task's configuration (hence of its cache key): raised when the task's output changes
@@ -39,6 +42,9 @@ def decay_task(config: dict) -> dict:
             "first_divergence": int(sw.sim.stop_step[diverged].min()) if diverged.any() else -1}
 
 
+BUDGETS = ("equal", "fixed-after-decay")
+
+
 @dataclass(frozen=True)
 class GridConfig:
     gammas: tuple = (0.0, 1.0, 2.0)
@@ -49,8 +55,9 @@ class GridConfig:
     n: int = 10
     sigma: float = 0.3
     factor: float = 0.1
-    phase3_steps: int = 10000
+    phase3_steps: int = 10000     # steps after the latest decay ("equal") or after each task's decay
     paths: int = 2
+    budget: str = "equal"
 
     def validate(self, prefix: str = "") -> "GridConfig":
         """Every axis checked before any task is dispatched; ``prefix="--"`` names the CLI options."""
@@ -64,12 +71,23 @@ class GridConfig:
         integer(name("n"), self.n, 1, d - 1)
         positive(name("sigma"), self.sigma)
         integer(name("phase3_steps"), self.phase3_steps, 1)
+        choice(name("budget"), self.budget, BUDGETS)
         return self
 
+    def total_steps(self, decay_step: int) -> int:
+        """The steps of the task decayed at ``decay_step``: the same for all under ``"equal"``."""
+        last = max(self.decay_steps) if self.budget == "equal" else decay_step
+        return int(last) + int(self.phase3_steps)
+
     def configs(self) -> list[dict]:
-        return grid(gamma=list(self.gammas), eta=list(self.etas), decay_step=list(self.decay_steps),
-                    seed=list(self.seeds), d=self.d, n=self.n, sigma=self.sigma, factor=self.factor,
-                    phase3_steps=self.phase3_steps, paths=self.paths, task_version=TASK_VERSION)
+        """One task per grid point; its ``phase3_steps`` are the steps after its own decay (under ``"equal"``
+        the latest decay's ``phase3_steps`` plus the gap to the latest decay)."""
+        out = grid(gamma=list(self.gammas), eta=list(self.etas), decay_step=list(self.decay_steps),
+                   seed=list(self.seeds), d=self.d, n=self.n, sigma=self.sigma, factor=self.factor,
+                   phase3_steps=self.phase3_steps, paths=self.paths, task_version=TASK_VERSION)
+        for c in out:
+            c["phase3_steps"] = self.total_steps(c["decay_step"]) - c["decay_step"]
+        return out
 
 
 @dataclass
@@ -85,12 +103,32 @@ class GridResult(io.Result):
         return sum(r["status"] != "ok" for r in self.rows)
 
     def table(self) -> str:
-        lines = [f"{'gamma':>6} {'eta':>6} {'decay':>7} {'seed':>5} {'final test':>11} {'min-norm':>9}"]
+        lines = [f"{'gamma':>6} {'eta':>6} {'decay':>7} {'steps':>7} {'seed':>5} {'final test':>11} {'min-norm':>9}"]
         for r in self.rows:
             value = f"{r['final_test_mean']:>11.4f}" if r["status"] == "ok" else f"{r['status']:>11}"
-            lines.append(f"{r['gamma']:>6g} {r['eta']:>6g} {r['decay_step']:>7d} {r['seed']:>5d} "
-                         f"{value} {r['min_norm_test_loss']:>9.4f}")
+            lines.append(f"{r['gamma']:>6g} {r['eta']:>6g} {r['decay_step']:>7d} "
+                         f"{r['decay_step'] + r['phase3_steps']:>7d} {r['seed']:>5d} {value} {r['min_norm_test_loss']:>9.4f}")
         return "\n".join(lines)
+
+    def csv(self) -> str:
+        """The rows as CSV text: one line per task, its configuration, ``total_steps``, status and mean losses
+        (``nan`` for a diverged task)."""
+        import csv
+        import io as _io
+
+        cols = ["gamma", "eta", "decay_step", "total_steps", "seed", "d", "n", "sigma", "factor", "paths", "status",
+                "final_test_mean", "final_train_mean", "min_norm_test_loss", "flow_landing_test_loss"]
+        buf = _io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        for r in self.rows:
+            row = dict(r, total_steps=r["decay_step"] + r["phase3_steps"])
+            w.writerow([repr(row[c]) if isinstance(row[c], float) else row[c] for c in cols])
+        return buf.getvalue()
+
+    def save_csv(self, path) -> Path:
+        """:meth:`csv` written to ``path``, atomically."""
+        return io.atomic_write_text(path, self.csv())
 
 
 def run_grid(config: GridConfig, out, *, executor="processes", workers=None, progress=True,
