@@ -33,7 +33,8 @@ VERDICT_HELP = {
     MISSING: "its result files are missing or unreadable",
     FIGURE: "shown for inspection, with no measured verdict",
 }
-TAG_HELP = {"[seed]": "stated in the source papers", "[derived]": "worked out from them (THEORY.md)",
+TAG_HELP = {"[seed]": "stated in the source papers",
+            "[derived]": "worked out from them (docs/science.md, whose headings are the section labels)",
             "[seed]/[derived]": "stated in the sources and worked out here"}
 COLOR = {PASS: "#1a7f37", FAIL: "#cf222e", MISSING: "#9a6700", NOT_APPLICABLE: "#57606a", NOT_TESTABLE: "#57606a",
          FIGURE: "#0969da"}

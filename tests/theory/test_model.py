@@ -76,7 +76,7 @@ def test_retraction_lands_on_manifold_and_fixes_it(gamma, rng):
 
 @pytest.mark.parametrize("gamma", GAMMAS)
 def test_hessian_trace_on_manifold_is_h_of_r(gamma, rng):
-    """On M the trace of the (finite-difference) Hessian equals h(||w||) (THEORY.md closed form)."""
+    """On M the trace of the (finite-difference) Hessian equals h(||w||) (the closed form of docs/science.md, §1 model)."""
     p = _prob(gamma, d=8, n=3)
     for w in m.retract(rng.standard_normal((3, p.d)), p.X, p.y, gamma):
         Hfd = fd_jacobian(lambda v: m.train_grad(v, p.X, p.y, gamma), w)

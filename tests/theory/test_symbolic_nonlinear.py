@@ -2,7 +2,7 @@
 
 Oracle: expressions derived by sympy from the model ``f(w; x) = ||w||^gamma w^T x`` and the loss
 definitions only (see theory/symbolic.py). Numeric functions of theory.model are compared with the
-lambdified derivations at random points; closed-form claims of THEORY.md are compared with the derived
+lambdified derivations at random points; closed-form claims of docs/science.md are compared with the derived
 expressions symbolically. Tolerances are stated per test (relative 1e-10 for the numeric comparisons,
 exact zero for the symbolic identities).
 """
@@ -39,10 +39,10 @@ def manifold_points(X, y, gamma, rng, k=3, scale=1.0):
 
 
 # ---------------------------------------------------------------------------------------------
-# the statements under test (THEORY.md / theory.model docstrings), typed here as claimed
+# the statements under test (docs/science.md / theory.model docstrings), typed here as claimed
 # ---------------------------------------------------------------------------------------------
 def theory_claims(n: int) -> dict:
-    """The closed forms as THEORY.md states them, for ``n`` data points. Nothing above derives from
+    """The closed forms as docs/science.md states them, for ``n`` data points. Nothing above derives from
     these; tests compare the derivations with them.
 
     ``h``: ``r^(2 gamma) ||X||_F^2 / n + (gamma^2 + 2 gamma) ||y||^2 / (n r^2)``;

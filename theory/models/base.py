@@ -14,7 +14,8 @@ labels ``y`` and a target ``beta*`` (``x ~ N(0, I_d)``, ``y = X beta*``):
 
 Label-noise SGD (full batch) is ``theta <- theta - (eta/n) J^T (r - sigma xi)``, ``xi ~ N(0, I_n)``: the
 engine's ``increment`` with ``dt = eta``, ``noise_coef = eta sigma / sqrt(n)``. The quasistatic picture of
-THEORY.md §1 carries over unchanged: a normal Ornstein–Uhlenbeck equilibrium with train-loss plateau
+The picture of docs/science.md, §1 Phase II, carries over unchanged: a normal Ornstein–Uhlenbeck equilibrium
+with train-loss plateau
 ``(eta a / 4) sum_j lambda_j / (1 - eta lambda_j / 2)`` (``lambda_j`` the eigenvalues of ``J J^T / n``,
 ``a = sigma^2 / n``), and the drift along M
 

@@ -3,7 +3,7 @@ r"""The diagonal linear network ``beta(theta) = u * u - v * v``, ``theta = (u, v
 (The parameterisation ``beta = u * v`` is the same model up to an isometry and a factor:
 ``p = (u + v)/sqrt 2``, ``q = (u - v)/sqrt 2`` give ``u * v = (p * p - q * q) / 2``.)
 
-Formulas (THEORY.md notation; ``c_j = ||X_{:,j}||^2``, ``g = X^T r``, ``r = X beta - y``):
+Formulas (the notation of docs/science.md, §1; ``c_j = ||X_{:,j}||^2``, ``g = X^T r``, ``r = X beta - y``):
 
 * ``D beta = [2 diag(u), -2 diag(v)]`` (d x 2d); ``D beta^T g = (2 u * g, -2 v * g)``;
 * ``grad L_n = (2 u * g, -2 v * g) / n``; Jacobian rows ``J_i = (2 u * x_i, -2 v * x_i)``;

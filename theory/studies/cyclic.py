@@ -1,6 +1,6 @@
 r"""``lrdecay cyclic``: cyclic learning-rate schedules beside constant, step, multistep, cosine and WSD at an equal budget.
 
-One problem of the nonlinear model (THEORY.md §1) and one step budget ``T``. Every schedule starts at the same
+One problem of the nonlinear model (docs/science.md, §1 model) and one step budget ``T``. Every schedule starts at the same
 landing point ``w_L`` on M (noise-free gradient descent at the peak rate ``eta`` from ``w0`` until
 ``L_n <= 1e-14``, retracted), with ``paths`` label-noise SGD paths each (one engine call; the result is a
 :class:`theory.studies.decay.ScheduleComparison`). Schedules (:func:`cyclic_schedules`): ``constant``;

@@ -8,10 +8,10 @@ r"""Decay-time studies: label-noise SGD decayed at different steps, and schedule
   decay to eta/10) the late-decay sweep for gamma = 1 and gamma = 0 (the linear model, where the decay
   time should not matter), and the equal-budget schedule comparison for gamma = 1.
 
-The three phases (THEORY.md §1): Phase I, the fall onto M (``O(1/eta)`` steps); Phase II, the drift
-along M towards ``w_mn`` while the large rate is kept; Phase III, after the decay to ``eta' = factor eta``,
-the normal fluctuations shrink and the drift slows by ``(eta'/eta)^2``, so the final test loss is about
-the test loss at the decay.
+The three phases (docs/science.md, §1 Phase I to §1 Phase III): Phase I, the fall onto M (``O(1/eta)``
+steps); Phase II, the drift along M towards ``w_mn`` while the large rate is kept; Phase III, after the
+decay to ``eta' = factor eta``, the normal fluctuations shrink and the drift slows by ``(eta'/eta)^2``, so
+the final test loss is about the test loss at the decay.
 """
 from __future__ import annotations
 

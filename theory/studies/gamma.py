@@ -2,7 +2,7 @@ r"""``lrdecay gamma-study``: does label-noise SGD at a large constant learning r
 
 For each gamma on a grid and each of many random instances (data ``X``, target ``alpha*``, start
 ``w0``; :meth:`theory.problem.Problem.generate`, one seed per instance) one path of full-batch
-label-noise SGD runs at a large constant learning rate (Phase II of THEORY.md §1, never decayed) until
+label-noise SGD runs at a large constant learning rate (docs/science.md, §1 Phase II; never decayed) until
 its position *along the minima manifold M* is within a relative tolerance of the minimum-norm solution,
 or until ``max_steps``. Measured per instance and gamma:
 

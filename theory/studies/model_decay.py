@@ -7,7 +7,7 @@ and are decayed to ``eta * factor`` at ``k_i = f_i T`` for each fraction ``f_i``
 constant-``eta`` run over ``[0, T]``), then run ``phase3_steps`` more steps. The drift ODE
 ``d theta / d tau = -(a/4) P_T grad tr Hess L_n`` starts at the same ``theta_L``.
 
-Predictions (THEORY.md §1, for any model of the layer):
+Predictions (docs/science.md, §1 Phase II and §1 Phase III, for any model of the layer):
 
 * **Phase II tracks the ODE:** the test loss of the *retracted* SGD iterate (the position along M, without
   the normal fluctuation) follows the ODE's test loss against ``tau = eta^2 k``.

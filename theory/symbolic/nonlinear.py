@@ -45,7 +45,7 @@ rational number first (so ``gamma = 0`` is plain linear regression), instead of 
 symbolic-``gamma`` expression at a number.
 
 The claims the derivations are compared with (the closed forms written in :mod:`theory.model` and
-``THEORY.md``) are *not* used to derive anything.
+docs/science.md, §1 model) are *not* used to derive anything.
 """
 from __future__ import annotations
 
