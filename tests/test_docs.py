@@ -71,3 +71,17 @@ def test_every_claim_is_explained_under_its_section():
         label = spec.section
         assert any(label == h or f"§1 {label}" == h or label.startswith(h + " ") for h in heads), \
             f"claim {spec.id}: no heading for its section {label!r}"
+
+
+def test_the_readme_documents_every_option_of_the_report():
+    """Every option of ``lrdecay report`` (read from its parser) and every job ``--only`` accepts is in the README."""
+    from lrdecay.cli import build_parser
+    from lrdecay.report.jobs import JOBS
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices["report"]
+    options = [s for a in sub._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(options) >= 8
+    missing = [o for o in options if f"`{o}" not in text] + [j for j in JOBS if f"`{j}`" not in text]
+    assert not missing, f"README.md does not mention {missing}"
