@@ -8,6 +8,21 @@ from paper_figures._style import as_result, plt, save_figure
 from theory.studies.rate_law import RateLawResult
 
 
+def _readable_log_ticks(ax):
+    """Labels on a log-log panel that do not collide: major ticks at 1, 2, 5 x 10^k on an axis spanning less than
+    two decades (powers of ten on a longer one), written as plain numbers, and no labels on the minor ticks
+    (matplotlib labels them on a short log axis, where they overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.autoscale_view()
+    for axis in (ax.xaxis, ax.yaxis):
+        lo, hi = axis.get_view_interval()
+        span = np.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if span < 2 else (1.0,), numticks=12))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
 def make_figure(res, out_stem):
     res = as_result(res, RateLawResult)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -44,6 +59,7 @@ def make_figure(res, out_stem):
     xx = np.geomspace(np.nanmin(x[ok & (x > 0)]), np.nanmax(x[ok]), 20)
     ax.plot(xx, xx, "k:", lw=1, label="linearised: τ = ln(d₀/tol)/κ")
     ax.set(xscale="log", yscale="log", xlabel="ln(d₀/tol) / κ", ylabel="τ", title="the law τ ≈ C (ln(d₀/tol)/κ)^p")
+    _readable_log_ticks(ax)
     ax.legend(fontsize=7)
     ax = axes[2]
     rows = res.cell_rows()

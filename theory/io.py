@@ -245,14 +245,115 @@ def _package_version() -> str:
         return "unknown"
 
 
+#: CPU features that change which BLAS / oneDNN kernels run (and so the rounding of a computation)
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni",
+              "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+
+
+@lru_cache(maxsize=1)
+def cpu_info() -> dict:
+    """The CPU: model name, vendor family/model/stepping (from /proc/cpuinfo on Linux, else the platform's
+    processor string) and the SIMD flags of :data:`SIMD_FLAGS` it has."""
+    fields: dict = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    break                              # the first processor is enough
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    ident = "/".join(fields.get(k, "?") for k in ("cpu family", "model", "stepping")) if "cpu family" in fields else None
+    out = {"model": model, "flags": [f for f in SIMD_FLAGS if f in flags]}
+    if ident:
+        out["family/model/stepping"] = ident
+    return out
+
+
+def _numpy_blas() -> str:
+    try:
+        cfg = np.show_config(mode="dicts")
+    except (TypeError, ValueError, AttributeError):   # numpy < 1.25
+        return "unknown"
+    blas = cfg.get("Build Dependencies", {}).get("blas", {})
+    simd = cfg.get("SIMD Extensions", {})
+    text = " ".join(str(x) for x in (blas.get("name"), blas.get("version")) if x) or "unknown"
+    conf = blas.get("openblas configuration")
+    if conf:
+        text += f" ({conf.strip()})"
+    if simd.get("found"):
+        text += "; numpy SIMD: " + " ".join(simd["found"])
+    return text
+
+
+def _threadpools() -> list | None:
+    """threadpoolctl's summary of the loaded BLAS / OpenMP libraries (None when it is not installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    return [" ".join(str(i.get(k)) for k in ("internal_api", "version", "architecture", "threading_layer")
+                     if i.get(k)) + f", {i.get('num_threads')} threads" for i in threadpool_info()]
+
+
+def torch_build() -> str | None:
+    """The lines of ``torch.__config__.show()`` that say which CPU kernels run (CPU capability, BLAS, LAPACK,
+    oneDNN/MKL-DNN, OpenMP), joined; None when torch is not imported."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        text = torch.__config__.show()
+    except Exception:   # an unusual build: say so rather than fail a save
+        return "unknown"
+    keep = ("CPU capability", "BLAS_INFO", "LAPACK_INFO", "oneDNN", "MKL-DNN", "USE_MKLDNN", "OpenMP",
+            "Math Kernel Library")
+    lines = [" ".join(ln.replace("-", " ", 1).split()) if ln.lstrip().startswith("-") else " ".join(ln.split())
+             for ln in text.splitlines() if any(k in ln for k in keep)]
+    parts = []
+    for ln in lines:
+        for item in ln.split(", ") if ln.startswith("Build settings") else [ln]:
+            if any(k in item for k in keep):
+                parts.append(item.removeprefix("Build settings: "))
+    return "; ".join(dict.fromkeys(parts)) or "unknown"
+
+
+@lru_cache(maxsize=1)
+def _static_compute() -> dict:
+    out = {"cpu": cpu_info(), "numpy_blas": _numpy_blas()}
+    pools = _threadpools()
+    if pools is not None:
+        out["threadpools"] = pools
+    return out
+
+
+def compute_environment() -> dict:
+    """What decides the rounding of a run, so that a reader can tell which runs are comparable: the CPU model
+    and its SIMD flags, numpy's BLAS build (and the libraries threadpoolctl sees, where installed) and, when
+    torch is imported, its CPU build (capability, BLAS, oneDNN). Runs agree bit for bit only on the same
+    CPU kind, BLAS build and thread count."""
+    out = dict(_static_compute())
+    tb = torch_build()
+    if tb is not None:
+        out["torch_build"] = tb
+    return out
+
+
 def provenance(wall_time: float | None = None) -> dict:
     """Where a result came from: package version, git commit, Python, numpy, scipy (and torch when
-    it is already imported), the machine, the creation time and the wall time if given."""
+    it is already imported), the machine, the compute environment (:func:`compute_environment`), the
+    creation time and the wall time if given."""
     import sys
 
     out = {"package_version": _package_version(), "git_commit": _git_commit(),
            "python": platform.python_version(), "numpy": np.__version__,
            "machine": f"{platform.machine()} {platform.system()} {os.cpu_count()} cpus",
+           "compute": compute_environment(),
            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     if "scipy" in sys.modules:
         out["scipy"] = sys.modules["scipy"].__version__

@@ -33,6 +33,9 @@ VERDICT_HELP = {
     MISSING: "its result files are missing or unreadable",
     FIGURE: "shown for inspection, with no measured verdict",
 }
+#: how the page words an interval (lrdecay.report.claims.base.interval_word)
+INTERVAL_HELP = ("the word after a 95 % interval: supported — the interval lies entirely in the region the "
+                 "prediction allows; refuted — entirely outside it; not established — it meets both")
 TAG_HELP = {"[seed]": "stated in the source papers",
             "[derived]": "worked out from them (docs/science.md, whose headings are the section labels)",
             "[seed]/[derived]": "stated in the sources and worked out here"}
@@ -64,7 +67,12 @@ def summary_line(claims: list[Claim]) -> str:
 
 
 def page_provenance(meta: dict) -> dict:
-    """Versions, commit, machine, date, wall time per job and the seeds, for the page's last block."""
+    """Versions, commit, machine and its compute environment (CPU model and flags, BLAS builds, torch's CPU
+    build when torch is installed), date, wall time per job and the seeds, for the page's last block."""
+    try:                 # the page records torch's CPU build whenever torch is installed (the VGG job uses it)
+        import torch  # noqa: F401
+    except ImportError:
+        pass
     p = provenance(meta.get("seconds"))
     try:
         import scipy
@@ -79,6 +87,10 @@ def page_provenance(meta: dict) -> dict:
     p["seeds"] = meta.get("seeds", {})
     if meta.get("results_from"):
         p["results_from"] = meta["results_from"]
+    if meta.get("unverified_files"):
+        p["unverified_files"] = meta["unverified_files"]
+    if meta.get("fingerprint"):
+        p["fingerprint"] = meta["fingerprint"]
     return p
 
 
@@ -122,7 +134,10 @@ def _markdown(out: Path, claims: list[Claim], meta: dict) -> str:
           "Each claim of the science is a measurement compared with a stated prediction at a tolerance fixed in "
           "advance; the verdicts are computed from the result files beside this page.", "",
           "Verdicts: " + "; ".join(f"**{v}** — {t}" for v, t in VERDICT_HELP.items()) + ".", "",
-          "Tags: " + "; ".join(f"{k} — {t}" for k, t in TAG_HELP.items()) + ".", ""]
+          "Tags: " + "; ".join(f"{k} — {t}" for k, t in TAG_HELP.items()) + ".", "",
+          f"Intervals: {INTERVAL_HELP}.", "",
+          f"Size: **{meta['provenance'].get('size')}**", ""]
+    md += [f"**Warning.** {line}" for line in unverified_lines(meta["provenance"])] + [""]
     findings = [c for c in claims if c.verdict == FAIL]
     if findings:
         md += ["## Findings (claims that fail)", ""] + [f"* `{c.id}`: {c.note or c.measured}" for c in findings] + [""]
@@ -139,21 +154,51 @@ def _markdown(out: Path, claims: list[Claim], meta: dict) -> str:
         figs = [c.figure for c in members if c.figure and c.figure not in shown and (out / c.figure).exists()]
         for f in dict.fromkeys(figs):
             shown.add(f)
-            md += ["", f"![{f}]({f})", "", f"*{CAPTIONS.get(f, f)}*"]
+            md += ["", f"[![{f}]({f})]({f})", "", f"*{CAPTIONS.get(f, f)}*"]
         md.append("")
     md += ["## Provenance", "", "```", *_provenance_lines(meta["provenance"]), "```", ""]
     return "\n".join(md)
 
 
+def compute_lines(c: dict) -> list[str]:
+    """The compute environment (:func:`theory.io.compute_environment`) as lines: CPU model and SIMD flags,
+    numpy's BLAS, the thread pools, torch's CPU build."""
+    if not c:
+        return []
+    cpu = c.get("cpu", {})
+    ident = f" (family/model/stepping {cpu['family/model/stepping']})" if cpu.get("family/model/stepping") else ""
+    lines = [f"cpu: {cpu.get('model', '?')}{ident}; SIMD flags: {' '.join(cpu.get('flags', [])) or 'none listed'}",
+             f"numpy BLAS: {c.get('numpy_blas', 'unknown')}"]
+    for pool in c.get("threadpools", []):
+        lines.append(f"thread pool: {pool}")
+    if c.get("torch_build"):
+        lines.append(f"torch build: {c['torch_build']}")
+    return lines
+
+
+def unverified_lines(p: dict) -> list[str]:
+    """Result files judged by ``--verdicts-only`` that the run credited on the page did not write (or that
+    changed since), named, or a note that nothing could be checked."""
+    bad = p.get("unverified_files")
+    if not bad:
+        return []
+    return ["result files not as the credited run wrote them (their verdicts may describe another run): "
+            + "; ".join(bad)]
+
+
 def _provenance_lines(p: dict) -> list[str]:
     lines = [f"{k}: {p[k]}" for k in ("package_version", "git_commit", "python", "numpy", "scipy", "torch", "machine",
-                                       "platform", "created", "size") if k in p]
+                                       "platform", "created", "size", "fingerprint") if k in p]
+    lines += compute_lines(p.get("compute", {}))
     if p.get("wall_time") is not None:
         lines.append(f"wall time: {p['wall_time']:.0f} s")
     r = p.get("results_from")
     if r:
         lines.append(f"verdicts re-judged (--verdicts-only) from result files computed {r.get('date')} at commit "
-                     f"{r.get('git_commit')} in {r.get('seconds') or 0:.0f} s")
+                     f"{r.get('git_commit')} in {r.get('seconds') or 0:.0f} s (size {r.get('size', '?')}, "
+                     f"fingerprint {r.get('fingerprint', '?')})")
+        lines += ["computing run's " + ln for ln in compute_lines(r.get("compute", {}))]
+    lines += unverified_lines(p)
     for j in p.get("jobs", []):
         lines.append(f"job {j['name']}: {j['seconds']:.1f} s" + (" (reused)" if j.get("cached") else "")
                      + (" (not run)" if j.get("error") else ""))
@@ -202,7 +247,12 @@ def _html(out: Path, claims: list[Claim], meta: dict) -> str:
              "<table class='legend'>" + "".join(f"<tr><td>{_badge(v)}</td><td>{e(t)}</td></tr>"
                                                 for v, t in VERDICT_HELP.items())
              + "".join(f"<tr><td><code>{e(k)}</code></td><td>{e(t)}</td></tr>" for k, t in TAG_HELP.items())
-             + "</table>"]
+             + f"<tr><td>intervals</td><td>{e(INTERVAL_HELP)}</td></tr></table>"]
+    for line in unverified_lines(meta["provenance"]):
+        parts.append(f"<p class='note'><b>Warning.</b> {e(line)}</p>")
+    parts.append(f"<p>Size: <b>{e(str(meta['provenance'].get('size')))}</b>"
+                 + (" (a tiny run for tests: its numbers are not the report's)" if meta["provenance"].get("size") == "smoke"
+                    else "") + "</p>")
     findings = [c for c in claims if c.verdict == FAIL]
     if findings:
         parts.append("<h2>Findings: claims that fail</h2><ul>" + "".join(
@@ -226,8 +276,10 @@ def _html(out: Path, claims: list[Claim], meta: dict) -> str:
                 continue
             shown.add(f)
             n_fig += 1
-            parts.append(f"<figure id='fig{n_fig}'><img alt='{e(f)}' src='{_data_uri(out / f)}'>"
-                         f"<figcaption><b>Figure {n_fig}</b> ({e(f)}). {e(CAPTIONS.get(f, ''))}</figcaption></figure>")
+            parts.append(f"<figure id='fig{n_fig}'><a href='{e(f)}' title='open at full size'>"
+                         f"<img alt='{e(f)}' src='{_data_uri(out / f)}'></a>"
+                         f"<figcaption><b>Figure {n_fig}</b> (<a href='{e(f)}'>{e(f)}</a>, full size). "
+                         f"{e(CAPTIONS.get(f, ''))}</figcaption></figure>")
     parts.append("<h2 id='provenance'>Provenance</h2><pre>" + e("\n".join(_provenance_lines(meta["provenance"])))
                  + "</pre></body></html>")
     return "\n".join(parts)

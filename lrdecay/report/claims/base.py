@@ -92,6 +92,23 @@ def verdict(ok) -> str:
     return PASS if bool(ok) else FAIL
 
 
+#: the one rule that words a judgement from an interval (a 95 % interval of a measured quantity against the region
+#: its prediction allows): the interval entirely inside the predicted region -> SUPPORTED; entirely outside it ->
+#: REFUTED; meeting both -> NOT_ESTABLISHED (this sample cannot tell)
+SUPPORTED, REFUTED, NOT_ESTABLISHED = "supported", "refuted", "not established"
+
+
+def interval_word(lo: float, hi: float, region: tuple[float, float]) -> str:
+    """:data:`SUPPORTED`, :data:`REFUTED` or :data:`NOT_ESTABLISHED` for the interval ``[lo, hi]`` against the
+    predicted ``region = (a, b)`` (``-inf`` / ``inf`` for a one-sided prediction such as a negative slope)."""
+    a, b = region
+    if a <= lo and hi <= b:
+        return SUPPORTED
+    if hi < a or lo > b:
+        return REFUTED
+    return NOT_ESTABLISHED
+
+
 def fmt(x, p=4) -> str:
     return f"{x:.{p}g}"
 

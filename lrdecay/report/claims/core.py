@@ -4,7 +4,7 @@ from __future__ import annotations
 from theory.studies.checks import (ALPHA_TOL, MIN_NORM_TOL, PHASE1_EXPONENT_TOL, REDUCTION_TOL, SGD_EM_TOL,
                                    TRACE_TOL, Checks)
 
-from .base import Judgement, claim, fmt, load, verdict
+from .base import Judgement, claim, fmt, interval_word, load, verdict
 
 
 def _checks(d):
@@ -111,7 +111,8 @@ def phase1_scaling(d):
         return None
     p, (lo, hi) = c["phase1_exponent"], c["phase1_exponent_ci"]
     ek = ", ".join(f"{v:.3f}" for v in c["phase1_eta_k"])
-    measured = (f"p = {p:.3f} [{lo:.3f}, {hi:.3f}] ({c['phase1_points']} paths over η = "
+    word = interval_word(lo, hi, (1 - PHASE1_EXPONENT_TOL, 1 + PHASE1_EXPONENT_TOL))
+    measured = (f"p = {p:.3f} [{lo:.3f}, {hi:.3f}] ({word}; {c['phase1_points']} paths over η = "
                 + ", ".join(f"{e:g}" for e in c["phase1_etas"]) + f"); η·k₁ = {ek} vs t₀ = {c['phase1_gf_time']:.3f}")
     return Judgement(verdict(lo <= 1 <= hi and abs(p - 1) <= PHASE1_EXPONENT_TOL), measured,
                      {"exponent": p, "ci_low": lo, "ci_high": hi, "gf_time": c["phase1_gf_time"]})

@@ -6,7 +6,8 @@ import numpy as np
 from theory.stats import wilson_interval
 from theory.studies.gamma import CONFIDENCE, GAMMA0_INVARIANCE_TOL, GammaStudyResult
 
-from .base import NOT_APPLICABLE, NOT_TESTABLE, Judgement, caption, claim, load, verdict
+from .base import (NOT_APPLICABLE, NOT_TESTABLE, Judgement, caption, claim, interval_word, load,
+                   verdict)
 
 FIG = caption(
     "gamma/figures/gamma_convergence.png",
@@ -50,8 +51,8 @@ def bound(d):
     rows = [r for r in rows if not r["n_diverged"]]
     test = [r for r in rows if testable(r)]
     rest = [r for r in rows if not testable(r)]
-    parts = [f"γ={r['gamma']:g}: {r['n_converged']}/{r['n']} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] vs {r['bound']:.3f}"
-             for r in test]
+    parts = [f"γ={r['gamma']:g}: {r['n_converged']}/{r['n']} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] vs {r['bound']:.3f} "
+             f"({interval_word(r['ci_low'], r['ci_high'], (r['bound'], 1.0))})" for r in test]
     if rest:
         parts.append("not testable at " + ", ".join(f"γ={r['gamma']:g}" for r in rest)
                      + f" (0/{rest[0]['n']} would still reach the bound)")

@@ -11,7 +11,8 @@ from theory.studies.cyclic import CYCLIC, CYCLIC_MC, CyclicStudy
 from theory.studies.discrete_eta import SLOPE_RANGE, DiscreteEtaStudy
 from theory.studies.rate_law import RATIO_MC, RateLawConfig, RateLawResult
 
-from .base import NOT_APPLICABLE, NOT_TESTABLE, Judgement, caption, claim, load, verdict
+from .base import (NOT_APPLICABLE, NOT_TESTABLE, Judgement, caption, claim, interval_word, load,
+                   verdict)
 
 caption("rate_law/figures/rate_law.png",
         "Left: the drift time τ_SGD = η²k of label-noise SGD from the landing point to w_mn against the drift ODE's "
@@ -164,8 +165,10 @@ def discrete_eta(d):
     testable = {name: f for name, f in (("drift", fd), ("plateau", fp)) if not undecided(f)}
     ok = all(f["p_low"] <= hi and f["p_high"] >= lo and f["same_sign"] for f in testable.values())
     c_meas = float(st.plateau_err_leading[0] / st.etas[0])
-    measured = (f"drift: p = {fd['p']:.3f} [{fd['p_low']:.3f}, {fd['p_high']:.3f}]; plateau: p = {fp['p']:.3f} "
-                f"[{fp['p_low']:.3f}, {fp['p_high']:.3f}], e/η at η = {st.etas[0]:g}: {c_meas:.3g} vs the linear OU's "
+    measured = (f"drift: p = {fd['p']:.3f} [{fd['p_low']:.3f}, {fd['p_high']:.3f}] "
+                f"({interval_word(fd['p_low'], fd['p_high'], SLOPE_RANGE)}); plateau: p = {fp['p']:.3f} "
+                f"[{fp['p_low']:.3f}, {fp['p_high']:.3f}] ({interval_word(fp['p_low'], fp['p_high'], SLOPE_RANGE)}), "
+                f"e/η at η = {st.etas[0]:g}: {c_meas:.3g} vs the linear OU's "
                 f"Σλ²/(2Σλ) = {st.plateau_coef_pred:.3g}; finite-η drift ODE: drift errors "
                 + ", ".join(f"{a:.4f}→{b:.4f}" for a, b in zip(st.drift_err, st.drift_err_eta))
                 + f" (η = {', '.join(f'{e:g}' for e in st.etas)})")
