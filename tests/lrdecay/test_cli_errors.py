@@ -98,29 +98,6 @@ CASES = [
     (["sweep", "--steps", "0"], "--steps must be an integer >= 1"),
     (["sweep", "--steps", "2.5"], "invalid int value"),
     (["sweep", "--budget", "longest"], "argument --budget: invalid choice: 'longest'"),
-    # the problem's options on demo, drift and sweep
-    (["demo", "--d", "1"], "--d must be an integer >= 2, got 1"),
-    (["demo", "--n", "50"], "--n must be an integer in [1, 49], got 50"),
-    (["demo", "--d", "8", "--n", "8"], "--n must be an integer in [1, 7], got 8"),
-    (["demo", "--gamma", "-1"], "--gamma must be a finite number >= 0"),
-    (["demo", "--gamma", "nan"], "--gamma must be a finite number >= 0"),
-    (["demo", "--eta", "0"], "--eta must be a finite number > 0"),
-    (["demo", "--eta", "inf"], "--eta must be a finite number > 0"),
-    (["demo", "--sigma", "nan"], "--sigma must be a finite number > 0"),
-    (["demo", "--sigma", "-0.3"], "--sigma must be a finite number > 0"),
-    (["drift", "--d", "3"], "--d must be an integer >= 4"),
-    (["drift", "--n", "1"], "--n must be an integer in [2, 49]"),
-    (["drift", "--gamma", "0"], "--gamma must be a non-empty list of finite numbers > 0"),
-    (["drift", "--gamma", "1", "nan"], "--gamma must be a non-empty list of finite numbers > 0"),
-    (["drift", "--eta", "0.02", "-1"], "--eta must be a non-empty list of finite numbers > 0"),
-    (["drift", "--quick", "--eta", "0"], "--eta must be a non-empty list of finite numbers > 0"),
-    (["drift", "--sigma", "0"], "--sigma must be a finite number > 0"),
-    (["sweep", "--d", "0"], "--d must be an integer >= 2"),
-    (["sweep", "--n", "50"], "--n must be an integer in [1, 49]"),
-    (["sweep", "--sigma", "inf"], "--sigma must be a finite number > 0"),
-    (["sweep", "--steps", "0"], "--steps must be an integer >= 1"),
-    (["sweep", "--steps", "2.5"], "invalid int value"),
-    (["sweep", "--budget", "longest"], "argument --budget: invalid choice: 'longest'"),
     # report
     (["report", "--size", "huge"], "invalid choice"),
     (["report", "--only", "bogus"], "invalid choice"),
@@ -298,3 +275,18 @@ def test_interruption_says_truthfully_whether_work_was_kept(command, resumable, 
         assert "finished work is saved; run the same command again to resume" in lines[0]
     else:
         assert "nothing was saved" in lines[0] and "resume" not in lines[0]
+
+
+def test_a_run_with_diverged_paths_exits_1_naming_the_option(capsys, tmp_path, monkeypatch):
+    # cyclic with one path marked diverged (the study itself is the smoke run): the files are kept for
+    # inspection, and the run is a failure, not a result
+    import theory.studies.cyclic as cy
+
+    st = cy.run_cyclic_study(cy.CyclicConfig().smoke())
+    st.comparison.sim.status[1] = "diverged"
+    monkeypatch.setattr(cy, "run_cyclic_study", lambda cfg, progress=True: st)
+    code, lines, err = run(["cyclic", "--smoke", "--no-progress", "--out", tmp_path / "o"], capsys)
+    assert code == 1, err
+    assert lines == [f"lrdecay cyclic: error: 1 of {st.comparison.sim.n_paths} SGD paths diverged (their results "
+                     "are not measurements); lower --eta"]
+    assert (tmp_path / "o" / "cyclic.npz").exists()

@@ -153,3 +153,20 @@ def test_rate_law_panel_tick_labels_do_not_overlap():
                 for b in boxes[i + 1:]:
                     assert not a.overlaps(b), (lo, hi, [t.get_text() for t in axis.get_ticklabels(which="both")])
         plt.close(fig)
+
+
+def test_a_cyclic_run_with_diverged_paths_fails_its_claim(tmp_path):
+    # the same smoke-size study judged twice: as computed (pass), and with one path marked diverged (fail)
+    from lrdecay.report.claims import REGISTRY
+    from lrdecay.report.claims.base import FAIL, PASS, judge_one
+    from theory.studies.cyclic import CyclicConfig, CyclicStudy, run_cyclic_study
+
+    st = run_cyclic_study(CyclicConfig().smoke())
+    st.save(tmp_path / "cyclic" / "cyclic.npz")
+    spec = REGISTRY["schedules.cyclic"]
+    assert judge_one(spec, tmp_path).verdict == PASS
+    st = CyclicStudy.load(tmp_path / "cyclic" / "cyclic.npz")
+    st.comparison.sim.status[0] = "diverged"
+    st.save(tmp_path / "cyclic" / "cyclic.npz")
+    c = judge_one(spec, tmp_path)
+    assert c.verdict == FAIL and "1 of" in c.note and "diverged" in c.note

@@ -136,6 +136,16 @@ def cyclic(d):
     note = ""
     if bad:
         note = "Outside the tolerance: " + ", ".join(f"{r['name']} ({r['tau_ratio']:.3f})" for r in bad) + "."
+    # a diverged path, or a peak rate past the stability limit eta lambda_max < 2, is a failed run, not a
+    # measurement (the tolerance grows with eta lambda_max and would otherwise pass it)
+    sim = st.comparison.sim
+    n_div = int(np.sum(sim.diverged | ~np.isfinite(sim.final("test_loss"))))
+    unstable = 2 * (tol - CYCLIC_MC) >= 2
+    if n_div or unstable:
+        why = ([f"{n_div} of {sim.n_paths} SGD paths diverged"] if n_div else []) \
+            + ([f"ηλ_max = {2 * (tol - CYCLIC_MC):.3g} ≥ 2 (unstable)"] if unstable else [])
+        return Judgement(verdict(False), measured, vals, "Not a measurement: " + "; ".join(why) + ".",
+                         prediction=f"τ̂/τ_S = 1 within {tol:.3f}")
     return Judgement(verdict(not bad), measured, vals, note,
                      prediction=f"τ̂/τ_S = 1 within {tol:.3f} (ηλ_max = {2 * (tol - CYCLIC_MC):.3f} at the landing point)")
 
