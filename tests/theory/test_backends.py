@@ -25,6 +25,7 @@ def assert_same_run(a, b, rtol=RTOL, atol=ATOL):
     for k in a.records:
         np.testing.assert_allclose(b.records[k], a.records[k], rtol=rtol, atol=atol, err_msg=k)
     np.testing.assert_allclose(b.times, a.times, rtol=1e-14)
+    np.testing.assert_array_equal(b.tau, a.tau)      # computed from the rates alone, before any backend runs
 
 
 def both(*args, **kw):
