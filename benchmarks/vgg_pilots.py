@@ -1,6 +1,7 @@
 """Pilot runs for choosing a VGG profile that generalizes: main paths only, measured against the constant predictor.
 
-Each candidate is the ``cpu`` profile's training recipe with a few settings changed (classes, images,
+Each candidate is the ``cpu_equal_budget`` profile's training recipe (the earlier ``cpu`` profile) with a few
+settings changed (classes, images,
 augmentation, dropout, batch). For every candidate the main path is trained (resumably, one run
 directory per candidate under ``--out``) and this table is printed and saved as ``pilots.json``:
 
@@ -31,7 +32,7 @@ from empirics.profiles import get_profile
 
 # name -> (training overrides, first decay epoch used for the gate)
 CANDIDATES = {
-    "c10_n500_cpu": ({}, 500),                                     # today's cpu profile (reference)
+    "c10_n500_cpu": ({}, 500),                                     # the earlier cpu profile (reference)
     "c5_n1000": (dict(classes=5, train_size=1000, epochs=300, ckpt_every=200, decay_epochs=(), eval_every=5), 150),
     "c5_n1000_aug": (dict(classes=5, train_size=1000, augment=True, epochs=300, ckpt_every=200, decay_epochs=(),
                           eval_every=5), 150),
@@ -49,6 +50,8 @@ CANDIDATES = {
                          eval_every=5), 400),
     "c5_n500_ln2": (dict(classes=5, train_size=500, label_noise=0.2, epochs=500, ckpt_every=200, decay_epochs=(),
                          eval_every=5), 400),
+    "c5_n500_ln_aug": (dict(classes=5, train_size=500, label_noise=0.1, augment=True, epochs=500, ckpt_every=200,
+                            decay_epochs=(), eval_every=5), 400),
     "c10_n2000": (dict(train_size=2000, epochs=300, ckpt_every=400, decay_epochs=(), eval_every=5), 150),
     "c10_n5000_b125": (dict(train_size=5000, batch_size=125, epochs=200, ckpt_every=400, decay_epochs=(),
                             eval_every=5), 150),
@@ -94,7 +97,7 @@ def main(argv=None) -> int:
     from empirics import train as T
 
     torch.set_num_threads(a.threads)
-    base = get_profile("cpu").train
+    base = get_profile("cpu_equal_budget").train      # the earlier cpu profile: every pilot is its difference
     table = {}
     for name in a.only or CANDIDATES:
         over, first_decay = CANDIDATES[name]
