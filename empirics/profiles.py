@@ -9,15 +9,20 @@ profile is written as its differences from another (``dataclasses.replace``):
   batch 125, crop + flip, 5,000 images, 3,000 epochs, a checkpoint every 400 steps; subpaths decayed to
   lr 0.01 at epochs 2000, 2100, …, 2900, all ending at epoch 3000 (equal budget; the main path at 3000 is
   the no-decay control); 31 × 31 curved-sheet landscape. Meant for a GPU (benchmarks/gpu_authors.py).
-* ``cpu`` — the authors' recipe scaled to about ten minutes on 2 CPU cores while staying in the regime
-  the paper is about (an interpolating network at a train-loss plateau long before the first decay):
-  500 images (50 per class), no augmentation, width 0.375 (linear layers at the authors' per-layer gain,
-  ``init="authors_width"``), dropout 0.1, batch 50; 800 epochs at lr 0.1 (evaluated every 10), decays at
-  500, 600, 700, 750; three seeds; curvature every 100 epochs along the main path and at the subpaths'
-  ends (250 images, 6 probes, 8 Lanczos steps); a 31 × 31 landscape of seed 0.
-* ``cpu_label_noise`` — the ``cpu`` main path with plain SGD and with label-noise SGD (σ = 0.1 on the
-  one-hot targets) side by side, with curvature; no subpaths, no landscape.
-* ``quick`` — seconds to a minute: ``cpu`` on 200 images for tens of epochs (tests and smoke runs; not
+* ``cpu`` — the report's VGG job, chosen by pilots (docs/empirics.md) to interpolate *and* generalize on
+  2 CPU cores: width 0.375 (``init="authors_width"``), the first 5 classes with 100 images each, no
+  augmentation, dropout 0.1, label-noise SGD (σ = 0.1), batch 50; 650 epochs at lr 0.1; fixed-length
+  subpaths of 100 epochs (the authors' design) branching at 450, 500, 550, 600; three seeds; curvature
+  every 50 epochs; a 31 × 31 landscape of seed 0's post-landing checkpoints.
+* ``cpu_long`` — the long CPU run (about an hour on 2 cores, one seed): all 5,000 images of 10 classes,
+  crop + flip, dropout 0.5, batch 125, 800 epochs (32,000 steps), branches every 50 epochs of 100 epochs
+  each; its small result files are committed in ``measurements/vgg_cpu_long``.
+* ``cpu_equal_budget`` — the earlier ``cpu`` profile, kept as the equal-budget view: 10 classes, 500
+  images, 800 epochs, subpaths at 500, 600, 700, 750 all ending at 800 (it interpolates but its test loss
+  sits at the constant predictor's).
+* ``cpu_label_noise`` — the ``cpu_equal_budget`` main path with plain SGD and with label-noise SGD (σ = 0.1
+  on the one-hot targets) side by side, with curvature; no subpaths, no landscape.
+* ``quick`` — seconds to a minute: ``cpu_equal_budget`` on 200 images for tens of epochs (tests and smoke runs; not
   in the regime).
 * ``full`` — VGG-11 (configuration A, batch norm) on all 50,000 CIFAR-10 images; needs the full dataset
   and a GPU.
@@ -79,7 +84,8 @@ AUTHORS = Profile(
 
 CPU = replace(
     AUTHORS, name="cpu",
-    description="2 CPU cores, about 12 minutes, chosen by pilots (docs/empirics.md): slim VGG-11 at width 0.375 "
+    description="2 CPU cores (measured: 23 minutes at one torch thread on a loaded 2-core machine), chosen by "
+                "pilots (docs/empirics.md): slim VGG-11 at width 0.375 "
                 "on the first 5 classes (airplane, automobile, bird, cat, deer), 100 images each, no "
                 "augmentation, dropout 0.1, label-noise SGD (σ = 0.1), batch 50; 650 epochs at lr 0.1; "
                 "fixed-length subpaths of 100 epochs at lr 0.01 branching at 450, 500, 550, 600; 3 seeds; "
@@ -113,7 +119,7 @@ CPU_LABEL_NOISE = replace(
 
 CPU_LONG = replace(
     CPU, name="cpu_long",
-    description="about an hour on 2 CPU cores, one seed: slim VGG-11 at width 0.375 on all 5,000 images (10 "
+    description="one seed, about an hour or more on 2 CPU cores: slim VGG-11 at width 0.375 on all 5,000 images (10 "
                 "classes), crop + flip, dropout 0.5, batch 125, 800 epochs at lr 0.1 (32,000 steps), a checkpoint "
                 "every 10 epochs; fixed-length subpaths of 100 epochs at lr 0.01 branching every 50 epochs; "
                 "curvature every 50 epochs; landscape of post-landing checkpoints",
