@@ -41,7 +41,7 @@ REGIME_MIN_TRAIN_ACC = 0.99
 REGIME_MAX_LOSS_RATIO = 2.0
 # ... both sides of that ratio are means over this many consecutive evaluations (the value at the decay
 # epoch: the window ending there; the minimum: the smallest such window). At the large rate the iterate
-# oscillates across the valley (the normal-space Ornstein–Uhlenbeck picture of THEORY.md §1), so single
+# oscillates across the valley (the normal-space Ornstein–Uhlenbeck picture of docs/science.md §1), so single
 # evaluations of its train loss scatter over a factor of several; the plateau is a level of that scatter.
 REGIME_WINDOW = 5
 # vgg.late_decay and vgg.curvature: two-sided confidence of the intervals.

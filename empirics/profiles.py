@@ -4,7 +4,7 @@ A profile is a :class:`Profile`: the training, landscape and curvature settings,
 the variants (named sets of training overrides run on the same seeds), and which stages run. Every
 profile is written as its differences from another (``dataclasses.replace``):
 
-* ``authors`` — the authors' setting (THEORY.md §4; ``yinuoren/landscape``): slim VGG-11 at full width,
+* ``authors`` — the authors' setting (docs/science.md §4; ``yinuoren/landscape``): slim VGG-11 at full width,
   their loss (½‖z − e_y‖², batch mean) and initialisation, SGD 0.1 / momentum 0.9 / weight decay 1e-4,
   batch 125, crop + flip, 5,000 images, 3,000 epochs, a checkpoint every 400 steps; subpaths decayed to
   lr 0.01 at epochs 2000, 2100, …, 2900, all ending at epoch 3000 (equal budget; the main path at 3000 is

@@ -12,7 +12,7 @@ epochs at the small rate, not more training; the main path itself (no decay) is 
 
 **Label-noise SGD** (``label_noise = σ > 0``, squared losses only): every step replaces the one-hot
 targets of its batch by :math:`e_{y_b} + \sigma\xi_b`, :math:`\xi_b \sim \mathcal N(0, I_K)` drawn
-afresh (THEORY.md §1's mechanism).
+afresh (the mechanism of docs/science.md §1).
 
 The loop below is the whole experiment, top to bottom: the data are uint8 tensors on the device; each
 epoch draws a permutation, each step a batch, its random crops and flips, its dropout masks and its
