@@ -109,6 +109,8 @@ def register(subparsers) -> None:
                                    "results: learning curves, decay, late-decay map, curvature, landscape "
                                    "(<out>/figures/*.png and .pdf).")
     _common(f, data=False)
+    f.add_argument("--levels", choices=("linear", "log"), default="linear",
+                   help="colour levels of the landscape: linear (as the authors') or log (default: %(default)s)")
     f.set_defaults(func=cmd_figures)
 
     ex = sub.add_parser("export", help="copy a profile's small result files (no checkpoints) to another folder",
@@ -308,8 +310,9 @@ def cmd_landscape(args) -> int:
     return 0
 
 
-def draw_figures(out) -> list[Path]:
-    """Every figure a run directory or a profile's output directory has the results for."""
+def draw_figures(out, levels: str = "linear") -> list[Path]:
+    """Every figure a run directory or a profile's output directory has the results for (the landscape with
+    ``levels`` "linear" or "log" colour levels)."""
     from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
 
     out = Path(out)
@@ -318,17 +321,17 @@ def draw_figures(out) -> list[Path]:
         raise FileNotFoundError(f"{out / 'main' / 'result.json'} not found: run the main path first "
                                 "(or give a profile's output directory)")
     paths = vgg_learning_curves.make(out)
-    for fig, needs in ((vgg_decay, "sub_e"), (vgg_late_decay_map, "sub_e"), (vgg_curvature, "curvature.json"),
-                       (vgg_landscape, "landscape.npz")):
+    for fig, kw in ((vgg_decay, {}), (vgg_late_decay_map, {}), (vgg_curvature, {}),
+                    (vgg_landscape, {"levels": levels})):
         try:
-            paths += fig.make(out)
+            paths += fig.make(out, **kw)
         except FileNotFoundError as exc:
             print(f"{fig.__name__.rsplit('.', 1)[-1]} skipped: {exc}")
     return paths
 
 
 def cmd_figures(args) -> int:
-    for p in draw_figures(args.out):
+    for p in draw_figures(args.out, args.levels):
         print(p)
     return 0
 

@@ -60,6 +60,7 @@ def test_stages_one_by_one(datadir, tmp_path, capsys):
     assert {r["path"] for r in curv["rows"]} == {"main", "decay@1", "decay@2"}          # main path and both ends
     assert sorted(r["epoch"] for r in curv["rows"] if r["path"] == "main") == [1, 2, 3]
     assert run(["empirics", "figures", "--out", str(out)]) == 0
+    assert run(["empirics", "figures", "--out", str(out), "--levels", "log"]) == 0
     for name in ("vgg_landscape.png", "vgg_landscape.pdf", "vgg_decay.png", "vgg_decay.pdf",
                  "vgg_learning_curves.png", "vgg_curvature.png", "vgg_late_decay_map.png"):
         assert (out / "figures" / name).stat().st_size > 1000
