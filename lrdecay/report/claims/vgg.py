@@ -84,8 +84,8 @@ def _gate(d: Path, key: str):
                                                f"{reg['min_train_acc_at_first_decay']:.3f}, loss ratio "
                                                f"{reg['max_loss_ratio']:.2f}; see the regime claim)")
     if not gen.get("passes"):
-        return None, Judgement(NOT_APPLICABLE, "the main path does not generalize, so no generalization claim can "
-                                               "be judged on it: " + gen["reason"])
+        return None, Judgement(NOT_APPLICABLE, "the main path does not generalize on every seed, so no "
+                                               "generalization claim can be judged on this run: " + gen["reason"])
     sub = m.get(key)
     if sub is None or "missing" in sub:
         return None, (Judgement(MISSING, sub["missing"]) if sub else None)
