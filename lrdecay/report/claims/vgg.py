@@ -173,9 +173,9 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
         rows = "; ".join(f"seed {p['seed']}: {p['test_loss']:.4f} ± {p['test_loss_se']:.4f} (accuracy "
                          f"{p['test_acc']:.3f}) against {p['constant_loss']:.4f}, {100 * p['relative_margin']:.1f} % "
                          f"below" for p in g["per_seed"])
-        note = "" if g["passes"] else ("The main path has not learnt anything that transfers to the test images by "
-                                       "the time it is decayed, so the claims below are n/a on this run: "
-                                       + g["reason"] + ".")
+        note = "" if g["passes"] else ("Not every seed's main path has learnt enough that transfers to the test "
+                                       "images by the first analysed decay, so the claims below are n/a on this "
+                                       "run: " + g["reason"] + ".")
         return Judgement(verdict(g["passes"]), f"test loss at epoch {g['per_seed'][0]['first_decay_epoch']}: {rows}",
                          {"min_relative_margin": g["min_relative_margin"], "min_margin_in_se": g["min_margin_in_se"]},
                          note)
@@ -223,7 +223,7 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
     @claim(f"{prefix}.valley", section=section, source="[seed]",
            statement="After landing, the main path travels along a valley of low train loss (a manifold of minima)",
            prediction=f"in the PCA window the sublevel set {{train loss ≤ {A.VALLEY_LEVEL:g}× the median at the "
-                      "post-landing path}} has a connected part that holds the path, runs through the window and "
+                      "post-landing path} has a connected part that holds the path, runs through the window and "
                       "covers a minority of it",
            tolerance=f"holds ≥ {A.VALLEY_MIN_CONTAINED:g} of the post-landing checkpoints' projections; touches ≥ 2 "
                      f"sides; covers ≤ {A.VALLEY_MAX_AREA:g} of the window; {GATE}",
