@@ -4,7 +4,8 @@ A :class:`GenericModel` holds a prediction function ``predict(theta, X) -> (n,)`
 (``theta`` a float64 tensor of shape ``(D,)``, ``X`` the inputs, a tensor of shape ``(n, ...)``), the train data
 ``X``, ``y`` (``n`` points), a start ``theta0``, a label-noise level ``sigma`` and optionally a test set
 ``(X_test, y_test)`` (``m`` points). Everything the engine and the drift need is derived from ``predict`` by
-automatic differentiation (``torch.func``: ``vmap`` over paths, ``jacrev``, ``vjp``, ``grad``); nothing about the
+automatic differentiation (``torch.func``: ``vmap`` over paths, ``jacrev``, ``grad``; reverse-mode autograd for the
+vector-Jacobian products of the engine's steps); nothing about the
 model is written by hand. Notation as in :mod:`theory.models.base`:
 
 * residual ``r = f(theta, X) - y``, train loss ``L_n = (1/2n) ||r||^2``, test loss
@@ -139,7 +140,7 @@ class GenericModel:
     # ---- the torch functions -------------------------------------------------------------------
     def _build(self):
         torch = _torch()
-        from torch.func import grad, jacrev, vjp, vmap
+        from torch.func import grad, jacrev, vmap
 
         f, X, y, n = self.predict_fn, self._tX, self._ty, self.n
 
@@ -155,23 +156,24 @@ class GenericModel:
             A = torch.eye(n, dtype=th.dtype) - (eta / (2 * n)) * (J @ J.T)
             return -(2 / eta) * torch.linalg.slogdet(A)[1], J
 
-        def step(th, v_scale, c, xi):                         # J^T (-r dt / n + c xi / sqrt n) and L_n
-            out, pull = vjp(fx, th)
-            r = out - y
-            return pull(r * v_scale + c * xi / np.sqrt(n))[0], 0.5 * torch.mean(r * r)
-
-        def pull_back(th, v):
-            return vjp(fx, th)[1](v)[0]
-
         self._f = vmap(fx)
         self._jac = vmap(jacrev(fx))
         self._trace_grad = vmap(grad(gn_trace, has_aux=True))
         self._reta_grad = vmap(grad(r_eta, has_aux=True), in_dims=(0, None))
-        self._step = vmap(step)
-        self._vjp = vmap(pull_back)
         if self._tXt is not None:
             Xt = self._tXt
             self._f_test = vmap(lambda th: f(th, Xt))
+
+    def _pull_back(self, T, V):
+        """``J(theta_p)^T v_p`` for every path and the predictions: reverse-mode autograd through the batched forward
+        pass (one backward pass for all paths, which are independent; much cheaper than a vmapped ``vjp``)."""
+        torch = _torch()
+        T = T.detach().requires_grad_(True)
+        with torch.enable_grad():
+            F = self._f(T)
+            V = V(F.detach()) if callable(V) else V
+            (g,) = torch.autograd.grad(F, T, grad_outputs=V)
+        return g.detach(), F.detach()
 
     def _batch(self, Theta):
         """``(tensor (P, D), leading shape)``."""
@@ -224,7 +226,8 @@ class GenericModel:
     def train_grad(self, Theta) -> np.ndarray:
         """``grad L_n = J^T r / n``."""
         T, lead = self._batch(Theta)
-        return self._np(self._vjp(T, (self._f(T) - self._ty) / self.n), lead, (self.dim,))
+        g, _ = self._pull_back(T, lambda F: (F - self._ty) / self.n)
+        return self._np(g, lead, (self.dim,))
 
     def train_hessian(self, Theta) -> np.ndarray:
         """The full ``Hess L_n`` (``torch.func.hessian``; ``(..., D, D)``; for checks, ``D^2`` memory)."""
@@ -363,14 +366,16 @@ class GenericModel:
         torch = _torch()
         T, _ = self._batch(W)
         P = T.shape[0]
-        vs = torch.as_tensor(np.broadcast_to(-np.asarray(dt, dtype=float).reshape(-1) / self.n, (P,)).copy())
-        if xi is None:
-            c, Z = torch.zeros(P, dtype=torch.float64), torch.zeros((P, self.n), dtype=torch.float64)
-        else:
-            c = torch.as_tensor(np.broadcast_to(np.asarray(noise_coef, dtype=float).reshape(-1), (P,)).copy())
-            Z = torch.as_tensor(np.asarray(xi, dtype=float))
-        dW, loss = self._step(T, vs, c, Z)
-        return dW.numpy(), loss.numpy()
+        vs = torch.as_tensor(np.broadcast_to(-np.asarray(dt, dtype=float).reshape(-1, 1) / self.n, (P, 1)).copy())
+        noise = 0.0 if xi is None else torch.as_tensor(
+            np.asarray(noise_coef, dtype=float).reshape(-1, 1) * np.asarray(xi, dtype=float) / np.sqrt(self.n))
+        r = []
+
+        def V(F):
+            r.append(F - self._ty)
+            return r[0] * vs + noise
+        dW, _ = self._pull_back(T, V)
+        return dW.numpy(), 0.5 * torch.mean(r[0] * r[0], dim=-1).numpy()
 
     def minibatch_increment(self, W, eta, idx, xi, sigma):
         """``-(eta/b) sum_{i in B} grad f_i (f_i - y_i - sigma xi_i)`` for batches ``idx`` (P, b)."""
@@ -380,7 +385,7 @@ class GenericModel:
         V = np.zeros((P, self.n))
         V[rows, idx] = (res[rows, idx] - sigma * xi) * (-np.asarray(eta, dtype=float).reshape(-1, 1) / b)
         T, _ = self._batch(W)
-        return self._vjp(T, _torch().as_tensor(V)).numpy()
+        return self._pull_back(T, _torch().as_tensor(V))[0].numpy()
 
     def observables(self, W) -> dict:
         """``train_loss``, ``test_loss``, ``norm`` (``||theta||``) and ``trace`` (``||J||_F^2 / n``)."""
