@@ -162,7 +162,8 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
            tolerance=f"margin ≥ {A.GATE_MIN_RELATIVE_MARGIN:g} × constant and > {A.GATE_MIN_SE:g} s.e. (over the "
                      f"{A.REGIME_WINDOW} evaluations); the gate of every claim below",
            job=job, figure=fig["map"],
-           flips="main-path test losses at 0.2 (well below the constant predictor)")
+           flips="main-path test losses moved across the gate: to 0.2 (far below the constant predictor) where it "
+                 "fails, to the constant predictor's where it passes")
     def generalization(d):
         m = _measure(d)
         if m is None or isinstance(m, Judgement):
