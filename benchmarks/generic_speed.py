@@ -1,0 +1,89 @@
+r"""The generic model (``theory.models.generic``, everything from ``f(theta, X)`` by torch autodiff) against the
+hand-written main model, as ratios of medians over alternating rounds in one process (:func:`engine_speed.interleaved`).
+
+Target: on the main model (d = 50, n = 10, gamma = 1, full d, no reduction), label-noise SGD through ``simulate`` with the
+generic twin within 5x of the hand-written model's numpy engine, at ``P`` paths. Beside it: the drift velocity at ``P``
+points, and where the generic step's time goes (numpy -> torch, the vmapped forward pass, the backward pass).
+
+    python benchmarks/generic_speed.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine_speed import interleaved  # noqa: E402
+
+from theory import model as M  # noqa: E402
+from theory import quasistatic as q  # noqa: E402
+from theory.engine import simulate  # noqa: E402
+from theory.models.generic_examples import from_problem  # noqa: E402
+from theory.problem import Problem  # noqa: E402
+
+TARGET = 5.0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps and rounds")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "generic_speed"))
+    a = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    steps, repeats = (100, 3) if a.quick else (500, 5)
+    p = Problem.generate(d=50, n=10, gamma=1.0, sigma=0.3, seed=0)
+    g = from_problem(p)
+    hand = M.NonlinearModel.from_problem(p)
+    lines, res = [], {}
+    for P in (16, 256):
+        W0 = np.tile(p.w0, (P, 1))
+
+        def run(model):
+            return simulate(model, W0, steps=steps, lr=0.02, method="sgd", sigma=p.sigma, seed=0, backend="numpy",
+                            record_every=steps, observables=["train_loss"], progress=False).W_final
+        med, _, outs = interleaved({"hand": lambda: run(hand), "generic": lambda: run(g)}, repeats)
+        diff = float(np.max(np.abs(outs["hand"] - outs["generic"])))
+        ratio = med["generic"] / med["hand"]
+        res[f"sgd_P{P}"] = dict(hand_s=med["hand"], generic_s=med["generic"], ratio=ratio, max_abs_diff=diff)
+        lines.append(f"simulate sgd, P = {P}, {steps} steps: hand {1e3 * med['hand']:.1f} ms, generic "
+                     f"{1e3 * med['generic']:.1f} ms, ratio {ratio:.2f} (target <= {TARGET:g}); max |dW| {diff:.1e}")
+        Wm = M.retract(W0 * (1 + 0.1 * np.arange(P)[:, None] / P), p.X, p.y, p.gamma)
+        med, _, _ = interleaved({"hand": lambda: q.drift_velocity(p, Wm, 0.01),
+                                 "generic": lambda: g.drift_velocity(Wm, 0.01)}, repeats)
+        res[f"drift_P{P}"] = dict(hand_s=med["hand"], generic_s=med["generic"], ratio=med["generic"] / med["hand"])
+        lines.append(f"drift velocity at P = {P} points: hand {1e3 * med['hand']:.2f} ms, generic "
+                     f"{1e3 * med['generic']:.2f} ms, ratio {med['generic'] / med['hand']:.1f}")
+        # where the generic step's time goes
+        T = torch.as_tensor(W0)
+        xi = np.ones((P, p.n))
+        parts = {"numpy -> torch": lambda: torch.as_tensor(np.asarray(W0, dtype=float)),
+                 "vmapped forward": lambda: g._f(T),
+                 "forward + backward": lambda: g._pull_back(T, lambda F: F - g._ty),
+                 "whole increment": lambda: g.increment(W0, 0.02, 0.006, xi),
+                 "hand increment": lambda: hand.increment(W0, 0.02, 0.006, xi)}
+        reps = 50
+        for name, fn in parts.items():
+            fn()
+            t = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            res[f"part_P{P}_{name}"] = (time.perf_counter() - t) / reps
+        lines.append("  per step: " + ", ".join(f"{k} {1e6 * res[f'part_P{P}_{k}']:.0f} us" for k in parts))
+    text = "\n".join(lines)
+    print(text)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".txt").write_text(text + "\n")
+    out.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+r"""``lrdecay drift-any``: the quasistatic picture for a model given only as ``f(theta, X)``.
+
+The model is a :class:`theory.models.generic.GenericModel`: a built-in example of
+:data:`theory.models.generic_examples.EXAMPLES` (``relu``: a two-layer ReLU teacher–student network with fewer samples
+than parameters, no closed form; ``diagonal3``: the depth-3 diagonal network, whose drift ends at the minimum
+weighted-l_{4/3} interpolator) or any function ``module:function`` returning one (called with ``seed=``).
+
+1. **Landing:** gradient descent without noise at ``eta = lr_factor / lambda_max(J J^T / n)`` (at the start) from the
+   model's ``theta0`` until ``L_n <= 1e-6`` or ``landing_steps``, then the Gauss–Newton retraction onto M (Phase I;
+   from there Gauss–Newton converges quadratically and moves the point by ``O(sqrt(L_n))`` along the normal space).
+2. **Phase II and the late-decay sweep:** :func:`theory.studies.model_decay.run_model_decay` from the landing point:
+   label-noise SGD rows decayed at fractions of the budget ``T = tau_max / eta^2`` against the drift ODE
+   ``d theta / d tau = -(a/4) P_T grad tr H`` (the same rows, predictions and gaps as for the hand-written models).
+3. **End point:** :func:`theory.models.generic.drift_flow` from the landing point over ``long_tau_factor * tau_max``
+   with a stop at a drift speed ``1e-6`` of the start's; for ``diagonal3`` its distance to the l_{4/3} interpolator
+   (:func:`theory.models.generic_examples.min_l43_interpolator`) relative to the landing point's.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from theory import io
+from theory.studies.model_decay import ModelDecayStudy, run_model_decay
+from theory.validation import fraction, integer, numbers, positive
+
+#: Phase II: retracted SGD test loss against the ODE's, as a fraction of the ODE's travel (as for the diagonal network:
+#: corrections of relative order eta lambda_mean, and the Monte Carlo error of the paths)
+DRIFT_TOL = 0.10
+#: Phase III: the position frozen by each decay against the ODE at that row's drift time (fraction of the travel)
+DECAY_TOL = 0.10
+#: diagonal3: the long drift ends within this fraction of the landing point's distance from the l_{4/3} interpolator
+END_TOL = 0.02
+
+
+@dataclass(frozen=True)
+class DriftAnyConfig:
+    model: str = "relu"                   # a name of EXAMPLES or "module:function"
+    sigma: float = 1.0
+    lr_factor: float = 0.5
+    tau_max: float = 4.0
+    decay_fractions: tuple = (0.0, 0.25, 0.5, 1.0)
+    factor: float = 0.1
+    phase3_steps: int = 500
+    paths: int = 4
+    long_tau_factor: float = 20.0
+    landing_steps: int = 5000
+    n_records: int = 50
+    seed: int = 0
+
+    def validate(self) -> "DriftAnyConfig":
+        from theory.models.generic_examples import EXAMPLES
+
+        if not isinstance(self.model, str) or (self.model not in EXAMPLES and ":" not in self.model):
+            raise ValueError(f"model must be one of {tuple(EXAMPLES)} or 'module:function', got {self.model!r}")
+        positive("sigma", self.sigma)
+        lr = positive("lr_factor", self.lr_factor)
+        if lr >= 2:
+            raise ValueError(f"lr_factor must be in (0, 2), got {self.lr_factor!r}")
+        positive("tau_max", self.tau_max)
+        fr = numbers("decay_fractions", self.decay_fractions, 0.0)
+        if fr[-1] != 1.0 or np.any(fr > 1) or np.any(np.diff(fr) <= 0):
+            raise ValueError(f"decay_fractions must increase strictly within [0, 1] and end with 1, got {list(fr)}")
+        fraction("factor", self.factor)
+        integer("phase3_steps", self.phase3_steps, 1)
+        integer("paths", self.paths, 1)
+        positive("long_tau_factor", self.long_tau_factor)
+        integer("landing_steps", self.landing_steps, 1)
+        integer("n_records", self.n_records, 2)
+        integer("seed", self.seed, 0)
+        return self
+
+    def smoke(self) -> "DriftAnyConfig":
+        """A tiny run (seconds)."""
+        return replace(self, tau_max=1.0, phase3_steps=100, paths=2, decay_fractions=(0.0, 1.0), long_tau_factor=5.0,
+                       n_records=10)
+
+    def build(self):
+        """The model: the example's factory, or the entry point, called with ``seed`` and ``sigma``."""
+        from theory.models.generic import GenericModel, load_reference
+        from theory.models.generic_examples import EXAMPLES
+
+        fn = EXAMPLES.get(self.model) or load_reference(self.model)
+        model = fn(seed=self.seed, sigma=self.sigma)
+        if not isinstance(model, GenericModel):
+            raise ValueError(f"model {self.model!r} must return a GenericModel, got {type(model).__name__}")
+        return model
+
+
+@dataclass
+class DriftAnyResult(io.Result):
+    """The landing, the SGD rows against the drift ODE (``study``) and the long drift run's end point."""
+
+    KIND = "DriftAnyResult"
+
+    config: dict
+    study: ModelDecayStudy
+    flow_tau: np.ndarray            # (R,) the long drift run's record times
+    flow_test: np.ndarray           # (R,) its test loss
+    flow_trace: np.ndarray          # (R,) its Gauss–Newton trace
+    flow_theta_end: np.ndarray      # (D,)
+    flow_status: str
+    flow_tau_stop: float
+    reference: dict = field(default_factory=dict)
+    wall_time: float = 0.0
+
+    @property
+    def end_gap(self) -> float | None:
+        """diagonal3: ``||beta(end) - beta_ref|| / ||beta(landing) - beta_ref||`` (None for other models)."""
+        ref = self.reference.get("beta_ref")
+        if ref is None:
+            return None
+        from theory.models.generic_examples import diagonal3_beta
+
+        M, ref = self.study.model, np.asarray(ref)
+        return float(np.linalg.norm(diagonal3_beta(M, self.flow_theta_end) - ref)
+                     / np.linalg.norm(diagonal3_beta(M, self.study.theta_land) - ref))
+
+    def table(self) -> str:
+        st = self.study
+        lines = [f"{st.model!r}: landing after {self.config.get('landing_steps_run')} GD steps; "
+                 f"test loss at landing {st.model.test_loss(st.theta_land):.4g}",
+                 st.table(),
+                 f"long drift run ({self.flow_status} at tau = {self.flow_tau_stop:.4g}): test loss "
+                 f"{self.flow_test[0]:.4g} -> {self.flow_test[-1]:.4g}, trace {self.flow_trace[0]:.4g} -> "
+                 f"{self.flow_trace[-1]:.4g}"]
+        if self.end_gap is not None:
+            lines.append(f"end point: distance to the l_(4/3) interpolator {100 * self.end_gap:.3g} % of the landing's "
+                         f"(test loss there {self.reference['test_ref']:.4g})")
+        return "\n".join(lines)
+
+    def _extra_config(self) -> dict:
+        return {"drift_gap": self.study.drift_gap, "end_gap": self.end_gap}
+
+
+def landing(model, lr_factor: float, max_steps: int, seed: int = 0):
+    """Gradient descent at ``lr_factor / lambda_max`` (at the start) until ``L_n <= 1e-6``, then retracted onto M.
+    Returns ``(theta_land, steps run)``; a one-line ``RuntimeError`` if it does not land."""
+    from theory.engine import simulate
+
+    eta = lr_factor / model.sharpness(model.theta0)
+    sim = simulate(model, model.theta0[None], steps=max_steps, lr=eta, method="gd", seed=seed,
+                   record_steps=[0, max_steps], observables=["train_loss"], stop_loss=1e-6)
+    th, ok = model.retract_status(sim.W_final[0])
+    if not ok:
+        raise RuntimeError(f"landing: gradient descent did not reach M in {max_steps} steps "
+                           f"(train loss {float(model.train_loss(sim.W_final[0])):.3g})")
+    return th, int(sim.stop_step[0]) if sim.status[0] == "stopped" else max_steps
+
+
+def run_drift_any(config: DriftAnyConfig = DriftAnyConfig(), progress: bool = False) -> DriftAnyResult:
+    from theory.models.generic import drift_flow
+
+    cfg = config.validate()
+    t0 = time.perf_counter()
+    model = cfg.build()
+    th_land, k_land = landing(model, cfg.lr_factor, cfg.landing_steps, cfg.seed)
+    st = run_model_decay(model, th_land, label=f"{model.name}, generic", lr_factor=cfg.lr_factor, tau_max=cfg.tau_max,
+                         decay_fractions=cfg.decay_fractions, factor=cfg.factor, phase3_steps=cfg.phase3_steps,
+                         paths=cfg.paths, seed=cfg.seed, long_tau_factor=1.0, n_records=cfg.n_records,
+                         progress=progress)
+    a = model.sigma**2 / model.n
+    fl = drift_flow(model, th_land, cfg.long_tau_factor * st.tau_max, a, n_eval=10, speed_rtol=1e-6)
+    reference = {}
+    if model.name == "diagonal3":
+        from theory.models.generic_examples import min_l43_interpolator
+
+        ref = min_l43_interpolator(model.X, model.y)
+        reference = {"beta_ref": ref.tolist(),
+                     "test_ref": float(0.5 * np.sum((ref - model.y_test / np.sqrt(model.X.shape[1])) ** 2))}
+    return DriftAnyResult(dict(io.config_to_dict(cfg), command="drift-any", landing_steps_run=k_land), st,
+                          fl.tau, fl.test_loss[:, 0], fl.trace[:, 0], fl.theta_end[0], str(fl.status[0]),
+                          float(fl.tau_stop[0]), reference, wall_time=time.perf_counter() - t0)
