@@ -6,8 +6,8 @@ than parameters, no closed form; ``diagonal3``: the depth-3 diagonal network, wh
 weighted-l_{4/3} interpolator) or any function ``module:function`` returning one (called with ``seed=``).
 
 1. **Landing:** gradient descent without noise at ``eta = lr_factor / lambda_max(J J^T / n)`` (at the start) from the
-   model's ``theta0`` until ``L_n <= 1e-6`` or ``landing_steps``, then the Gauss–Newton retraction onto M (Phase I;
-   from there Gauss–Newton converges quadratically and moves the point by ``O(sqrt(L_n))`` along the normal space).
+   model's ``theta0`` until ``L_n <= landing_loss`` (default ``1e-4``) or ``landing_steps``, then the Gauss–Newton
+   retraction onto M (Phase I; the retraction moves the point by ``O(sqrt(L_n))``, mostly along the normal space).
 2. **Phase II and the late-decay sweep:** :func:`theory.studies.model_decay.run_model_decay` from the landing point:
    label-noise SGD rows decayed at fractions of the budget ``T = tau_max / eta^2`` against the drift ODE
    ``d theta / d tau = -(a/4) P_T grad tr H`` (the same rows, predictions and gaps as for the hand-written models).
@@ -47,6 +47,7 @@ class DriftAnyConfig:
     paths: int = 4
     long_tau_factor: float = 20.0
     landing_steps: int = 5000
+    landing_loss: float = 1e-4
     n_records: int = 50
     seed: int = 0
 
@@ -68,6 +69,7 @@ class DriftAnyConfig:
         integer("paths", self.paths, 1)
         positive("long_tau_factor", self.long_tau_factor)
         integer("landing_steps", self.landing_steps, 1)
+        positive("landing_loss", self.landing_loss)
         integer("n_records", self.n_records, 2)
         integer("seed", self.seed, 0)
         return self
@@ -135,14 +137,14 @@ class DriftAnyResult(io.Result):
         return {"drift_gap": self.study.drift_gap, "end_gap": self.end_gap}
 
 
-def landing(model, lr_factor: float, max_steps: int, seed: int = 0):
-    """Gradient descent at ``lr_factor / lambda_max`` (at the start) until ``L_n <= 1e-6``, then retracted onto M.
+def landing(model, lr_factor: float, max_steps: int, seed: int = 0, loss: float = 1e-4):
+    """Gradient descent at ``lr_factor / lambda_max`` (at the start) until ``L_n <= loss``, then retracted onto M.
     Returns ``(theta_land, steps run)``; a one-line ``RuntimeError`` if it does not land."""
     from theory.engine import simulate
 
     eta = lr_factor / model.sharpness(model.theta0)
     sim = simulate(model, model.theta0[None], steps=max_steps, lr=eta, method="gd", seed=seed,
-                   record_steps=[0, max_steps], observables=["train_loss"], stop_loss=1e-6)
+                   record_steps=[0, max_steps], observables=["train_loss"], stop_loss=loss)
     th, ok = model.retract_status(sim.W_final[0])
     if not ok:
         raise RuntimeError(f"landing: gradient descent did not reach M in {max_steps} steps "
@@ -156,7 +158,7 @@ def run_drift_any(config: DriftAnyConfig = DriftAnyConfig(), progress: bool = Fa
     cfg = config.validate()
     t0 = time.perf_counter()
     model = cfg.build()
-    th_land, k_land = landing(model, cfg.lr_factor, cfg.landing_steps, cfg.seed)
+    th_land, k_land = landing(model, cfg.lr_factor, cfg.landing_steps, cfg.seed, cfg.landing_loss)
     st = run_model_decay(model, th_land, label=f"{model.name}, generic", lr_factor=cfg.lr_factor, tau_max=cfg.tau_max,
                          decay_fractions=cfg.decay_fractions, factor=cfg.factor, phase3_steps=cfg.phase3_steps,
                          paths=cfg.paths, seed=cfg.seed, long_tau_factor=1.0, n_records=cfg.n_records,
