@@ -48,6 +48,7 @@ class DriftAnyConfig:
     long_tau_factor: float = 20.0
     landing_steps: int = 5000
     landing_loss: float = 1e-4
+    ode_method: str = "auto"               # solve_ivp method of the drift: auto = LSODA for D <= 50, else RK45
     n_records: int = 50
     seed: int = 0
 
@@ -72,6 +73,8 @@ class DriftAnyConfig:
         positive("landing_loss", self.landing_loss)
         integer("n_records", self.n_records, 2)
         integer("seed", self.seed, 0)
+        if self.ode_method not in ("auto", "RK45", "DOP853", "LSODA", "BDF", "Radau", "RK23"):
+            raise ValueError(f"ode_method must be a solve_ivp method (RK45, DOP853, LSODA, ...), got {self.ode_method!r}")
         return self
 
     def smoke(self) -> "DriftAnyConfig":
@@ -159,12 +162,15 @@ def run_drift_any(config: DriftAnyConfig = DriftAnyConfig(), progress: bool = Fa
     t0 = time.perf_counter()
     model = cfg.build()
     th_land, k_land = landing(model, cfg.lr_factor, cfg.landing_steps, cfg.seed, cfg.landing_loss)
+    # LSODA's Jacobian by finite differences costs D evaluations of the field: an explicit method for large D
+    method = cfg.ode_method if cfg.ode_method != "auto" else ("LSODA" if model.dim <= 50 else "RK45")
     st = run_model_decay(model, th_land, label=f"{model.name}, generic", lr_factor=cfg.lr_factor, tau_max=cfg.tau_max,
                          decay_fractions=cfg.decay_fractions, factor=cfg.factor, phase3_steps=cfg.phase3_steps,
                          paths=cfg.paths, seed=cfg.seed, long_tau_factor=1.0, n_records=cfg.n_records,
-                         progress=progress)
+                         progress=progress, ode_method=method)
     a = model.sigma**2 / model.n
-    fl = drift_flow(model, th_land, cfg.long_tau_factor * st.tau_max, a, n_eval=10, speed_rtol=1e-6)
+    fl = drift_flow(model, th_land, cfg.long_tau_factor * st.tau_max, a, n_eval=10, speed_rtol=1e-6,
+                    method=method)
     reference = {}
     if model.name == "diagonal3":
         from theory.models.generic_examples import min_l43_interpolator

@@ -174,8 +174,10 @@ def check_run_size(model: LinearReadoutModel, theta_land, eta: float, tau_max: f
 def run_model_decay(model: LinearReadoutModel, theta_land, *, label: str, lr_factor: float = 0.5,
                     tau_max: float = 10.0, decay_fractions=(0.0, 0.25, 0.5, 1.0), factor: float = 0.1,
                     phase3_steps: int = 2000, paths: int = 4, seed: int = 0, long_tau_factor: float = 10.0,
-                    n_records: int = 200, progress: bool = False) -> ModelDecayStudy:
-    """Run the rows and the ODE (see the module docstring). ``decay_fractions`` must end with 1."""
+                    n_records: int = 200, progress: bool = False, ode_method: str = "LSODA") -> ModelDecayStudy:
+    """Run the rows and the ODE (see the module docstring). ``decay_fractions`` must end with 1. ``ode_method``: the
+    ``solve_ivp`` method of the drift ODE (LSODA; an explicit one where the model's Jacobian by finite differences,
+    D evaluations of the field, is dear)."""
     lr_factor = positive("lr_factor", lr_factor)
     if lr_factor >= 2:
         raise ValueError(f"lr_factor must be in (0, 2), got {lr_factor!r}")
@@ -203,8 +205,8 @@ def run_model_decay(model: LinearReadoutModel, theta_land, *, label: str, lr_fac
                    seed=seed, record_steps=rec, observables=obs, progress=progress)
     tau_eff = eta**2 * ks + (eta * factor) ** 2 * (total - ks)
     tau2 = np.unique(np.concatenate([eta**2 * rec[rec <= T], tau_eff]))
-    ode = drift_ode(model, theta_land, float(tau2[-1]), a, tau_eval=tau2)
-    long = drift_ode(model, theta_land, long_tau_factor * eta**2 * T, a, n_eval=2)
+    ode = drift_ode(model, theta_land, float(tau2[-1]), a, tau_eval=tau2, method=ode_method)
+    long = drift_ode(model, theta_land, long_tau_factor * eta**2 * T, a, n_eval=2, method=ode_method)
     i_T = int(np.searchsorted(ode.tau, eta**2 * T))
     cfg = dict(lr_factor=float(lr_factor), tau_max=float(tau_max), decay_fractions=fr.tolist(), factor=float(factor),
                phase3_steps=int(phase3_steps), paths=int(paths), seed=int(seed), a=float(a),
