@@ -230,7 +230,7 @@ def curvature_points(out_dir, tcfg: TrainConfig, ccfg: CurvatureConfig, n_train:
             if not ck or not (subpath_dir(out_dir, e) / "result.json").exists():
                 raise FileNotFoundError(f"curvature: subpath decayed at epoch {e} has not finished "
                                         f"({subpath_dir(out_dir, e)}); run the subpaths first")
-            pts.append({"path": f"decay@{e}", "decay_epoch": e, "epoch": tcfg.epochs, "step": ck[-1][0],
+            pts.append({"path": f"decay@{e}", "decay_epoch": e, "epoch": tcfg.subpath_end(e), "step": ck[-1][0],
                         "file": str(ck[-1][1])})
     return pts
 
@@ -273,6 +273,8 @@ def run_curvature(out_dir, tcfg: TrainConfig, ccfg: CurvatureConfig, data: D.Cif
             save_json(p, {"config": config, "rows": rows})
         order = {(pt["path"], pt["step"]): i for i, pt in enumerate(pts)}
         rows = sorted((r for r in rows if (r["path"], r["step"]) in order), key=lambda r: order[(r["path"], r["step"])])
+        # a row's labels (its epoch) come from its point, so a row reused from an earlier call carries today's
+        rows = [r | {k: v for k, v in pts[order[(r["path"], r["step"])]].items() if k != "file"} for r in rows]
         out = {"config": config, "rows": rows}
         save_json(p, out | {"provenance": provenance()})
         return out

@@ -111,3 +111,21 @@ def test_run_curvature_stage_resumes_and_is_seeded(tmp_path):
     assert [x["trace"] for x in fresh["rows"]] == [x["trace"] for x in r["rows"]]
     with pytest.raises(ValueError, match="main_every"):
         C.run_curvature(tmp_path, cfg, C.CurvatureConfig(main_every=1, eval_size=30), data, progress=False)
+
+
+def test_fixed_length_subpath_ends_are_labelled_with_their_own_end(tmp_path):
+    """A fixed-length subpath's end is its branch epoch plus its length (here 2 + 1 = 3, before the main
+    path's end at 4), and its curvature is taken at its own last checkpoint; the parameter norm is that
+    checkpoint's (an independent sum of squares)."""
+    data = D.to_tensors(tiny_arrays())
+    cfg = tiny_cfg(epochs=4, decay_epochs=(2,), subpath_epochs=1, init="torch")
+    T.run_main(tmp_path, cfg, data, progress=False)
+    T.run_subpaths(tmp_path, cfg, data, progress=False)
+    cc = C.CurvatureConfig(probes=2, lanczos_steps=3, eval_size=30, eval_batch=16, main_every=2)
+    r = C.run_curvature(tmp_path, cfg, cc, data, progress=False)
+    sub = next(x for x in r["rows"] if x["path"] == "decay@2")
+    last_step, last = T.list_checkpoints(T.subpath_dir(tmp_path, 2))[-1]
+    assert sub["epoch"] == 3 and sub["step"] == last_step
+    sd = T.load_checkpoint(last)["model"]
+    names = [n for n, _ in T.make_model(cfg).named_parameters()]
+    assert sub["param_norm"] == pytest.approx(float(np.sqrt(sum(float((sd[n].double() ** 2).sum()) for n in names))))
