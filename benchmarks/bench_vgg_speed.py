@@ -402,7 +402,8 @@ def report(res: dict, command: str) -> str:
             c = r["compile"]
             if "ratio_compiled" in r:
                 q = r["ratio_compiled"]
-                L.append(f"| `{p}` | training, `torch.compile` (cold compile {c['compile_s']:.0f} s) | "
+                L.append(f"| `{p}` | training, `torch.compile` (cold compile: first step {c['compile_s']:.0f} s, "
+                         f"probe process {c['probe_wall_s']:.0f} s) | "
                          f"{r['img_s_toolkit']:,.0f} img/s | {r['img_s_compiled']:,.0f} img/s | compiled "
                          f"{q['median']:.2f}× ({q['q25']:.2f}–{q['q75']:.2f}) | compiled {_beyond_noise(q)} | "
                          f"losses over {c['check_steps']} steps: max rel. diff {c['loss_max_rel_diff']:.1e} |")
