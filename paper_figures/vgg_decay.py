@@ -4,7 +4,8 @@ Reads a profile's output directory (its first variant's run directories) or one 
 ``<dir>/figures/vgg_decay.png`` and ``.pdf``. A subpath's value is the mean of its last
 ``empirics.analysis.LAST_K`` evaluations; thin lines are single seeds; the red line is the late-decay
 statistic's least-squares fit of the seed means; the dotted line is the best constant predictor's test
-loss. Equal budget: the dashed line is the no-decay control (the main path at the common end).
+loss. Equal budget: the dashed line is the no-decay control (the main path at the common end). A run that
+never landed has no analysed branch; then every branch is drawn, and the title says so.
 """
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from paper_figures.vgg_learning_curves import run_dirs_of
 def make(path, stem=None) -> list[Path]:
     path = Path(path)
     dirs = run_dirs_of(path)
-    t = measure_late_decay(dirs) | {"constant_loss": run_constant_loss(load_run(dirs[0]))}
+    t = measure_late_decay(dirs)
+    if not t["decay_epochs"]:        # no branch after landing: every branch, drawn as "not analysed"
+        t = measure_late_decay(dirs, all_branches=True) | {"not_analysed": True}
+    t |= {"constant_loss": run_constant_loss(load_run(dirs[0]))}
     return make_figure(t, stem or path / "figures" / "vgg_decay")
 
 
@@ -48,10 +52,12 @@ def make_figure(t: dict, stem) -> list[Path]:
             ax.axhline(t["constant_loss"], ls=":", color="0.3", lw=1.2, label="constant predictor")
         ax.set_xlabel("decay epoch")
         ax.set_ylabel(name)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     design = (f"fixed-length subpaths of {t['subpath_epochs']} epochs (the authors' design)"
               if t["design"] == "fixed_length" else "every subpath ends at the main path's end (equal budget)")
-    fig.suptitle(f"{design}; seeds {t['seeds']}", fontsize=9)
+    note = "; every branch shown, none analysed (the main path never landed)" if t.get("not_analysed") else ""
+    fig.suptitle(f"{design}; seeds {t['seeds']}{note}", fontsize=9)
     return save_figure(fig, stem)
 
 

@@ -150,8 +150,18 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
         measured = (f"train accuracy at the first analysed decay (epoch {first}) ≥ "
                     f"{r['min_train_acc_at_first_decay']:.3f} over {len(r['seeds'])} seed(s); windowed loss ratio ≤ "
                     f"{r['max_loss_ratio']:.2f}; landing epochs (train accuracy stays ≥ 99 %) {land}")
+        never = [p for p in r["per_seed"] if p["landing_epoch"] is None]
+        note = ""
+        if never:
+            note = ("Never landed: " + "; ".join(
+                f"seed {p['seed']}'s main path ends at train accuracy {p['final_train_acc']:.3f} after "
+                f"{p['main_path_epochs']} epochs" for p in never)
+                + ", so no branch is after a landing and the first analysed decay is the main path's end. The "
+                  "network does not interpolate its training set on this run (the pilots in docs/empirics.md show "
+                  "the same for every run with crop + flip at this width).")
         return Judgement(verdict(r["in_regime"]), measured,
-                         {"min_train_acc": r["min_train_acc_at_first_decay"], "max_loss_ratio": r["max_loss_ratio"]})
+                         {"min_train_acc": r["min_train_acc_at_first_decay"], "max_loss_ratio": r["max_loss_ratio"]},
+                         note)
 
     @claim(f"{prefix}.generalization", section=section, source="[derived]",
            statement=f"The {what} generalizes: at the first analysed decay the main path's test loss is clearly below "
