@@ -175,3 +175,15 @@ def test_cpu_profile_main_path_lands_before_its_first_decay(tmp_path):
     assert r["min_train_acc_at_first_decay"] >= A.REGIME_MIN_TRAIN_ACC
     assert r["max_loss_ratio"] <= A.REGIME_MAX_LOSS_RATIO
     assert r["landing_epochs"][0] <= d1 / 2          # landed well before: at most half-way to the decay
+
+
+def test_seed_given_by_set_or_by_option(datadir, tmp_path, capsys):
+    """--set seed=3 is the seed (it used to crash); --seed and --set seed must agree."""
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--data", str(datadir), "--no-progress", "--threads", "1"]
+    prof = ["--profile", "cpu_equal_budget"]
+    assert run(["empirics", "main", *prof, *common, *TINY, "--set", "seed=3"]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 3
+    with pytest.raises(ValueError, match=r"^--seed 2 and --set seed=3 disagree"):
+        run(["empirics", "main", *prof, "--out", str(tmp_path / "other"), "--seed", "2", "--set", "seed=3"])
+    assert not (tmp_path / "other").exists()
