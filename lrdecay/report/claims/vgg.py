@@ -14,12 +14,13 @@ Where either fails, the claims read n/a with the reason.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from empirics import analysis as A
 from theory.io import load_json
 
-from .base import MISSING, NOT_APPLICABLE, Judgement, caption, claim, verdict
+from .base import MISSING, NOT_APPLICABLE, SUPPORTED, Judgement, caption, claim, interval_word, verdict
 
 GATE = (f"judged only where vgg.regime and the generalization gate hold (test loss ≥ "
         f"{100 * A.GATE_MIN_RELATIVE_MARGIN:.0f} % and > {A.GATE_MIN_SE:g} s.e. below the constant predictor's on "
@@ -114,12 +115,10 @@ def _outside_regime(d: Path, j):
 
 
 def _interval_verdict(lo: float, hi: float) -> tuple[str, str]:
-    """The verdict and word for an interval judged against a predicted negative sign."""
-    if hi < 0:
-        return verdict(True), "supported"
-    if lo > 0:
-        return verdict(False), "refuted"
-    return verdict(False), "not established"
+    """The verdict and the report's one word (:func:`interval_word`) for an interval judged against a
+    predicted negative sign."""
+    word = interval_word(lo, hi, (-math.inf, 0.0))
+    return verdict(word == SUPPORTED), word
 
 
 def register(prefix: str, job: str, section: str, what: str, caveat: str) -> None:
@@ -220,7 +219,7 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
                          f"{pw['power']:.2f} at {pw['n_seeds']} seeds")
         v, word = _interval_verdict(lo, hi)
         note = ""
-        if word != "supported":
+        if word != SUPPORTED:
             note = (f"{word.capitalize()} on this run: the test loss changes by {100 * s['relative_change']:+.1f} % "
                     f"from the earliest to the latest decay (the authors saw about −{100 * A.AUTHORS_BENEFIT:.0f} %). "
                     f"The main path itself reaches its lowest seed-mean test loss after landing, "
@@ -324,7 +323,7 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
                     + ", ".join(f"{e['phase2_start_epoch']:.0f}" for e in c["per_seed"]) + ")")
         v, word = _interval_verdict(lo, hi)
         note = ""
-        if word != "supported":
+        if word != SUPPORTED:
             slopes = [e["trace_log_slope"] for e in c["per_seed"]]
             note = (f"{word.capitalize()} at {100 * A.CONFIDENCE:.0f} %: per-seed slopes "
                     + ", ".join(f"{x:+.3f}" for x in slopes)
