@@ -20,7 +20,7 @@ from tests.empirics.helpers import tiny_arrays  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--set", "width=0.125", "--set", "batch_size=20", "--set", "epochs=3", "--set", "ckpt_every=5",
         "--set", "decay_epochs=1,2", "--set", "train_size=none", "--set", "test_size=none", "--set", "eval_batch=50",
-        "--set", "eval_every=1",
+        "--set", "eval_every=1", "--set", "classes=none", "--set", "subpath_epochs=none",
         "--set", "landscape.grid=4", "--set", "landscape.train_size=40", "--set", "landscape.test_size=20",
         "--set", "landscape.points_per_batch=8", "--set", "landscape.eval_batch=50"]
 
