@@ -131,6 +131,10 @@ CASES = [
     (["diagonal", "--smoke", "--sigma", "1e8"], "; lower --tau-max or --sigma"),
     (["diagonal", "--smoke", "--tau-max", "1e9"], "--tau-max: 9 SGD paths of tau_max / eta^2"),
     (["diagonal", "--smoke", "--init-scale", "1e6"], "--init-scale must be in (0, 10]"),
+    # drift-any
+    (["drift-any", "--paths", "0"], "--paths must be an integer >= 1, got 0"),
+    (["drift-any", "--model", "nosuch"], "--model must be one of ('diagonal3', 'relu') or 'module:function'"),
+    (["drift-any", "--lr-factor", "2"], "--lr-factor must be in (0, 2), got 2.0"),
     (["diagonal", "--smoke", "--d", "100000000", "--n", "10"], "--d: a model with D = 200000000 parameters"),
     (["two-layer", "--smoke", "--hidden", "100000000"], "--hidden: a model with D = 3100000000 parameters"),
     (["two-layer", "--smoke", "--d", "100000000"], "--d: a model with D = 500000005 parameters"),
