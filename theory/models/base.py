@@ -44,6 +44,15 @@ from scipy.integrate import solve_ivp
 from theory.validation import finite_array, nonneg, positive
 
 
+def plateau_from_eigs(lam, eta: float, a: float) -> tuple[float, float]:
+    """The Phase II train-loss plateau from the Gauss–Newton eigenvalues ``lam`` on M: ``(leading, exact)``,
+    leading ``(eta a / 4) sum lambda_j`` and exact ``(eta a / 4) sum lambda_j / (1 - eta lambda_j / 2)`` (the
+    stationary Ornstein–Uhlenbeck covariance of the normal-space oscillation; ``inf`` if ``eta lambda_max >= 2``)."""
+    lam = np.asarray(lam, float)
+    exact = 0.25 * eta * a * float(np.sum(lam / (1 - eta * lam / 2))) if eta * lam.max() < 2 else float("inf")
+    return 0.25 * eta * a * float(lam.sum()), exact
+
+
 class LinearReadoutModel:
     """Base class: data ``X`` (n, d), labels ``y`` (n,), target ``beta_star`` (d,), start ``theta0``
     (D,), label-noise level ``sigma``; the engine interface (``dim``, ``noise_dim``, ``n``,
@@ -189,9 +198,7 @@ class LinearReadoutModel:
         ``eta lambda_max >= 2``); ``a = sigma^2 / n`` by default."""
         eta = positive("eta", eta)
         a = self.sigma**2 / self.n if a is None else nonneg("a", a)
-        lam = self.gauss_newton_eigs(theta)
-        exact = 0.25 * eta * a * float(np.sum(lam / (1 - eta * lam / 2))) if eta * lam.max() < 2 else float("inf")
-        return 0.25 * eta * a * float(lam.sum()), exact
+        return plateau_from_eigs(self.gauss_newton_eigs(theta), eta, a)
 
     # ---- the engine interface ------------------------------------------------------------------
     def increment(self, W, dt, noise_coef, xi):

@@ -47,6 +47,7 @@ from functools import partial
 import numpy as np
 
 from theory import io
+from theory.models.base import plateau_from_eigs
 from theory.validation import finite_array, integer, nonneg, positive
 
 #: statuses of :func:`drift_flow`'s paths
@@ -354,9 +355,7 @@ class GenericModel:
         ``eta lambda_max >= 2``); ``a = sigma^2 / n`` by default (as :meth:`theory.models.base.LinearReadoutModel.plateau`)."""
         eta = positive("eta", eta)
         a = self.sigma**2 / self.n if a is None else nonneg("a", a)
-        lam = self.gauss_newton_eigs(theta)
-        exact = 0.25 * eta * a * float(np.sum(lam / (1 - eta * lam / 2))) if eta * lam.max() < 2 else float("inf")
-        return 0.25 * eta * a * float(lam.sum()), exact
+        return plateau_from_eigs(self.gauss_newton_eigs(theta), eta, a)
 
     # ---- the engine interface ------------------------------------------------------------------
     def increment(self, W, dt, noise_coef, xi):
