@@ -473,11 +473,10 @@ def _nearest_cells(a: np.ndarray, b: np.ndarray, pts: np.ndarray) -> tuple[np.nd
 
 
 def _post_landing_main(arr, run_dir):
-    """Rows of the landscape on the main path after landing (by step), the landing step and the loaded run."""
+    """Main-path rows of the landscape after landing and all of them (by step), the landing step and the run."""
     m, land_step, run = _main_points(arr, None, run_dir)
-    if land_step is None:
-        return m[:0], None, run
-    return m[arr["step"][m] >= land_step], land_step, run
+    after = m[:0] if land_step is None else m[arr["step"][m] >= land_step]
+    return after, m, land_step, run
 
 
 def measure_valley(run_dir, window: int = VALLEY_WINDOW) -> dict:
@@ -493,7 +492,7 @@ def measure_valley(run_dir, window: int = VALLEY_WINDOW) -> dict:
     from scipy.ndimage import label
 
     arr, _ = _landscape(run_dir)
-    after, land_step, run = _post_landing_main(arr, run_dir)
+    after, _, land_step, run = _post_landing_main(arr, run_dir)
     out = {"landing_step": land_step, "level_factor": VALLEY_LEVEL}
     if land_step is None or len(after) == 0:
         return out | {"landed": False}
@@ -530,7 +529,7 @@ def measure_test_minimum(run_dir) -> dict:
     from scipy.stats import pearsonr, spearmanr
 
     arr, _ = _landscape(run_dir)
-    after, land_step, run = _post_landing_main(arr, run_dir)
+    after, m, land_step, run = _post_landing_main(arr, run_dir)
     Z, Ztr, a, b = arr["test_loss"], arr["train_loss"], arr["a"], arr["b"]
     n1, n2 = Z.shape
     i, j = np.unravel_index(int(np.argmin(Z)), Z.shape)
@@ -538,7 +537,6 @@ def measure_test_minimum(run_dir) -> dict:
     edges = {"a_min": Z[0, :], "a_max": Z[-1, :], "b_min": Z[:, 0], "b_max": Z[:, -1]}
     margin = {k: float((v.min() - zmin) / (med - zmin)) if med > zmin else 0.0 for k, v in edges.items()}
     pt = np.array([a[i], b[j]])
-    m, _, _ = _main_points(arr, None, run_dir)
     end = arr["coords"][m[-1], :2]
     const = run_constant_loss(run)
     pos = (Z > 0).all() and (Ztr > 0).all()

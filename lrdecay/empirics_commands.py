@@ -241,10 +241,21 @@ def cmd_main(args) -> int:
     return 0
 
 
+def _check_executor(args) -> None:
+    """Refuse a bad ``--executor`` before any work, naming the option."""
+    if getattr(args, "executor", None) is not None:
+        from theory.sweep import check_executor
+        try:
+            check_executor(args.executor)
+        except ValueError as exc:
+            raise ValueError(f"--{exc}") from None
+
+
 def cmd_subpaths(args) -> int:
     from empirics import batched as BT
     from empirics import train as T
 
+    _check_executor(args)
     tcfg, lcfg, ccfg, d = _stored(args)
     if args.decay_epochs:
         tcfg = replace(tcfg, decay_epochs=tuple(args.decay_epochs))
@@ -357,6 +368,7 @@ def cmd_profile(args) -> int:
         raise ValueError("--out: a run directory is required")
     if args.name not in PROFILES:
         raise ValueError(f"profile: expected one of {list(PROFILES)}, got {args.name!r}")
+    _check_executor(args)
     tr, la, cu = parse_overrides(args.overrides)
     s = run_profile(args.name, args.out, args.data, progress=not args.no_progress, device=args.device,
                     train_overrides=tr, landscape_overrides=la, curvature_overrides=cu, seeds=args.seeds,

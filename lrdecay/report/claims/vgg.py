@@ -98,7 +98,8 @@ def _outside_regime(d: Path, j):
     if j is None or j.verdict != NOT_APPLICABLE:
         return j
     try:
-        dirs = [d / r for r in load_json(d / "profile.json")["run_dirs"][load_json(d / "profile.json")["variants"][0]]]
+        prof = load_json(d / "profile.json")
+        dirs = [d / r for r in prof["run_dirs"][prof["variants"][0]]]
         t = A.measure_late_decay(dirs, all_branches=True)
     except (FileNotFoundError, ValueError, KeyError):
         return j
