@@ -30,6 +30,8 @@ import numpy as np
 from empirics import analysis as A
 from empirics.profiles import get_profile
 
+_CPU = dict(classes=5, train_size=500, label_noise=0.1, ckpt_every=200, decay_epochs=(), eval_every=5)
+
 # name -> (training overrides, first decay epoch used for the gate)
 CANDIDATES = {
     "c10_n500_cpu": ({}, 500),                                     # the earlier cpu profile (reference)
@@ -57,6 +59,12 @@ CANDIDATES = {
                             eval_every=5), 150),
     "c10_n2000_aug": (dict(train_size=2000, augment=True, epochs=200, ckpt_every=400, decay_epochs=(),
                            eval_every=5), 150),
+    # the cpu profile's main path (5 classes x 100 images, label noise 0.1) to epoch 600, gated at its first branch (450)
+    "cpu_ref": (dict(_CPU, epochs=600), 450),
+    "cpu_flip": (dict(_CPU, epochs=600, augment="flip"), 450),
+    "cpu_w05": (dict(_CPU, epochs=600, width=0.5), 450),
+    "cpu_do05": (dict(_CPU, epochs=600, dropout=0.5), 450),
+    "cpu_flip_w05": (dict(_CPU, epochs=600, augment="flip", width=0.5), 450),
     "c5_n2500_aug": (dict(classes=5, train_size=2500, augment=True, batch_size=125, epochs=200, ckpt_every=200,
                           decay_epochs=(), eval_every=5), 150),
 }

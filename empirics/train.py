@@ -90,7 +90,7 @@ class TrainConfig:
     draw: str = "balanced"                  # "authors": their per-class random draw (needs train_per_class)
     test_on: str = "test"                   # "train": the authors' --test-with-train (all training images)
     data_seed: int = 0                      # chooses the subsets (fixed across training seeds)
-    augment: bool = True                    # random crop (pad 4) + horizontal flip
+    augment: bool | str = True              # True: random crop (pad 4) + horizontal flip; "flip": flip only
     eval_every: int = 1                     # epochs between metric evaluations (the last epoch always)
     eval_batch: int = 500
     seed: int = 0                           # initialisation, data order, augmentation, dropout, label noise
@@ -123,7 +123,8 @@ class TrainConfig:
         need(self.loss in LOSSES, "loss", f"one of {LOSSES}")
         need(self.init in INITS, "init", f"one of {INITS}")
         need(isinstance(self.batch_norm, bool), "batch_norm", "true or false")
-        need(isinstance(self.augment, bool), "augment", "true or false")
+        need(isinstance(self.augment, bool) or self.augment == "flip", "augment",
+             'true (crop + flip), false or "flip" (horizontal flip only)')
         need(is_num(self.width) and 0 < self.width <= 16, "width", "a multiplier in (0, 16]")
         need(is_num(self.dropout) and 0 <= self.dropout < 1, "dropout", "a probability in [0, 1)")
         need(is_num(self.label_noise) and 0 <= self.label_noise <= 10, "label_noise", "a noise scale in [0, 10]")
@@ -404,7 +405,7 @@ def draw_step(st: PathState, cfg: TrainConfig, data: D.CifarTensors, model, chan
     idx = st.perm[st.pos * cfg.batch_size:(st.pos + 1) * cfg.batch_size]
     xb = data.x_train[idx]
     if cfg.augment:
-        xb = D.augment(xb, st.gen)
+        xb = D.augment(xb, st.gen, pad=0 if cfg.augment == "flip" else 4)
     x = D.normalize(xb)
     if not channels_last:
         x = x.contiguous()
