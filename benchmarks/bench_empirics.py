@@ -1,21 +1,21 @@
 """Speed of the empirics module against the plain alternatives, measured in one process.
 
-1. Training images/second: the in-memory tensor loop of :mod:`empirics.train` (uint8 tensors on the
+1. Training images/second: the in-memory tensor loop of :mod:`lrdecay.empirics.train` (uint8 tensors on the
    device, batched crop + flip from one generator) against a plain ``torch.utils.data.DataLoader`` loop
    (a ``Dataset`` of PIL images with ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``,
    ``ToTensor``, ``Normalize``; ``num_workers=0``, the usual tutorial loop, with the model in the
    default memory layout). Same network, optimizer and batch size; the tensor loop includes what
-   :mod:`empirics.train` does besides (channels-last layout). Also the data pipelines alone (no model).
-2. Grid points/second: :func:`empirics.landscape.evaluate_points` (``strategy="loop"``, the CPU
+   :mod:`lrdecay.empirics.train` does besides (channels-last layout). Also the data pipelines alone (no model).
+2. Grid points/second: :func:`lrdecay.empirics.landscape.evaluate_points` (``strategy="loop"``, the CPU
    default, and ``"vmap"`` over groups of parameter vectors, the GPU default) against per-point loops
    that copy each point into the model and evaluate it — over the same in-memory tensors
-   (:func:`empirics.landscape.evaluate_points_loop`) and over a plain ``DataLoader`` (the baseline).
+   (:func:`lrdecay.empirics.landscape.evaluate_points_loop`) and over a plain ``DataLoader`` (the baseline).
 
 3. Decayed subpaths, images/second: ``K`` (default 5) subpaths trained as one batched model
-   (:mod:`empirics.batched`: stacked parameters, ``vmap`` of ``grad(loss ∘ functional_call)``, the
+   (:mod:`lrdecay.empirics.batched`: stacked parameters, ``vmap`` of ``grad(loss ∘ functional_call)``, the
    stacked SGD update) against the same ``K`` trained one after another by the sequential step of
-   :mod:`empirics.train` (channels-last model, ``torch.optim.SGD``). Both draw their batches, dropout
-   masks and label noise through :func:`empirics.train.draw_step`; the cpu profile's settings (slim
+   :mod:`lrdecay.empirics.train` (channels-last model, ``torch.optim.SGD``). Both draw their batches, dropout
+   masks and label noise through :func:`lrdecay.empirics.train.draw_step`; the cpu profile's settings (slim
    VGG-11 width 0.375, batch 50, dropout 0.1) unless told otherwise. Medians of ``repeats`` timings.
 
 The model is slim VGG-11 at width 0.375 unless ``--width`` says otherwise.
@@ -33,9 +33,9 @@ import numpy as np
 import pytest
 import torch
 
-from empirics import data as D
-from empirics import landscape as L
-from empirics.vgg import build_model, loss_fn
+from lrdecay.empirics import data as D
+from lrdecay.empirics import landscape as L
+from lrdecay.empirics.vgg import build_model, loss_fn
 
 BATCH = 125
 
@@ -52,7 +52,7 @@ def load_arrays(n_train=5000, n_test=1000) -> D.CifarArrays:
 
 def make_model(width, channels_last=False):
     model = build_model("slim_vgg11", width, seed=0)
-    if channels_last:  # as empirics.train does
+    if channels_last:  # as lrdecay.empirics.train does
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     return model, opt
@@ -60,7 +60,7 @@ def make_model(width, channels_last=False):
 
 # ----------------------------------------------------------------------------- the two training loops
 def tensor_loop(model, opt, x, y, steps, gen, train=True, nchw=False):
-    """The loop of empirics.train: index a device tensor, augment the batch, normalise, step.
+    """The loop of lrdecay.empirics.train: index a device tensor, augment the batch, normalise, step.
     ``nchw``: feed the default memory layout instead of channels-last (to separate the two gains)."""
     lossf = loss_fn("mse")
     perm = torch.randperm(len(y), generator=gen)
@@ -196,8 +196,8 @@ def subpath_setup(k=5, width=0.375, batch=50, dropout=0.1, label_noise=0.0, n_tr
     """``k`` paths of the cpu profile's model, each with its own seed, generator and optimizer."""
     from dataclasses import replace
 
-    from empirics import profiles as P
-    from empirics import train as T
+    from lrdecay.empirics import profiles as P
+    from lrdecay.empirics import train as T
 
     cfg = replace(P.get_profile("cpu").train, width=width, batch_size=batch, dropout=dropout, label_noise=label_noise,
                   train_size=n_train, decay_epochs=())
@@ -211,9 +211,9 @@ def subpath_setup(k=5, width=0.375, batch=50, dropout=0.1, label_noise=0.0, n_tr
 
 
 def sequential_steps(cfg, data, models, opts, states, steps):
-    """``steps`` steps of every path, one path after another (the loop of empirics.train.train_path)."""
-    from empirics import train as T
-    from empirics.vgg import target_loss
+    """``steps`` steps of every path, one path after another (the loop of lrdecay.empirics.train.train_path)."""
+    from lrdecay.empirics import train as T
+    from lrdecay.empirics.vgg import target_loss
 
     spe = cfg.steps_per_epoch(len(data.y_train))
     for m, opt, st in zip(models, opts, states):
@@ -229,9 +229,9 @@ def sequential_steps(cfg, data, models, opts, states, steps):
 
 
 def batched_steps(cfg, data, model, P_, M_, states, steps):
-    """``steps`` batched steps of all paths at once (the loop of empirics.batched.train_paths_batched)."""
-    from empirics import batched as BT
-    from empirics import train as T
+    """``steps`` batched steps of all paths at once (the loop of lrdecay.empirics.batched.train_paths_batched)."""
+    from lrdecay.empirics import batched as BT
+    from lrdecay.empirics import train as T
 
     spe = cfg.steps_per_epoch(len(data.y_train))
     model.train()
@@ -255,7 +255,7 @@ def _median(f, repeats):
 
 def measure_subpaths(k=5, width=0.375, batch=50, steps=10, repeats=5, threads=2, dropout=0.1) -> dict:
     """Images/s of ``k`` subpaths trained batched against sequentially (medians of ``repeats``)."""
-    from empirics import train as T
+    from lrdecay.empirics import train as T
 
     torch.set_num_threads(threads)
     cfg, data, models, opts, states = subpath_setup(k, width, batch, dropout)
@@ -339,7 +339,7 @@ def test_subpaths_sequential(benchmark):
 
 
 def test_subpaths_batched(benchmark):
-    from empirics import train as T
+    from lrdecay.empirics import train as T
 
     cfg, data, models, opts, states = subpath_setup()
     model = T.make_model(cfg, channels_last=False)

@@ -32,10 +32,10 @@ import functools
 import numpy as np
 import pytest
 
-from theory.flow import problem_gradient_flow
-from theory.problem import Problem
-from theory.reduction import Reduction
-from theory.engine import simulate
+from lrdecay.theory.flow import problem_gradient_flow
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.reduction import Reduction
+from lrdecay.theory.engine import simulate
 
 GAMMA, SIGMA, N, DT, ETA = 1.0, 1.0, 50, 2.0**-8, 1.0
 
@@ -124,7 +124,7 @@ def test_backend_reduced(benchmark, backend, P):
 
 
 def test_batched_gradient_flow(benchmark):
-    from theory.flow import problem_gradient_flow_batch
+    from lrdecay.theory.flow import problem_gradient_flow_batch
 
     p = Problem.generate(d=50, n=10, gamma=1.0, seed=0)
     W0 = p.w0 + 0.3 * np.random.default_rng(1).standard_normal((200, p.d))

@@ -1,15 +1,15 @@
 r"""Training speed of the VGG trainer on the CPU, at each profile's settings, measured in one process.
 
 1. **Images/second at the profiles' settings** (``cpu``, ``cpu_long``, ``authors`` from
-   :mod:`empirics.profiles`: width, batch size, dropout, augmentation, label noise, classes):
+   :mod:`lrdecay.empirics.profiles`: width, batch size, dropout, augmentation, label noise, classes):
 
-   * *toolkit*: the per-step work of :func:`empirics.train.train_path` — :func:`empirics.train.make_model`
-     (channels-last), :func:`~empirics.train.make_optimizer`, :func:`~empirics.train.draw_step` (permutation,
+   * *toolkit*: the per-step work of :func:`lrdecay.empirics.train.train_path` — :func:`lrdecay.empirics.train.make_model`
+     (channels-last), :func:`~lrdecay.empirics.train.make_optimizer`, :func:`~lrdecay.empirics.train.draw_step` (permutation,
      crop + flip, dropout masks, label noise, all from the path's generator), the forward pass with those
-     masks, :func:`empirics.vgg.target_loss`, ``zero_grad`` / ``backward`` / ``step``,
-     :func:`~empirics.train.record_step`. Left out: the evaluations at epoch ends (timed separately in 2.),
+     masks, :func:`lrdecay.empirics.vgg.target_loss`, ``zero_grad`` / ``backward`` / ``step``,
+     :func:`~lrdecay.empirics.train.record_step`. Left out: the evaluations at epoch ends (timed separately in 2.),
      checkpoints and the progress bar;
-   * *plain loop*: what one writes by hand — the same network from :func:`empirics.vgg.build_model` in the
+   * *plain loop*: what one writes by hand — the same network from :func:`lrdecay.empirics.vgg.build_model` in the
      default memory layout with ``torch.nn.Dropout`` in place of the toolkit's mask-taking dropout, the
      training images normalised once into a float tensor (zero-padded by 4 when the profile augments),
      indexed by a per-epoch ``torch.randperm``; crops by slicing image by image, flips by
@@ -24,7 +24,7 @@ r"""Training speed of the VGG trainer on the CPU, at each profile's settings, me
 2. **Variants against the toolkit's default, in the same rounds**: the default memory layout instead of
    channels-last; ``torch.compile`` of the network (the training step's forward and backward; what
    ``Runtime(compile=True)`` does), its compile time and its losses against eager; evaluation
-   (:func:`empirics.train.evaluate` on the profile's test images) under ``torch.no_grad`` and under
+   (:func:`lrdecay.empirics.train.evaluate` on the profile's test images) under ``torch.no_grad`` and under
    ``torch.inference_mode``, with its results compared bit for bit.
 
 Every contender runs once per round (:func:`engine_speed.interleaved`: one warm-up round, then ``repeats``
@@ -54,10 +54,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench_empirics import load_arrays  # noqa: E402  (benchmarks/ is the script's directory)
-from empirics import data as D  # noqa: E402
-from empirics import profiles as P  # noqa: E402
-from empirics import train as T  # noqa: E402
-from empirics import vgg as V  # noqa: E402
+from lrdecay.empirics import data as D  # noqa: E402
+from lrdecay.empirics import profiles as P  # noqa: E402
+from lrdecay.empirics import train as T  # noqa: E402
+from lrdecay.empirics import vgg as V  # noqa: E402
 from engine_speed import interleaved  # noqa: E402
 
 PROFILES = ("cpu", "cpu_long", "authors")
@@ -88,7 +88,7 @@ def _arrays():
 
 
 class ToolkitSteps:
-    """``steps`` optimizer steps exactly as :func:`empirics.train.train_path` takes them (no evaluation)."""
+    """``steps`` optimizer steps exactly as :func:`lrdecay.empirics.train.train_path` takes them (no evaluation)."""
 
     def __init__(self, cfg, data, channels_last=True, compile=False):
         self.cfg, self.data, self.channels_last = cfg, data, channels_last
@@ -203,7 +203,7 @@ def matmul_fn(n: int = MATMUL_N):
 
 
 def eval_variants():
-    """:func:`empirics.train.evaluate`'s body under ``torch.no_grad`` and under ``torch.inference_mode``
+    """:func:`lrdecay.empirics.train.evaluate`'s body under ``torch.no_grad`` and under ``torch.inference_mode``
     (whichever decorator the toolkit's function carries)."""
     inner = T.evaluate.__wrapped__
     return torch.no_grad()(inner), torch.inference_mode()(inner)

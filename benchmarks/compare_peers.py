@@ -20,7 +20,7 @@ What is measured:
    nonlinear model (gamma = 1, d = 1000, n = 50) from ``w0``, Euler–Maruyama with the same ``dt``
    and number of steps everywhere, float64 everywhere:
 
-   * this toolkit: ``theory.engine.simulate(problem, method="em", dt=dt, ...)``, all paths in one batch;
+   * this toolkit: ``lrdecay.theory.engine.simulate(problem, method="em", dt=dt, ...)``, all paths in one batch;
    * a naive per-path numpy loop (the same update written for one path at a time);
    * torchsde ``sdeint(method="euler")``, ``noise_type="general"``, batched over paths: with the
      diffusion matrix ``g = c J(w)^T / sqrt n`` of shape (P, d, n) (the documented interface), and
@@ -36,7 +36,7 @@ What is measured:
    and the timed runs' final train losses are compared in mean (z-score against the Monte Carlo
    standard error).
 
-2. Gradient flow to the event ``L_n = eps`` at d = 10^4: ``theory.flow.problem_gradient_flow``
+2. Gradient flow to the event ``L_n = eps`` at d = 10^4: ``lrdecay.theory.flow.problem_gradient_flow``
    (exact reduction to ``span{w0, x_i}``, dimension n + 1) against ``scipy.integrate.solve_ivp`` on
    the full d-dimensional system, same method (DOP853), tolerances and event.
 
@@ -91,9 +91,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from theory import model as M  # noqa: E402
-from theory.problem import Problem  # noqa: E402
-from theory.engine import path_generators, simulate  # noqa: E402
+from lrdecay.theory import model as M  # noqa: E402
+from lrdecay.theory.problem import Problem  # noqa: E402
+from lrdecay.theory.engine import path_generators, simulate  # noqa: E402
 from engine_speed import interleaved  # noqa: E402  (benchmarks/ is the script's directory)
 
 # ----------------------------------------------------------------------------------------------
@@ -497,7 +497,7 @@ def section_sde(cfg, peers, results, rows):
 def section_flow(cfg, results, rows, quick):
     from scipy.integrate import solve_ivp
 
-    from theory import flow
+    from lrdecay.theory import flow
 
     d, n = (2000, 50) if quick else (10_000, 50)
     eps, t_max, rtol, atol, method = 1e-6, 100.0, 1e-10, 1e-12, "DOP853"
@@ -578,7 +578,7 @@ def section_flops(cfg, results, rows, quick):
 
 
 def section_reduction(cfg, results, rows, quick):
-    from theory.reduction import Reduction
+    from lrdecay.theory.reduction import Reduction
 
     n = 50
     d_big = 10**5 if quick else 10**6

@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from theory import model as M
-from theory.engine import path_generators, simulate
-from theory.problem import Problem
-from theory.reduction import Reduction
+from lrdecay.theory import model as M
+from lrdecay.theory.engine import path_generators, simulate
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.reduction import Reduction
 
 
 def interleaved(fns: dict, repeats: int, warmup: int = 1):
@@ -228,7 +228,7 @@ def section_torch(results, rows, quick, log, repeats, threads=1):
 # 4. batched gradient flow
 # ---------------------------------------------------------------------------------------------
 def section_batched_flow(results, rows, quick, log, repeats):
-    from theory.flow import gradient_flow_batch
+    from lrdecay.theory.flow import gradient_flow_batch
 
     P = 200 if quick else 1000
     p = Problem.generate(d=50, n=10, gamma=1.0, seed=0)

@@ -1,4 +1,4 @@
-r"""The generic model (``theory.models.generic``, everything from ``f(theta, X)`` by torch autodiff) against the
+r"""The generic model (``lrdecay.theory.models.generic``, everything from ``f(theta, X)`` by torch autodiff) against the
 hand-written main model, as ratios of medians over alternating rounds in one process (:func:`engine_speed.interleaved`).
 
 Target: on the main model (d = 50, n = 10, gamma = 1, full d, no reduction), label-noise SGD through ``simulate`` with the
@@ -20,11 +20,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_speed import interleaved  # noqa: E402
 
-from theory import model as M  # noqa: E402
-from theory import quasistatic as q  # noqa: E402
-from theory.engine import simulate  # noqa: E402
-from theory.models.generic_examples import from_problem  # noqa: E402
-from theory.problem import Problem  # noqa: E402
+from lrdecay.theory import model as M  # noqa: E402
+from lrdecay.theory import quasistatic as q  # noqa: E402
+from lrdecay.theory.engine import simulate  # noqa: E402
+from lrdecay.theory.models.generic_examples import from_problem  # noqa: E402
+from lrdecay.theory.problem import Problem  # noqa: E402
 
 TARGET = 5.0
 

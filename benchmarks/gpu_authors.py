@@ -7,19 +7,19 @@ at 3000), curvature along the path, the 31 × 31 curved-sheet landscape — with
 
 What it does, in order:
 
-1. **Settings.** The ``authors`` profile (:mod:`empirics.profiles`); ``--scale s`` multiplies every epoch
+1. **Settings.** The ``authors`` profile (:mod:`lrdecay.empirics.profiles`); ``--scale s`` multiplies every epoch
    count (main path, decay epochs, curvature spacing) by ``s`` for a quick check (rounded so that every
    decay epoch stays on a checkpoint).
-2. **Speed options, each kept only where it is safe.** Channels-last layout (always; :mod:`empirics.train`).
+2. **Speed options, each kept only where it is safe.** Channels-last layout (always; :mod:`lrdecay.empirics.train`).
    bfloat16 autocast of the training forward passes when, on a batch at the initialisation and after
    a few steps, the bf16 loss is within ``BF16_LOSS_RTOL`` of the float32 one (off on a CPU, where
    bf16 convolutions are slower). ``torch.compile`` of the sequential main path's step on CUDA (off
    with ``--no-compile``). The decayed subpaths train as one batched model (``vmap`` over stacked
-   parameters, :mod:`empirics.batched`) on CUDA.
+   parameters, :mod:`lrdecay.empirics.batched`) on CUDA.
 3. **Estimate.** Times a few hundred training steps, batched subpath rounds, evaluation passes and
    Hessian-vector products on the device, multiplies by the profile's counts and prints the estimate
    per stage before anything long starts.
-4. **Run.** :func:`empirics.profiles.run_profile` (resumable: rerun the same command after an
+4. **Run.** :func:`lrdecay.empirics.profiles.run_profile` (resumable: rerun the same command after an
    interruption), then the measured stage times next to the estimate, and the figures.
 """
 from __future__ import annotations
@@ -34,12 +34,12 @@ from pathlib import Path
 
 import torch
 
-from empirics import batched as BT
-from empirics import curvature as C
-from empirics import data as D
-from empirics import profiles as P
-from empirics import train as T
-from empirics.vgg import target_loss
+from lrdecay.empirics import batched as BT
+from lrdecay.empirics import curvature as C
+from lrdecay.empirics import data as D
+from lrdecay.empirics import profiles as P
+from lrdecay.empirics import train as T
+from lrdecay.empirics.vgg import target_loss
 
 # bf16 autocast is kept when the training loss it computes is within this relative tolerance of float32's
 # on the same batch (the paper's effects are differences of a few percent in test loss; 1 % of the
@@ -266,7 +266,7 @@ def main(argv=None) -> int:
             if k.endswith(stage) and isinstance(v, float):
                 agg[stage] += v
     print("measured wall time:  " + ", ".join(f"{k} {_fmt(v)}" for k, v in agg.items()) + f", total {_fmt(wall)}")
-    from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
+    from lrdecay.paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
 
     for mod in (vgg_learning_curves, vgg_decay, vgg_landscape, vgg_curvature, vgg_late_decay_map):
         mod.make(a.out)

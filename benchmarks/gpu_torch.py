@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from theory.engine import simulate  # noqa: E402
-from theory.problem import Problem  # noqa: E402
-from theory.reduction import Reduction  # noqa: E402
+from lrdecay.theory.engine import simulate  # noqa: E402
+from lrdecay.theory.problem import Problem  # noqa: E402
+from lrdecay.theory.reduction import Reduction  # noqa: E402
 
 
 def main(argv=None):

@@ -5,7 +5,7 @@ settings changed (classes, images,
 augmentation, dropout, batch). For every candidate the main path is trained (resumably, one run
 directory per candidate under ``--out``) and this table is printed and saved as ``pilots.json``:
 
-* the best constant predictor's test loss (:func:`empirics.analysis.constant_predictor_loss`);
+* the best constant predictor's test loss (:func:`lrdecay.empirics.analysis.constant_predictor_loss`);
 * the test loss at the candidate's first decay epoch (mean of the ``REGIME_WINDOW`` evaluations ending
   there) and its relative margin below the constant predictor — the generalization gate;
 * the landing epoch (train accuracy stays >= 99 %) and the steps after landing up to the first decay
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from empirics import analysis as A
-from empirics.profiles import get_profile
+from lrdecay.empirics import analysis as A
+from lrdecay.empirics.profiles import get_profile
 
 _CPU = dict(classes=5, train_size=500, label_noise=0.1, ckpt_every=200, decay_epochs=(), eval_every=5)
 
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     import torch
 
-    from empirics import train as T
+    from lrdecay.empirics import train as T
 
     torch.set_num_threads(a.threads)
     base = get_profile("cpu_equal_budget").train      # the earlier cpu profile: every pilot is its difference

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from theory.io import load_json, load_result
+from lrdecay.theory.io import load_json, load_result
 
 # ----------------------------------------------------------------------------- tolerances
 # vgg.regime. "Interpolating": the paper's regime is a network that fits its training set. 99 % (the
@@ -678,7 +678,7 @@ def measure_label_noise(plain_dirs, noisy_dirs) -> dict:
 
 # ----------------------------------------------------------------------------- everything for a profile
 def measure_profile(out_dir) -> dict:
-    """All measurements of a profile's output directory (see :mod:`empirics.profiles` for its layout)."""
+    """All measurements of a profile's output directory (see :mod:`lrdecay.empirics.profiles` for its layout)."""
     out_dir = Path(out_dir)
     p = out_dir / "profile.json"
     if not p.exists():

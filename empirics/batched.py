@@ -2,7 +2,7 @@ r"""All decayed subpaths of a run trained together as one batched model.
 
 The ``K`` subpaths share the network's structure, not its numbers: each keeps its own parameters
 :math:`\theta^{(k)}`, momentum :math:`b^{(k)}`, generator (data order, crops and flips, dropout masks,
-label noise — drawn by :func:`empirics.train.draw_step`, exactly as the sequential loop draws them),
+label noise — drawn by :func:`lrdecay.empirics.train.draw_step`, exactly as the sequential loop draws them),
 step counter and metrics. The parameters are stacked along a leading axis, one batch per subpath is
 stacked the same way, and one call,
 ``torch.func.vmap(torch.func.grad_and_value(loss ∘ functional_call))``, computes all ``K`` gradients
@@ -11,7 +11,7 @@ stacked the same way, and one call,
 The update is torch's SGD written on the stacks, operation for operation
 (:math:`g \leftarrow \nabla + \lambda\theta`, :math:`b \leftarrow \mu b + g`, :math:`\theta \leftarrow \theta - \eta b`),
 so that a batched subpath equals a sequential one to float rounding (the batched kernels sum in
-another order); tests/test_empirics_batched.py checks this against :func:`empirics.train.train_path`.
+another order); tests/test_empirics_batched.py checks this against :func:`lrdecay.empirics.train.train_path`.
 
 Checkpoints, ``metrics.csv`` and ``result.json`` are written per subpath in the sequential format,
 so a batched run resumes (batched or sequentially) from them, and the landscape reads them alike.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from theory.io import load_json
+from lrdecay.theory.io import load_json
 
 from . import data as D
 from . import rundir
@@ -65,7 +65,7 @@ def sgd_step_(params: dict, bufs: dict, grads: dict, lr: float, momentum: float,
 
 
 def draw_stacked(states, cfg: TrainConfig, data: D.CifarTensors, model):
-    """Every path's next batch and randomness (:func:`empirics.train.draw_step`), stacked along a first axis."""
+    """Every path's next batch and randomness (:func:`lrdecay.empirics.train.draw_step`), stacked along a first axis."""
     draws = [draw_step(st, cfg, data, model, channels_last=False) for st in states]
     x = torch.stack([b.x for b in draws])
     y = torch.stack([b.y for b in draws])
@@ -169,7 +169,7 @@ def train_paths_batched(cfg: TrainConfig, data: D.CifarTensors, items: list[dict
 
 def run_subpaths_batched(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=None, progress=True,
                          on_step=None, runtime: Runtime = Runtime()) -> list[dict]:
-    """:func:`empirics.train.run_subpaths`, with all subpaths trained together (see the module docstring)."""
+    """:func:`lrdecay.empirics.train.run_subpaths`, with all subpaths trained together (see the module docstring)."""
     with rundir.lock(out_dir):
         save_config(out_dir, cfg, n_train=len(data.y_train))
         plans = plan_subpaths(out_dir, cfg, data, decay_epochs)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from theory.io import load_json, save_json
+from lrdecay.theory.io import load_json, save_json
 
 from . import data as D
 from . import rundir

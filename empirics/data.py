@@ -412,7 +412,7 @@ def write_python_batches(directory, x_train, y_train, x_test, y_test, classes=CL
     pickled (protocol 2) as the official files are, without the ``filenames`` key. Images are
     ``N × 3 × 32 × 32`` uint8 (stored as rows of the red, green and blue planes). Useful to save a subset.
     """
-    from theory.io import atomic_write_bytes
+    from lrdecay.theory.io import atomic_write_bytes
 
     out = Path(directory) / LAYOUT_DIR
     x_train, x_test = np.asarray(x_train, np.uint8), np.asarray(x_test, np.uint8)

@@ -39,7 +39,7 @@ import torch
 
 from tqdm.auto import tqdm
 
-from theory.io import load_json, load_result, save_result
+from lrdecay.theory.io import load_json, load_result, save_result
 
 from . import data as D
 from . import rundir

@@ -34,10 +34,10 @@ result row. It saves results only; figures are drawn by :mod:`paper_figures` fro
 Layout of a profile's output directory ``out/``::
 
     profile.json                  the profile's settings (after overrides), seeds, variants, run directories
-    <variant>/seed_<s>/           one run directory per (variant, seed): see empirics.train
+    <variant>/seed_<s>/           one run directory per (variant, seed): see lrdecay.empirics.train
     <variant>/seed_<s>/curvature.json
     <first variant>/seed_<first>/landscape.npz
-    summary.json                  empirics.analysis.measure_profile's numbers
+    summary.json                  lrdecay.empirics.analysis.measure_profile's numbers
     timings.json                  wall time of every stage of every call
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from theory.io import load_json, load_result, save_json
+from lrdecay.theory.io import load_json, load_result, save_json
 
 from . import analysis, rundir
 from .curvature import CurvatureConfig
@@ -67,7 +67,7 @@ class Profile:
     subpaths: bool = True
     run_curvature: bool = True
     run_landscape: bool = True
-    batched: bool | None = None             # subpaths batched (None: on CUDA only, see empirics.batched)
+    batched: bool | None = None             # subpaths batched (None: on CUDA only, see lrdecay.empirics.batched)
     threads: int | None = None              # torch CPU threads (None: torch's default)
 
 
@@ -238,9 +238,9 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
     decay epochs — before anything is written; the output directory is locked for the call (a second
     process gets a one-line error). ``threads``: torch CPU threads (default: the profile's).
     ``batched``: train each run's subpaths as one batched model (default: the profile's, else on CUDA
-    only). ``runtime``: an :class:`empirics.train.Runtime` (``torch.compile``, bfloat16 autocast).
+    only). ``runtime``: an :class:`lrdecay.empirics.train.Runtime` (``torch.compile``, bfloat16 autocast).
     ``executor``: run each seed's subpaths as independent tasks on a sweep executor (``"serial"``,
-    ``"processes"``, ``"threads"``, a Dask client or scheduler address; see :mod:`empirics.tasks`) with
+    ``"processes"``, ``"threads"``, a Dask client or scheduler address; see :mod:`lrdecay.empirics.tasks`) with
     ``max_workers``; each task uses ``threads`` torch threads (default 1). Stage wall times are appended
     to ``out/timings.json``.
     """
@@ -265,7 +265,7 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
 
 
 class SubpathTasks(NamedTuple):
-    """How a profile's subpaths run as independent tasks (:mod:`empirics.tasks`); ``executor=None``: in process."""
+    """How a profile's subpaths run as independent tasks (:mod:`lrdecay.empirics.tasks`); ``executor=None``: in process."""
 
     executor: object = None
     max_workers: int | None = None
@@ -294,7 +294,7 @@ def _run(p: Profile, out_dir, data_dir, progress, dev, source, download, tensorb
     timings["data"] = time.perf_counter() - t
 
     if tasks.executor is not None:
-        from theory.sweep import check_executor
+        from lrdecay.theory.sweep import check_executor
         check_executor(tasks.executor)
     with rundir.lock(out_dir):
         return _stages(p, out_dir, data, dev, progress, tensorboard, use_batched, runtime, timings, t_start, tasks)
@@ -370,7 +370,7 @@ def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_bat
 
 
 def summarize(out_dir) -> dict:
-    """:func:`empirics.analysis.measure_profile` plus the last call's timings."""
+    """:func:`lrdecay.empirics.analysis.measure_profile` plus the last call's timings."""
     out_dir = Path(out_dir)
     s = analysis.measure_profile(out_dir)
     if (out_dir / "timings.json").exists():
@@ -388,7 +388,7 @@ def export_results(out_dir, dest) -> list[Path]:
 
     ``dest`` must be absent or empty; each file is written atomically. Returns the written paths.
     """
-    from theory.io import atomic_write_bytes
+    from lrdecay.theory.io import atomic_write_bytes
 
     out_dir, dest = Path(out_dir), Path(dest)
     if not (out_dir / "profile.json").exists():

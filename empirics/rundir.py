@@ -5,7 +5,7 @@
   ``ValueError`` whose one-line message names the directory and the holder's pid) at once, before any
   computation. The lock is re-entrant within a process (nested stages share it), and the operating
   system releases it when the holder exits, however it exits.
-* :func:`clean_tmp` — removes the ``.<name>.*.tmp`` files that :func:`theory.io.atomic_write_bytes`
+* :func:`clean_tmp` — removes the ``.<name>.*.tmp`` files that :func:`lrdecay.theory.io.atomic_write_bytes`
   leaves behind when a process is killed between creating its temporary file and renaming it. Called
   right after the lock is taken, when no other writer can be mid-write.
 """

@@ -3,12 +3,12 @@
 A run's subpaths share nothing but the main path's checkpoints: each starts from the checkpoint at its
 decay epoch (weights, momentum, random stream) and writes only its own ``sub_e<epoch>/`` folder. So
 they can run anywhere that sees the run directory and the data — several processes on one machine,
-several GPUs, or the workers of a Dask cluster — through :func:`theory.sweep.run_sweep`.
+several GPUs, or the workers of a Dask cluster — through :func:`lrdecay.theory.sweep.run_sweep`.
 
 Each task is :func:`subpath_task` on a plain-JSON configuration (the run directory, the decay epoch,
 the training configuration, where the data are, the torch thread count and device). It loads the data
 itself, takes the subpath folder's lock, and trains the subpath exactly as
-:func:`empirics.train.run_subpaths` does (the same :func:`empirics.train.train_path`), so with the same
+:func:`lrdecay.empirics.train.run_subpaths` does (the same :func:`lrdecay.empirics.train.train_path`), so with the same
 thread count and device the results are bit-identical to the serial ones (tested), whatever the
 executor, the number of workers or the order in which tasks finish. A task that is interrupted resumes
 from the subpath's own last checkpoint when it runs again; a finished subpath is reused.
@@ -45,15 +45,15 @@ def subpath_task(config: dict) -> dict:
 def run_subpaths_on(out_dir, cfg: TrainConfig, data, *, executor="processes", max_workers: int | None = None,
                     data_dir=None, source: str = "auto", threads: int = 1, device: str = "cpu",
                     decay_epochs=None, progress: bool = True) -> list[dict]:
-    """Every subpath of the run in ``out_dir`` as one task on ``executor`` (see :func:`theory.sweep.run_sweep`:
+    """Every subpath of the run in ``out_dir`` as one task on ``executor`` (see :func:`lrdecay.theory.sweep.run_sweep`:
     ``"serial"``, ``"processes"``, ``"threads"``, an executor, a Dask client or scheduler address).
 
     ``data`` (loaded here) checks the configuration and the main-path checkpoints before any task starts;
     the tasks load the data again from ``data_dir``/``source`` with ``threads`` torch threads on ``device``.
     Returns each subpath's ``result.json`` in the order of the decay epochs.
     """
-    from theory.io import load_json
-    from theory.sweep import run_sweep
+    from lrdecay.theory.io import load_json
+    from lrdecay.theory.sweep import run_sweep
 
     out_dir = Path(out_dir)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:

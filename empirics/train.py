@@ -17,7 +17,7 @@ afresh (the mechanism of docs/science.md §1).
 The loop below is the whole experiment, top to bottom: the data are uint8 tensors on the device; each
 epoch draws a permutation, each step a batch, its random crops and flips, its dropout masks and its
 label noise — in that order, all from one ``torch.Generator`` owned by the path (:func:`draw_step`; the
-batched trainer in :mod:`empirics.batched` draws through the same function). A checkpoint stores the
+batched trainer in :mod:`lrdecay.empirics.batched` draws through the same function). A checkpoint stores the
 model, the optimizer, that generator's state, the epoch's permutation, the position in it, the metrics
 so far and the configuration, and is written atomically; a run killed at any point restarts from its
 last checkpoint and, on the CPU, reproduces the uninterrupted run bit for bit. A checkpoint or result
@@ -25,7 +25,7 @@ made with another configuration is refused (the differing fields are named).
 
 Layout of a run directory ``out/``::
 
-    .lock                         held by the process writing here (see empirics.rundir)
+    .lock                         held by the process writing here (see lrdecay.empirics.rundir)
     config.json                   the configuration and data description (written after validation)
     main/ckpt_<step>.pt           main-path checkpoints (step 0 = initialisation)
     main/metrics.csv              one row per evaluated epoch
@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from theory.io import atomic_write_bytes, atomic_write_text, load_json, save_json
-from theory.io import provenance as io_provenance
+from lrdecay.theory.io import atomic_write_bytes, atomic_write_text, load_json, save_json
+from lrdecay.theory.io import provenance as io_provenance
 
 from . import data as D
 from . import rundir
@@ -71,7 +71,7 @@ class TrainConfig:
     width: float = 1.0
     batch_norm: bool = False
     dropout: float = 0.5
-    init: str = "authors"                   # see empirics.vgg
+    init: str = "authors"                   # see lrdecay.empirics.vgg
     loss: str = "mse"                       # the authors' ½‖z − e_y‖², batch mean
     label_noise: float = 0.0                # σ of the Gaussian noise on the one-hot targets (0: plain SGD)
     lr: float = 0.1
@@ -485,7 +485,7 @@ def write_result(st: PathState, cfg: TrainConfig, data: D.CifarTensors, steps_pe
 
 
 def provenance() -> dict:
-    """``theory.io.provenance`` (package version, git commit, versions, machine, time) with torch's version and
+    """``lrdecay.theory.io.provenance`` (package version, git commit, versions, machine, time) with torch's version and
     thread count."""
     return io_provenance() | {"torch": torch.__version__, "threads": torch.get_num_threads(),
                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -640,7 +640,7 @@ def plan_subpaths(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=
 def run_subpaths(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=None, progress=True,
                  tensorboard=False, runtime: Runtime = Runtime()) -> list[dict]:
     """One subpath per decay epoch, one after another, each from the main-path checkpoint at that epoch
-    and each to the main path's end (equal budget). See :func:`empirics.batched.run_subpaths_batched`
+    and each to the main path's end (equal budget). See :func:`lrdecay.empirics.batched.run_subpaths_batched`
     for all of them at once."""
     with rundir.lock(out_dir):
         save_config(out_dir, cfg, n_train=len(data.y_train))

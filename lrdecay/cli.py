@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from lrdecay import __version__
-from theory.io import DirectoryLockedError
-from theory.sweep import SweepError
+from lrdecay.theory.io import DirectoryLockedError
+from lrdecay.theory.sweep import SweepError
 from lrdecay.empirics_commands import register as register_empirics
 from lrdecay.theory_commands import REGISTER as THEORY_COMMANDS
 

@@ -159,9 +159,9 @@ def _parse_value(default, text: str, name: str):
 
 def parse_overrides(items: list[str]) -> tuple[dict, dict, dict]:
     """``KEY=VALUE`` strings → (train, landscape, curvature overrides), typed by the dataclass defaults."""
-    from empirics.curvature import CurvatureConfig
-    from empirics.landscape import LandscapeConfig
-    from empirics.train import TrainConfig
+    from lrdecay.empirics.curvature import CurvatureConfig
+    from lrdecay.empirics.landscape import LandscapeConfig
+    from lrdecay.empirics.train import TrainConfig
 
     groups = {"": TrainConfig(), "landscape.": LandscapeConfig(), "curvature.": CurvatureConfig()}
     names = {k: {f.name for f in fields(v)} for k, v in groups.items()}
@@ -185,7 +185,7 @@ def parse_overrides(items: list[str]) -> tuple[dict, dict, dict]:
 def _setup(args):
     import torch
 
-    from empirics.train import select_device
+    from lrdecay.empirics.train import select_device
 
     dev = select_device(args.device)
     if args.threads is not None:
@@ -197,9 +197,9 @@ def _setup(args):
 
 def _stored(args):
     """Configuration stored in the run directory, with --set overrides applied."""
-    from empirics.curvature import CurvatureConfig
-    from empirics.landscape import LandscapeConfig
-    from empirics.train import TrainConfig, load_config
+    from lrdecay.empirics.curvature import CurvatureConfig
+    from lrdecay.empirics.landscape import LandscapeConfig
+    from lrdecay.empirics.train import TrainConfig, load_config
 
     tcfg, d = load_config(args.out)
     lcfg = LandscapeConfig.from_dict(d["landscape"]) if "landscape" in d else LandscapeConfig()
@@ -213,8 +213,8 @@ def _stored(args):
 
 
 def cmd_main(args) -> int:
-    from empirics import train as T
-    from empirics.profiles import get_profile
+    from lrdecay.empirics import train as T
+    from lrdecay.empirics.profiles import get_profile
 
     prof = get_profile(args.profile)
     tr, la, cu = parse_overrides(args.overrides)
@@ -244,7 +244,7 @@ def cmd_main(args) -> int:
 def _check_executor(args) -> None:
     """Refuse a bad ``--executor`` before any work, naming the option."""
     if getattr(args, "executor", None) is not None:
-        from theory.sweep import check_executor
+        from lrdecay.theory.sweep import check_executor
         try:
             check_executor(args.executor)
         except ValueError as exc:
@@ -252,8 +252,8 @@ def _check_executor(args) -> None:
 
 
 def cmd_subpaths(args) -> int:
-    from empirics import batched as BT
-    from empirics import train as T
+    from lrdecay.empirics import batched as BT
+    from lrdecay.empirics import train as T
 
     _check_executor(args)
     tcfg, lcfg, ccfg, d = _stored(args)
@@ -264,7 +264,7 @@ def cmd_subpaths(args) -> int:
     T.save_config(args.out, tcfg, {"landscape": lcfg.to_dict(), "curvature": ccfg.to_dict()},
                   n_train=len(data.y_train))
     if args.executor is not None:
-        from empirics.tasks import run_subpaths_on
+        from lrdecay.empirics.tasks import run_subpaths_on
         results = run_subpaths_on(args.out, tcfg, data, executor=args.executor, max_workers=args.max_workers,
                                   data_dir=args.data, source=args.source, threads=args.threads or 1,
                                   device=str(dev), progress=not args.no_progress)
@@ -279,8 +279,8 @@ def cmd_subpaths(args) -> int:
 
 
 def cmd_curvature(args) -> int:
-    from empirics import train as T
-    from empirics.curvature import run_curvature
+    from lrdecay.empirics import train as T
+    from lrdecay.empirics.curvature import run_curvature
 
     tcfg, lcfg, ccfg, d = _stored(args)
     for opt, field in (("probes", "probes"), ("lanczos_steps", "lanczos_steps"), ("eval_size", "eval_size"),
@@ -299,8 +299,8 @@ def cmd_curvature(args) -> int:
 
 
 def cmd_landscape(args) -> int:
-    from empirics import train as T
-    from empirics.landscape import run_landscape
+    from lrdecay.empirics import train as T
+    from lrdecay.empirics.landscape import run_landscape
 
     tcfg, lcfg, ccfg, d = _stored(args)
     if args.grid is not None:
@@ -324,7 +324,7 @@ def cmd_landscape(args) -> int:
 def draw_figures(out, levels: str = "linear") -> list[Path]:
     """Every figure a run directory or a profile's output directory has the results for (the landscape with
     ``levels`` "linear" or "log" colour levels)."""
-    from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
+    from lrdecay.paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
 
     out = Path(out)
     is_profile = (out / "profile.json").exists()
@@ -348,7 +348,7 @@ def cmd_figures(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from empirics.profiles import export_results
+    from lrdecay.empirics.profiles import export_results
 
     files = export_results(args.out, args.to)
     print(f"{len(files)} files ({sum(f.stat().st_size for f in files) / 1e6:.1f} MB) in {args.to}")
@@ -356,7 +356,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from empirics.profiles import PROFILES, run_profile
+    from lrdecay.empirics.profiles import PROFILES, run_profile
 
     if args.list or not args.name:
         for k, v in PROFILES.items():

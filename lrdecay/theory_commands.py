@@ -1,15 +1,15 @@
 """The theory subcommands of ``lrdecay``: demo, convex, drift, gamma-study, sweep, and the open questions:
 rate-law, cyclic, discrete-eta, diagonal, two-layer, drift-any.
 
-Each handler runs a study of :mod:`theory.studies`, prints its table, saves its result files and draws
+Each handler runs a study of :mod:`lrdecay.theory.studies`, prints its table, saves its result files and draws
 its figures (from the saved results) under ``--out``.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 
-from theory.io import DirectoryLock, prepare_output_dir
-from theory.validation import integer, integers, nonneg, numbers, open_unit, positive
+from lrdecay.theory.io import DirectoryLock, prepare_output_dir
+from lrdecay.theory.validation import integer, integers, nonneg, numbers, open_unit, positive
 
 
 def _out(p, default):
@@ -25,7 +25,7 @@ def _wrote(paths):
 
 
 def _problem_options(p, d: int, n: int, sigma: float, n_min: int = 1, d_min: int = 2) -> None:
-    """``--d``, ``--n`` and ``--sigma`` of the random problem (:meth:`theory.problem.Problem.generate`)."""
+    """``--d``, ``--n`` and ``--sigma`` of the random problem (:meth:`lrdecay.theory.problem.Problem.generate`)."""
     p.add_argument("--d", type=int, default=d, help=f"dimension, >= {d_min} (default: %(default)s)")
     p.add_argument("--n", type=int, default=n, help=f"training points, {n_min} <= n < d (default: %(default)s)")
     p.add_argument("--sigma", type=float, default=sigma, help="label-noise level > 0 (default: %(default)s)")
@@ -50,7 +50,7 @@ def output_dir(path):
 # --------------------------------------------------------------------------------------------------
 
 def register_demo(sub) -> None:
-    from theory.studies.decay import DemoConfig
+    from lrdecay.theory.studies.decay import DemoConfig
 
     c = DemoConfig()
     p = sub.add_parser(
@@ -77,7 +77,7 @@ def register_demo(sub) -> None:
 def cmd_demo(args) -> int:
     from dataclasses import replace
 
-    from theory.studies.decay import DemoConfig
+    from lrdecay.theory.studies.decay import DemoConfig
 
     d, n, sigma = _problem(args)
     gamma = nonneg("--gamma", args.gamma)
@@ -90,8 +90,8 @@ def cmd_demo(args) -> int:
 
 
 def _run_demo(cfg, args, out):
-    from paper_figures.decay_curve import make_figure
-    from theory.studies.decay import run_demo
+    from lrdecay.paper_figures.decay_curve import make_figure
+    from lrdecay.theory.studies.decay import run_demo
 
     res = run_demo(cfg, progress=not args.no_progress)
     for gamma, sw in res.sweeps.items():
@@ -112,7 +112,7 @@ def _run_demo(cfg, args, out):
 # --------------------------------------------------------------------------------------------------
 
 def register_drift(sub) -> None:
-    from theory.studies.drift import DriftConfig
+    from lrdecay.theory.studies.drift import DriftConfig
 
     c = DriftConfig()
     p = sub.add_parser(
@@ -140,8 +140,8 @@ def register_drift(sub) -> None:
 def cmd_drift(args) -> int:
     from dataclasses import replace
 
-    from paper_figures.drift_vs_sgd import make_figure
-    from theory.studies.drift import DriftConfig, run_drift_study
+    from lrdecay.paper_figures.drift_vs_sgd import make_figure
+    from lrdecay.theory.studies.drift import DriftConfig, run_drift_study
 
     d, n, sigma = _problem(args, n_min=2, d_min=4)
     cfg = replace(DriftConfig(), seed=integer("--seed", args.seed, 0), paths=integer("--paths", args.paths, 1),
@@ -165,7 +165,7 @@ def cmd_drift(args) -> int:
 # --------------------------------------------------------------------------------------------------
 
 def register_gamma(sub) -> None:
-    from theory.studies.gamma import DEFAULT_GAMMAS, DEFAULTS, FULL
+    from lrdecay.theory.studies.gamma import DEFAULT_GAMMAS, DEFAULTS, FULL
 
     p = sub.add_parser(
         "gamma-study", help="convergence of large-LR label-noise SGD to the min-norm solution against gamma",
@@ -199,7 +199,7 @@ def register_gamma(sub) -> None:
 
 def cmd_gamma(args) -> int:
     """Run the study, print the table and verdict, save ``<out>/gamma_study.npz`` and the figure."""
-    from theory.studies.gamma import DEFAULTS, FULL
+    from lrdecay.theory.studies.gamma import DEFAULTS, FULL
 
     cfg = dict(FULL) if args.full else dict(DEFAULTS)
     n_inst = integer("--instances", args.instances, 1) if args.instances is not None else cfg["n_instances"]
@@ -221,7 +221,7 @@ def cmd_gamma(args) -> int:
 
 
 def _run_gamma(args, out, n_inst, max_steps, cfg):
-    from theory.studies.gamma import run_gamma_study
+    from lrdecay.theory.studies.gamma import run_gamma_study
 
     res = run_gamma_study(args.gammas, n_instances=n_inst, d=args.d, n=args.n, sigma=args.sigma, eta=args.eta,
                           max_steps=max_steps, tol=args.tol, seed=args.seed, progress=not args.no_progress,
@@ -239,7 +239,7 @@ def _run_gamma(args, out, n_inst, max_steps, cfg):
     path = res.save(out / "gamma_study.npz")
     paths = [path]
     if not args.no_figure:
-        from paper_figures.gamma_convergence import make_figure
+        from lrdecay.paper_figures.gamma_convergence import make_figure
 
         paths += make_figure(res, out / "figures" / "gamma_convergence")
     _wrote(paths)
@@ -250,8 +250,8 @@ def _run_gamma(args, out, n_inst, max_steps, cfg):
 # --------------------------------------------------------------------------------------------------
 
 def register_convex(sub) -> None:
-    from theory.convex import NORMALIZATION
-    from theory.studies.convex_mc import DEFAULT_ALPHAS, DEFAULT_KS
+    from lrdecay.theory.convex import NORMALIZATION
+    from lrdecay.theory.studies.convex_mc import DEFAULT_ALPHAS, DEFAULT_KS
 
     p = sub.add_parser(
         "convex", help="Nakkiran (2020) convex example: Proposition 1 Monte Carlo, Lemma 2 and Figure 1",
@@ -273,7 +273,7 @@ def register_convex(sub) -> None:
 
 
 def cmd_convex(args) -> int:
-    from theory.studies.convex_mc import run_convex_study
+    from lrdecay.theory.studies.convex_mc import run_convex_study
 
     integer("--trials", args.trials, 1)
     integer("--seed", args.seed, 0)
@@ -305,7 +305,7 @@ def _run_convex(args, out, st):
     print(st.k_sweep_table())
     paths = [st.save(out / "convex.npz")]
     if not args.no_figure:
-        from paper_figures.nakkiran_fig1 import make_figure
+        from lrdecay.paper_figures.nakkiran_fig1 import make_figure
 
         paths += make_figure(st, out / "figures" / "nakkiran_fig1")
     _wrote(paths)
@@ -316,7 +316,7 @@ def _run_convex(args, out, st):
 # --------------------------------------------------------------------------------------------------
 
 def register_sweep(sub) -> None:
-    from theory.studies.grid import BUDGETS, GridConfig
+    from lrdecay.theory.studies.grid import BUDGETS, GridConfig
 
     c = GridConfig()
     p = sub.add_parser(
@@ -349,7 +349,7 @@ def register_sweep(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from theory.studies.grid import GridConfig, run_grid
+    from lrdecay.theory.studies.grid import GridConfig, run_grid
 
     d, n, sigma = _problem(args)
     cfg = GridConfig(gammas=tuple(args.gammas), etas=tuple(args.etas), decay_steps=tuple(args.decay_steps),
@@ -447,7 +447,7 @@ def _diverged(what: str, detail: str, option: str) -> int:
 
 
 def register_rate_law(sub) -> None:
-    from theory.studies.rate_law import RateLawConfig
+    from lrdecay.theory.studies.rate_law import RateLawConfig
 
     c = RateLawConfig()
     s = c.smoke()
@@ -475,8 +475,8 @@ def register_rate_law(sub) -> None:
 
 
 def cmd_rate_law(args) -> int:
-    from paper_figures.rate_law import make_figure
-    from theory.studies.rate_law import RateLawConfig, run_rate_law
+    from lrdecay.paper_figures.rate_law import make_figure
+    from lrdecay.theory.studies.rate_law import RateLawConfig, run_rate_law
 
     rename = {"n_instances": "--instances"}
     cfg = _validated(_config(args, RateLawConfig), rename)
@@ -492,7 +492,7 @@ def cmd_rate_law(args) -> int:
 
 
 def register_cyclic(sub) -> None:
-    from theory.studies.cyclic import CyclicConfig
+    from lrdecay.theory.studies.cyclic import CyclicConfig
 
     c = CyclicConfig()
     s = c.smoke()
@@ -518,8 +518,8 @@ def register_cyclic(sub) -> None:
 
 
 def cmd_cyclic(args) -> int:
-    from paper_figures.cyclic_schedules import make_figure
-    from theory.studies.cyclic import CyclicConfig, run_cyclic_study
+    from lrdecay.paper_figures.cyclic_schedules import make_figure
+    from lrdecay.theory.studies.cyclic import CyclicConfig, run_cyclic_study
 
     rename = {"total_steps": "--steps"}
     cfg = _validated(_config(args, CyclicConfig), rename)
@@ -535,7 +535,7 @@ def cmd_cyclic(args) -> int:
 
 
 def register_discrete_eta(sub) -> None:
-    from theory.studies.discrete_eta import DiscreteEtaConfig
+    from lrdecay.theory.studies.discrete_eta import DiscreteEtaConfig
 
     c = DiscreteEtaConfig()
     s = c.smoke()
@@ -557,8 +557,8 @@ def register_discrete_eta(sub) -> None:
 
 
 def cmd_discrete_eta(args) -> int:
-    from paper_figures.discrete_eta import make_figure
-    from theory.studies.discrete_eta import DiscreteEtaConfig, run_discrete_eta
+    from lrdecay.paper_figures.discrete_eta import make_figure
+    from lrdecay.theory.studies.discrete_eta import DiscreteEtaConfig, run_discrete_eta
 
     cfg = _validated(_config(args, DiscreteEtaConfig))
     with output_dir(args.out) as out:
@@ -585,7 +585,7 @@ def _model_options(p, c, s):
 
 
 def register_diagonal(sub) -> None:
-    from theory.studies.diagonal import DiagonalConfig
+    from lrdecay.theory.studies.diagonal import DiagonalConfig
 
     c = DiagonalConfig()
     s = c.smoke()
@@ -602,8 +602,8 @@ def register_diagonal(sub) -> None:
 
 
 def cmd_diagonal(args) -> int:
-    from paper_figures.model_drift import make_diagonal_figure
-    from theory.studies.diagonal import DiagonalConfig, run_diagonal_study
+    from lrdecay.paper_figures.model_drift import make_diagonal_figure
+    from lrdecay.theory.studies.diagonal import DiagonalConfig, run_diagonal_study
 
     cfg = _validated(_config(args, DiagonalConfig))
     with output_dir(args.out) as out:
@@ -618,7 +618,7 @@ def cmd_diagonal(args) -> int:
 
 
 def register_two_layer(sub) -> None:
-    from theory.studies.two_layer import TwoLayerConfig
+    from lrdecay.theory.studies.two_layer import TwoLayerConfig
 
     c = TwoLayerConfig()
     s = c.smoke()
@@ -634,8 +634,8 @@ def register_two_layer(sub) -> None:
 
 
 def cmd_two_layer(args) -> int:
-    from paper_figures.model_drift import make_two_layer_figure
-    from theory.studies.two_layer import TwoLayerConfig, run_two_layer_study
+    from lrdecay.paper_figures.model_drift import make_two_layer_figure
+    from lrdecay.theory.studies.two_layer import TwoLayerConfig, run_two_layer_study
 
     cfg = _validated(_config(args, TwoLayerConfig))
     with output_dir(args.out) as out:
@@ -650,13 +650,13 @@ def cmd_two_layer(args) -> int:
 
 
 def register_drift_any(sub) -> None:
-    from theory.studies.drift_any import DriftAnyConfig
+    from lrdecay.theory.studies.drift_any import DriftAnyConfig
 
     c = DriftAnyConfig()
     p = sub.add_parser(
         "drift-any", help="any model f(theta, X): label-noise SGD against its drift ODE (automatic differentiation)",
         description="A built-in example (relu: two-layer ReLU teacher-student; diagonal3: depth-3 diagonal network) or "
-                    "a Python entry point module:function returning a theory.models.generic.GenericModel (called with "
+                    "a Python entry point module:function returning a lrdecay.theory.models.generic.GenericModel (called with "
                     "seed= and sigma=): landing by gradient descent, label-noise SGD rows decayed at fractions of the "
                     "budget against the drift ODE, and a long drift run to its end point. Writes drift_any.npz and "
                     "figures/drift_any.{png,pdf} under --out.")
@@ -675,8 +675,8 @@ def register_drift_any(sub) -> None:
 def cmd_drift_any(args) -> int:
     from dataclasses import replace
 
-    from paper_figures.drift_any import make_figure
-    from theory.studies.drift_any import DriftAnyConfig, run_drift_any
+    from lrdecay.paper_figures.drift_any import make_figure
+    from lrdecay.theory.studies.drift_any import DriftAnyConfig, run_drift_any
 
     cfg = replace(DriftAnyConfig(), model=args.model, sigma=args.sigma, lr_factor=args.lr_factor,
                   tau_max=args.tau_max, paths=args.paths, seed=args.seed)

@@ -1,11 +1,11 @@
 """Schedules at an equal budget: the rates, the final positions against the drift ODE at each drift budget
-tau_S = sum eta_k^2, and the final test losses (reads :class:`theory.studies.cyclic.CyclicStudy`)."""
+tau_S = sum eta_k^2, and the final test losses (reads :class:`lrdecay.theory.studies.cyclic.CyclicStudy`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import as_result, plt, save_figure
-from theory.studies.cyclic import CyclicStudy, cyclic_schedules
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.theory.studies.cyclic import CyclicStudy, cyclic_schedules
 
 
 def make_figure(study, out_stem):

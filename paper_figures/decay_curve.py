@@ -1,13 +1,13 @@
 """Final test loss against decay step, one curve per gamma, with the min-norm and gradient-flow
-landing reference lines (reads :class:`theory.studies.decay.DecaySweep` results). Error bars: one standard
+landing reference lines (reads :class:`lrdecay.theory.studies.decay.DecaySweep` results). Error bars: one standard
 error of the mean over the paths of a row."""
 from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import as_result, plt, save_figure
-from theory.stats import mean_sem
-from theory.studies.decay import DecaySweep
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.theory.stats import mean_sem
+from lrdecay.theory.studies.decay import DecaySweep
 
 
 def make_figure(sweeps, out_stem):

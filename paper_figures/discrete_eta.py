@@ -1,11 +1,11 @@
 """Errors of the quasistatic picture against the learning rate, with the fitted slopes (reads
-:class:`theory.studies.discrete_eta.DiscreteEtaStudy`)."""
+:class:`lrdecay.theory.studies.discrete_eta.DiscreteEtaStudy`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import as_result, plt, save_figure
-from theory.studies.discrete_eta import DiscreteEtaStudy
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.theory.studies.discrete_eta import DiscreteEtaStudy
 
 
 def make_figure(study, out_stem):

@@ -1,11 +1,11 @@
-"""A model given only as f(theta, X) (:class:`theory.studies.drift_any.DriftAnyResult`): retracted label-noise SGD
+"""A model given only as f(theta, X) (:class:`lrdecay.theory.studies.drift_any.DriftAnyResult`): retracted label-noise SGD
 against the drift ODE, the late-decay sweep with the ODE's prediction beside it, and the long drift run's trace and
 test loss."""
 from __future__ import annotations
 
-from paper_figures._style import as_result, plt, save_figure
-from paper_figures.model_drift import _decay_panel, _drift_panel
-from theory.studies.drift_any import DriftAnyResult
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.paper_figures.model_drift import _decay_panel, _drift_panel
+from lrdecay.theory.studies.drift_any import DriftAnyResult
 
 
 def make_figure(result, out_stem):

@@ -1,12 +1,12 @@
 """The quasistatic drift ODE against label-noise SGD: ‖w‖ and the test loss against τ = η²k for each γ and
-η of the main cases (reads a :class:`theory.studies.drift.DriftStudy`); per case, the largest gap and the
+η of the main cases (reads a :class:`lrdecay.theory.studies.drift.DriftStudy`); per case, the largest gap and the
 plateau ratio with the tolerances of the report's claims."""
 from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import as_result, plt, save_figure
-from theory.studies.drift import NORM_TOL, PLATEAU_TOL, DriftStudy
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.theory.studies.drift import NORM_TOL, PLATEAU_TOL, DriftStudy
 
 
 _KIND_COLOR = {"main": "C0", "breakdown": "C3", "control": "C2"}

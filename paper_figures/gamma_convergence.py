@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import as_result, plt, save_figure
-from theory.studies.gamma import GammaStudyResult, source_bound
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.theory.studies.gamma import GammaStudyResult, source_bound
 
 
 def make_figure(result, out_stem):

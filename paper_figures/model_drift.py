@@ -1,14 +1,14 @@
-"""SGD against the drift ODE on a model of :mod:`theory.models`, and the late-decay curve, for the diagonal
-(:class:`theory.studies.diagonal.DiagonalStudy`) and two-layer (:class:`theory.studies.two_layer.TwoLayerStudy`)
+"""SGD against the drift ODE on a model of :mod:`lrdecay.theory.models`, and the late-decay curve, for the diagonal
+(:class:`lrdecay.theory.studies.diagonal.DiagonalStudy`) and two-layer (:class:`lrdecay.theory.studies.two_layer.TwoLayerStudy`)
 networks."""
 from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import as_result, plt, save_figure
-from theory.stats import mean_sem
-from theory.studies.diagonal import DiagonalStudy
-from theory.studies.two_layer import TwoLayerStudy
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.theory.stats import mean_sem
+from lrdecay.theory.studies.diagonal import DiagonalStudy
+from lrdecay.theory.studies.two_layer import TwoLayerStudy
 
 
 def _drift_panel(ax, st, color, label):

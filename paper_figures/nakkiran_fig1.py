@@ -4,8 +4,8 @@
 (b) K gradient-descent steps with the large step eta = 1/gamma_1, then gradient flow to the same eps;
 (c) the test-loss landscape with both end points, on the same train-loss ellipse.
 
-Drawn from the ``fig_*`` arrays of a :class:`theory.studies.convex_mc.ConvexStudy` (see
-:func:`theory.studies.convex_mc.figure1_data`).
+Drawn from the ``fig_*`` arrays of a :class:`lrdecay.theory.studies.convex_mc.ConvexStudy` (see
+:func:`lrdecay.theory.studies.convex_mc.figure1_data`).
 """
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from typing import Mapping
 
 import numpy as np
 
-from paper_figures._style import as_result
+from lrdecay.paper_figures._style import as_result
 
 _KEYS = ("fig_S", "fig_Sigma", "fig_beta_star", "fig_eps", "fig_K", "fig_eta", "fig_slow_path", "fig_gd_path",
          "fig_fast_flow_path", "fig_beta_slow", "fig_beta_fast", "fig_test_slow", "fig_test_fast")
 
 
 def _load(result_path_or_data) -> dict:
-    from theory.studies.convex_mc import ConvexStudy
+    from lrdecay.theory.studies.convex_mc import ConvexStudy
 
     if isinstance(result_path_or_data, Mapping):
         data = dict(result_path_or_data)
@@ -30,7 +30,7 @@ def _load(result_path_or_data) -> dict:
     missing = [k for k in _KEYS if k not in data]
     if missing:
         raise ValueError(f"result_path_or_data: missing Figure 1 arrays {missing}; "
-                         "expected the output of theory.studies.convex_mc.figure1_data or of 'lrdecay convex'")
+                         "expected the output of lrdecay.theory.studies.convex_mc.figure1_data or of 'lrdecay convex'")
     return {k: np.asarray(v) for k, v in data.items()}
 
 
@@ -42,7 +42,7 @@ def _quad(B1, B2, M, c):
 def make_figure(result_path_or_data, out_stem) -> list[Path]:
     """Draw Figure 1 from a saved result file (or a dict of the ``fig_*`` arrays); writes
     ``<out_stem>.png`` and ``<out_stem>.pdf`` and returns both paths."""
-    from paper_figures._style import plt, save_figure
+    from lrdecay.paper_figures._style import plt, save_figure
 
     d = _load(result_path_or_data)
     S, Sig, bs = d["fig_S"], d["fig_Sigma"], d["fig_beta_star"]

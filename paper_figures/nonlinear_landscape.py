@@ -1,5 +1,5 @@
 """Train and test loss of the nonlinear model on 2-D slices (reads a
-:class:`theory.studies.landscape.LandscapeStudy`).
+:class:`lrdecay.theory.studies.landscape.LandscapeStudy`).
 
 Three columns: d = 2, n = 1 for each gamma — the train loss has a valley of minima M (open level sets),
 the test loss an isolated minimum at ``alpha^{-1}(alpha*)`` (closed level sets); with n = 1 the flatness
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import as_result, plt, save_figure
-from theory.studies.landscape import LandscapeStudy
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.theory.studies.landscape import LandscapeStudy
 
 DECADES = 5          # colour range: the top DECADES decades of each panel's values
 STEP = 0.5           # contour spacing in log10 units

@@ -1,11 +1,11 @@
 """The Phase II rate law: SGD drift times against the drift ODE's, the law's regressor, and the per-cell ratios
-(reads :class:`theory.studies.rate_law.RateLawResult`)."""
+(reads :class:`lrdecay.theory.studies.rate_law.RateLawResult`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import as_result, plt, save_figure
-from theory.studies.rate_law import RateLawResult
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.theory.studies.rate_law import RateLawResult
 
 
 def _readable_log_ticks(ax):

@@ -1,16 +1,16 @@
 """Three-phase trajectories: train loss, test loss and ‖w‖ along label-noise SGD with decays at several
-steps (reads a :class:`theory.studies.decay.DecaySweep`). The phases of the latest-decay path are shaded:
-Phase I until the train loss enters the band of the predicted plateau (:func:`theory.phases.phase_boundaries`),
+steps (reads a :class:`lrdecay.theory.studies.decay.DecaySweep`). The phases of the latest-decay path are shaded:
+Phase I until the train loss enters the band of the predicted plateau (:func:`lrdecay.theory.phases.phase_boundaries`),
 Phase II until the decay, Phase III after it (the drift slows by (η'/η)²)."""
 from __future__ import annotations
 
 import numpy as np
 
-from paper_figures._style import as_result, plt, save_figure
-from theory import model as m
-from theory.phases import phase_boundaries
-from theory.quasistatic import plateau_prediction
-from theory.studies.decay import DecaySweep
+from lrdecay.paper_figures._style import as_result, plt, save_figure
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.phases import phase_boundaries
+from lrdecay.theory.quasistatic import plateau_prediction
+from lrdecay.theory.studies.decay import DecaySweep
 
 
 def make_figure(sweep, out_stem):

@@ -1,6 +1,6 @@
 """VGG-11: curvature of the train loss along the trajectory — Hessian trace and top eigenvalue.
 
-Reads ``curvature.json`` (written by :func:`empirics.curvature.run_curvature`) of a profile's run
+Reads ``curvature.json`` (written by :func:`lrdecay.empirics.curvature.run_curvature`) of a profile's run
 directories (first variant) or of one run directory; writes ``<dir>/figures/vgg_curvature.png`` and
 ``.pdf``. Left and middle: the Hutchinson trace (± its standard error) and the Lanczos top eigenvalue at
 main-path checkpoints, one line per seed, the landing epoch of each seed dotted, the fitted Phase II
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from empirics.analysis import CURVATURE_SETTLE, landing_epoch, load_run
-from paper_figures._style import plt, save_figure
-from paper_figures.vgg_learning_curves import run_dirs_of
-from theory.io import load_json
+from lrdecay.empirics.analysis import CURVATURE_SETTLE, landing_epoch, load_run
+from lrdecay.paper_figures._style import plt, save_figure
+from lrdecay.paper_figures.vgg_learning_curves import run_dirs_of
+from lrdecay.theory.io import load_json
 
 
 def make(path, stem=None) -> list[Path]:

@@ -2,7 +2,7 @@
 
 Reads a profile's output directory (its first variant's run directories) or one run directory; writes
 ``<dir>/figures/vgg_decay.png`` and ``.pdf``. A subpath's value is the mean of its last
-``empirics.analysis.LAST_K`` evaluations; thin lines are single seeds; the red line is the late-decay
+``lrdecay.empirics.analysis.LAST_K`` evaluations; thin lines are single seeds; the red line is the late-decay
 statistic's least-squares fit of the seed means; the dotted line is the best constant predictor's test
 loss. Equal budget: the dashed line is the no-decay control (the main path at the common end). A run that
 never landed has no analysed branch; then every branch is drawn, and the title says so.
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from empirics.analysis import load_run, measure_late_decay, run_constant_loss
-from paper_figures._style import plt, save_figure
-from paper_figures.vgg_learning_curves import run_dirs_of
+from lrdecay.empirics.analysis import load_run, measure_late_decay, run_constant_loss
+from lrdecay.paper_figures._style import plt, save_figure
+from lrdecay.paper_figures.vgg_learning_curves import run_dirs_of
 
 
 def make(path, stem=None) -> list[Path]:

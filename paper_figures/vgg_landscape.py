@@ -1,6 +1,6 @@
 """VGG-11 loss landscapes in the plane of the checkpoints' first two principal components.
 
-Reads ``landscape.npz`` (written by :func:`empirics.landscape.run_landscape`) of a run directory, or of
+Reads ``landscape.npz`` (written by :func:`lrdecay.empirics.landscape.run_landscape`) of a run directory, or of
 the landscape run of a profile's output directory; writes ``<dir>/figures/vgg_landscape.png`` and ``.pdf``.
 
 Left and middle: filled contours of the train and the test loss, each with its own colour scale (linear
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from empirics.analysis import VALLEY_LEVEL, load_run, run_constant_loss
-from paper_figures._style import plt, save_figure
-from theory.io import load_json, load_result
+from lrdecay.empirics.analysis import VALLEY_LEVEL, load_run, run_constant_loss
+from lrdecay.paper_figures._style import plt, save_figure
+from lrdecay.theory.io import load_json, load_result
 
 
 def landscape_file(path) -> Path:

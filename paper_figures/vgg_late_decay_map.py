@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from empirics.analysis import load_run, run_constant_loss
-from paper_figures._style import plt, save_figure
-from paper_figures.vgg_learning_curves import run_dirs_of
+from lrdecay.empirics.analysis import load_run, run_constant_loss
+from lrdecay.paper_figures._style import plt, save_figure
+from lrdecay.paper_figures.vgg_learning_curves import run_dirs_of
 
 
 def make(path, stem=None) -> list[Path]:

@@ -1,6 +1,6 @@
 """VGG-11: learning curves — train and test loss and accuracy against the epoch, main path and every subpath.
 
-Reads one run directory (``main/result.json``, ``sub_e*/result.json``; see :mod:`empirics.train`) or a
+Reads one run directory (``main/result.json``, ``sub_e*/result.json``; see :mod:`lrdecay.empirics.train`) or a
 profile's output directory (then its first run directory, with the other seeds' main paths drawn thin);
 writes ``<dir>/figures/vgg_learning_curves.png`` and ``.pdf``. Losses on a log scale; the landing epoch
 (from which train accuracy stays ≥ 99 %), the decay epochs and the best constant predictor's test loss
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from empirics.analysis import REGIME_MIN_TRAIN_ACC, landing_epoch, load_run, run_constant_loss
-from paper_figures._style import plt, save_figure
-from theory.io import load_json
+from lrdecay.empirics.analysis import REGIME_MIN_TRAIN_ACC, landing_epoch, load_run, run_constant_loss
+from lrdecay.paper_figures._style import plt, save_figure
+from lrdecay.theory.io import load_json
 
 
 def run_dirs_of(path) -> list[Path]:

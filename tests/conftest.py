@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from theory.problem import Problem
+from lrdecay.theory.problem import Problem
 
 
 @pytest.fixture

@@ -8,16 +8,18 @@ Imports are read from the source with :mod:`ast` — module-level and function-l
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["theory", "empirics", "paper_figures", "lrdecay"]
+LIBRARY = LAYERS[:3]          # the folders theory/, empirics/, paper_figures/ import as lrdecay.theory, …
 
 
 def package_modules() -> dict[str, Path]:
-    """``dotted name -> file`` for every module of the four packages."""
+    """``dotted name -> file`` for every module of the four packages (``lrdecay.theory.engine``, …)."""
     out = {}
     for top in LAYERS:
         for p in (ROOT / top).rglob("*.py"):
@@ -25,6 +27,8 @@ def package_modules() -> dict[str, Path]:
             parts = list(rel.parts)
             if parts[-1] == "__init__":
                 parts = parts[:-1]
+            if top in LIBRARY:
+                parts = ["lrdecay"] + parts
             out[".".join(parts)] = p
     return out
 
@@ -79,7 +83,8 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def layer(mod: str) -> int:
-    return LAYERS.index(mod.split(".")[0])
+    parts = mod.split(".")
+    return LAYERS.index(parts[1] if len(parts) > 1 and parts[1] in LIBRARY else parts[0])
 
 
 def upward_arrows(graph) -> list[tuple[str, str]]:
@@ -122,20 +127,22 @@ def cycles(graph) -> list[list[str]]:
 
 def test_parser_sees_function_level_relative_and_importlib_imports(tmp_path):
     """The checker itself: a planted upward arrow of each kind is found."""
-    modules = {"theory": tmp_path, "theory.a": tmp_path / "a.py", "paper_figures": tmp_path,
-               "paper_figures.fig": tmp_path, "lrdecay.cli": tmp_path}
+    modules = {"lrdecay.theory": tmp_path, "lrdecay.theory.a": tmp_path / "a.py", "lrdecay.paper_figures": tmp_path,
+               "lrdecay.paper_figures.fig": tmp_path, "lrdecay.cli": tmp_path}
     src = tmp_path / "a.py"
     src.write_text("import numpy\n"
-                   "def f():\n    from paper_figures.fig import draw\n"
+                   "def f():\n    from lrdecay.paper_figures.fig import draw\n"
                    "def g():\n    import importlib\n    importlib.import_module('lrdecay.cli')\n")
-    assert imports_of("theory.a", src, modules) == {"paper_figures.fig", "lrdecay.cli"}
+    assert imports_of("lrdecay.theory.a", src, modules) == {"lrdecay.paper_figures.fig", "lrdecay.cli"}
+    assert upward_arrows({"lrdecay.theory.a": {"lrdecay.paper_figures.fig", "lrdecay.cli"}}) == [
+        ("lrdecay.theory.a", "lrdecay.cli"), ("lrdecay.theory.a", "lrdecay.paper_figures.fig")]
     via_list = tmp_path / "c.py"
-    via_list.write_text("import importlib\nMODS = ['paper_figures.fig']\n"
+    via_list.write_text("import importlib\nMODS = ['lrdecay.paper_figures.fig']\n"
                         "def h():\n    return [importlib.import_module(m) for m in MODS]\n")
-    assert imports_of("theory.c", via_list, modules) == {"paper_figures.fig"}
+    assert imports_of("lrdecay.theory.c", via_list, modules) == {"lrdecay.paper_figures.fig"}
     rel = tmp_path / "b.py"
     rel.write_text("from . import a\nfrom .a import x\n")
-    assert imports_of("theory.b", rel, {**modules, "theory.b": rel}) == {"theory.a"}
+    assert imports_of("lrdecay.theory.b", rel, {**modules, "lrdecay.theory.b": rel}) == {"lrdecay.theory.a"}
 
 
 def test_planted_cycle_is_found():
@@ -155,7 +162,7 @@ def test_no_import_cycles():
 
 def test_theory_imports_without_torch():
     """Every module under theory/ imports with torch unavailable (torch blocked in sys.modules)."""
-    mods = sorted(m for m in package_modules() if m.startswith("theory"))
+    mods = sorted(m for m in package_modules() if m.startswith("lrdecay.theory"))
     code = ("import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
             "import importlib\n"
             f"for m in {mods!r}:\n    importlib.import_module(m)\n"
@@ -163,3 +170,64 @@ def test_theory_imports_without_torch():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.startswith("ok")
+
+
+BARE = re.compile(r"^\s*(from|import)\s+(theory|empirics|paper_figures)\b", re.M)
+
+
+def test_no_bare_library_imports():
+    """Every import names the one namespace (``lrdecay.theory``, …): a bare ``import theory`` would load a
+    second copy of the module from a checkout and clash with other packages once installed."""
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert len(tracked) > 100
+    bad = [f"{f}:{m.group(0).strip()}" for f in tracked if (ROOT / f).exists()
+           for m in BARE.finditer((ROOT / f).read_text(encoding="utf-8"))]
+    assert bad == []
+    assert BARE.search("x = 1\n    from theory.engine import simulate\n")       # the pattern itself bites
+
+
+def test_plain_checkout_imports_one_namespace(tmp_path):
+    """A checkout used as it is (no install: editable finders removed, the root on sys.path) imports
+    lrdecay.theory from ./theory, and no top-level ``theory`` module appears."""
+    code = ("import sys\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__.lower()\n"
+            "                    and 'editable' not in getattr(f, '__module__', '').lower()]\n"
+            "sys.path[:] = [p for p in sys.path if '__editable__' not in p]\n"
+            f"sys.path.insert(0, {str(ROOT)!r})\n"
+            "import lrdecay.theory.engine as E, lrdecay.empirics.analysis, lrdecay.paper_figures\n"
+            "assert 'theory' not in sys.modules and 'empirics' not in sys.modules, sorted(sys.modules)\n"
+            "print(E.__file__)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert Path(r.stdout.strip()).resolve().parent == ROOT / "theory"
+
+
+def test_wheel_installs_one_namespace(tmp_path):
+    """The built wheel holds lrdecay/theory, lrdecay/empirics and lrdecay/paper_figures and no top-level
+    library package; installed into a clean folder it imports as lrdecay.theory, and ``import theory`` fails."""
+    import zipfile
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("lrdecay-*.whl")
+    tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"lrdecay"}
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"lrdecay/theory/engine.py", "lrdecay/theory/models/nonlinear.py", "lrdecay/empirics/train.py",
+            "lrdecay/paper_figures/__init__.py"} <= names
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                        str(wheel)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    code = ("import sys\nfrom pathlib import Path\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in getattr(f, '__module__', '').lower()]\n"
+            f"sys.path[:] = [{str(target)!r}] + [p for p in sys.path if p and '__editable__' not in p\n"
+            f"               and Path(p).resolve() != Path({str(ROOT)!r})]\n"
+            "import lrdecay.theory.engine as E, lrdecay.empirics.analysis, lrdecay.paper_figures\n"
+            "print(E.__file__)\n"
+            "try:\n    import theory\nexcept ImportError:\n    print('no top-level theory')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout.split("\n")
+    assert Path(out[0]).is_relative_to(target) and out[1] == "no top-level theory"

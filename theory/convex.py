@@ -87,7 +87,7 @@ BOUND_RTOL = 1e-9
 # Input checks
 # --------------------------------------------------------------------------------------------------
 
-from theory.validation import integer, open_unit as _open_unit, positive as _positive  # noqa: E402
+from lrdecay.theory.validation import integer, open_unit as _open_unit, positive as _positive  # noqa: E402
 
 
 def _nonneg_int(name: str, value) -> int:
@@ -322,13 +322,13 @@ class NumericalFlow:
 
 def gradient_flow_numerical(S, beta_star, beta0, eps, *, rtol: float = 1e-11, atol: float = 1e-13,
                             t_max0: float = 1.0, max_restarts: int = 60) -> NumericalFlow:
-    r"""Integrate :math:`\dot\beta = -2S(\beta - \beta^*)` with :func:`theory.flow.gradient_flow` until
+    r"""Integrate :math:`\dot\beta = -2S(\beta - \beta^*)` with :func:`lrdecay.theory.flow.gradient_flow` until
     :math:`\hat L(\beta) = \varepsilon` (a terminal event located by the solver's root finder).
 
     Independent of the eigendecomposition: if the time limit is reached first, integration continues
     from the last point with the limit doubled.
     """
-    from theory.flow import gradient_flow
+    from lrdecay.theory.flow import gradient_flow
 
     S = np.asarray(S, float)
     beta_star = np.asarray(beta_star, float)

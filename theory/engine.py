@@ -26,7 +26,7 @@ step) or of the recorded observables (checked at record steps) that ends a path 
 ``"stopped"`` or ``"diverged"``. ``stop_loss``, ``stop_fn`` and ``divergence_loss`` build them.
 
 Backends (``backend=``): ``"numpy"`` is the loop below, for every model; ``"numba"`` runs the built-in
-:class:`~theory.model.NonlinearModel`'s steps in compiled kernels (:mod:`theory.kernels`) on the same
+:class:`~lrdecay.theory.models.nonlinear.NonlinearModel`'s steps in compiled kernels (:mod:`lrdecay.theory.kernels`) on the same
 random numbers, so its results equal the numpy loop's to rounding; ``"torch"`` runs them batched in
 torch (CPU or CUDA, float64 or float32) with torch's own random numbers (equal in distribution, not
 path by path). ``"auto"`` (the default) picks numba wherever it is installed and can serve the call
@@ -47,10 +47,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from theory import io
-from theory.problem import Problem
-from theory.schedules import as_schedule, checked_rates
-from theory.validation import choice, integer, nonneg, positive
+from lrdecay.theory import io
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.schedules import as_schedule, checked_rates
+from lrdecay.theory.validation import choice, integer, nonneg, positive
 
 METHODS = ("gd", "sgd", "em")
 BACKENDS = ("auto", "numpy", "numba", "torch")
@@ -75,9 +75,9 @@ class SimulationResult(io.Result):
     ``t_k = sum_{j<k} eta_j`` (``k dt`` for EM), per path ``(R, P)`` when the learning rate is.
     ``tau`` beside them are the records' drift times ``tau_k = sum_{j<k} eta_j^2`` (``dt sum_{j<k} eta_j``
     for EM), the clock of the quasistatic drift along M (``eta^2 k`` at a constant rate; compare with
-    :func:`theory.quasistatic.drift_ode`), with the shape of ``times``; ``None`` in files saved before
+    :func:`lrdecay.theory.quasistatic.drift_ode`), with the shape of ``times``; ``None`` in files saved before
     it was recorded. ``problem`` is the simulated instance when the model was a
-    :class:`~theory.problem.Problem`.
+    :class:`~lrdecay.theory.problem.Problem`.
     """
 
     KIND = "SimulationResult"
@@ -218,7 +218,7 @@ class _Rates:
           ``dt = eta_j``);
         * ``t_k = k dt`` and ``tau_k = dt sum_{j<k} eta_j`` with a fixed ``dt`` (em).
 
-        ``tau`` is the time of the quasistatic drift (:mod:`theory.quasistatic`): a step moves the point
+        ``tau`` is the time of the quasistatic drift (:mod:`lrdecay.theory.quasistatic`): a step moves the point
         along M by ``eta_j dt_j`` times the drift velocity, so ``tau = eta^2 k`` at a constant rate.
         Every rate of steps ``0 .. steps - 1`` (default: up to the last record) is checked (finite,
         ``>= 0``) on the way, so that a bad schedule is refused before the simulation starts. The sums
@@ -278,7 +278,7 @@ def _record_grid(steps: int, record_every, record_steps) -> np.ndarray:
 
 def _prepare_model(model, W0, n_paths, reduce):
     """The engine model, the initial states in its coordinates, the reduction (or None), the problem."""
-    from theory.model import NonlinearModel
+    from lrdecay.theory.models.nonlinear import NonlinearModel
 
     if n_paths is not None:
         integer("n_paths", n_paths, 1)
@@ -286,7 +286,7 @@ def _prepare_model(model, W0, n_paths, reduce):
         if W0 is None:   # problem.w0 for every path: a read-only view, materialised one chunk at a time
             P = 1 if n_paths is None else n_paths
             if reduce:
-                from theory.reduction import Reduction
+                from lrdecay.theory.reduction import Reduction
                 reduction = Reduction.from_problem(model, model.w0[None, :])
                 u0 = reduction.project(model.w0[None, :])
                 return (NonlinearModel.from_problem(reduction.reduced), np.broadcast_to(u0, (P, u0.shape[1])),
@@ -294,7 +294,7 @@ def _prepare_model(model, W0, n_paths, reduce):
             return NonlinearModel.from_problem(model), np.broadcast_to(model.w0, (P, model.d)), None, model
         W0 = _check_W0(W0, model.d)
         if reduce:
-            from theory.reduction import Reduction
+            from lrdecay.theory.reduction import Reduction
             reduction = Reduction.from_problem(model, _unique_rows(W0))
             return NonlinearModel.from_problem(reduction.reduced), reduction.project(W0), reduction, model
         return NonlinearModel.from_problem(model), W0, None, model
@@ -312,8 +312,8 @@ def _prepare_model(model, W0, n_paths, reduce):
 def _check_memory(P: int, dim: int, full_dim: int, n_records: int, n_obs: int) -> None:
     """Refuse a call whose results alone (final states ``P x d`` in the problem's coordinates, records
     ``R x P`` per observable) and one chunk of working states would not fit in memory
-    (:func:`theory.budget.check_memory`)."""
-    from theory.budget import check_memory
+    (:func:`lrdecay.theory.budget.check_memory`)."""
+    from lrdecay.theory.budget import check_memory
 
     nbytes = 8.0 * P * (full_dim + dim + n_records * max(n_obs, 1))
     check_memory("n_paths", nbytes, f"{P} paths of dimension {full_dim} with {n_records} records each")
@@ -419,7 +419,7 @@ def simulate(
 
     Parameters
     ----------
-    model : a :class:`~theory.problem.Problem` (wrapped in :class:`~theory.model.NonlinearModel`) or
+    model : a :class:`~lrdecay.theory.problem.Problem` (wrapped in :class:`~lrdecay.theory.models.nonlinear.NonlinearModel`) or
         any object with the engine interface (see module docstring).
     W0 : initial points ``(P, d)`` or ``(d,)``; defaults to ``problem.w0`` repeated ``n_paths`` times.
     lr : a number, a schedule ``step -> eta``, a sequence of ``P`` schedules (one per path, e.g. a
@@ -435,7 +435,7 @@ def simulate(
     divergence_loss : a path whose train loss exceeds this (or is not finite) is marked diverged.
     chunk_size : paths simulated together (memory bound); results do not depend on it.
     reduce : simulate in the invariant subspace ``span{W0, x_i}`` and lift back (exact; see
-        :mod:`theory.reduction`).
+        :mod:`lrdecay.theory.reduction`).
     progress : show a tqdm progress bar.
     path_offset : global index of the first path (for splitting a batch across processes).
     observables : what to record: ``None`` for all of the model's (``train_loss``, ``test_loss``,
@@ -483,7 +483,7 @@ def simulate(
                       divergence_loss, stop_loss, kernel_obs)
     run = {"numpy": _run_chunk, "numba": _run_chunk_numba, "torch": _run_chunk_torch}[backend]
     if backend == "torch":
-        from theory import torch_backend
+        from lrdecay.theory import torch_backend
         spec = replace(spec, torch=torch_backend.Options.make(device, dtype, seed))
 
     bar = None
@@ -536,7 +536,7 @@ class _ChunkSpec:
     divergence_loss: float = 1e8
     stop_loss: float | None = None
     kernel_obs: tuple | None = None     # observables a kernel records itself (None: the Python observer)
-    torch: object = None                # theory.torch_backend.Options for backend "torch"
+    torch: object = None                # lrdecay.theory.torch_backend.Options for backend "torch"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -545,10 +545,10 @@ class _ChunkSpec:
 
 def _builtin_dynamics(model) -> str | None:
     """Why the compiled and torch backends cannot run ``model``'s steps (``None`` when they can)."""
-    from theory.model import NonlinearModel
+    from lrdecay.theory.models.nonlinear import NonlinearModel
 
     if not isinstance(model, NonlinearModel):
-        return f"the model ({type(model).__name__}) is not a theory.model.NonlinearModel"
+        return f"the model ({type(model).__name__}) is not a lrdecay.theory.models.nonlinear.NonlinearModel"
     for name in ("increment", "minibatch_increment"):
         if getattr(type(model), name) is not getattr(NonlinearModel, name):
             return f"{type(model).__name__} overrides NonlinearModel.{name}"
@@ -565,7 +565,7 @@ def _unserved(model, conditions) -> str | None:
 def _choose_backend(backend: str, model, conditions) -> str:
     """``"numpy"``, ``"numba"`` or ``"torch"``: the forced one if it can serve the call (else a
     ValueError), or for ``"auto"`` numba where installed and able, else numpy."""
-    from theory import kernels
+    from lrdecay.theory import kernels
 
     why = _unserved(model, conditions)
     if backend == "auto":
@@ -585,8 +585,8 @@ def _choose_backend(backend: str, model, conditions) -> str:
 def _kernel_observables(model, obs_names, conditions):
     """The observables a kernel can record itself: the model's built-in four (or a chosen subset of
     them) when no record-time stop condition needs the Python observer; else ``None``."""
-    from theory.kernels import OBSERVABLES
-    from theory.model import NonlinearModel
+    from lrdecay.theory.kernels import OBSERVABLES
+    from lrdecay.theory.models.nonlinear import NonlinearModel
 
     if not isinstance(model, NonlinearModel) or type(model).observables is not NonlinearModel.observables:
         return None
@@ -677,12 +677,12 @@ def _run_chunk(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec:
 # --------------------------------------------------------------------------------------------------
 
 #: full-batch runs with shared data and ``n * dim`` at least this use two BLAS products per step in
-#: place (theory.kernels.BatchedStep); smaller ones the per-path compiled loop (path_segment)
+#: place (lrdecay.theory.kernels.BatchedStep); smaller ones the per-path compiled loop (path_segment)
 _BATCHED_MIN_SIZE = 8192
 
 
 def _kernel_arrays(model, P: int):
-    """The model's data for :func:`theory.kernels.path_segment`: leading axis ``P`` (per path) or 1."""
+    """The model's data for :func:`lrdecay.theory.kernels.path_segment`: leading axis ``P`` (per path) or 1."""
     def lead(v, ndim):
         v = np.asarray(v, dtype=float)
         return np.ascontiguousarray(v if v.ndim == ndim else v.reshape((1,) + v.shape))
@@ -736,8 +736,8 @@ class _Streams:
 
 
 def _run_chunk_numba(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec: _ChunkSpec, bar):
-    """:func:`_run_chunk` with compiled steps (see :mod:`theory.kernels`); same returns."""
-    from theory import kernels as kn
+    """:func:`_run_chunk` with compiled steps (see :mod:`lrdecay.theory.kernels`); same returns."""
+    from lrdecay.theory import kernels as kn
 
     P, m = W.shape
     W = np.ascontiguousarray(W, dtype=float)
@@ -776,9 +776,9 @@ _STATUS_CODE = {"stopped": 1, "diverged": 2}
 
 
 def _segment_loop(model, W, spec, streams, code, status, stop_step, python_record, bar, rec_out=None):
-    """Drive :func:`theory.kernels.path_segment`: segments up to the next record step when the
+    """Drive :func:`lrdecay.theory.kernels.path_segment`: segments up to the next record step when the
     observer is Python (``python_record``), else whole blocks with the records kept by the kernel."""
-    from theory import kernels as kn
+    from lrdecay.theory import kernels as kn
 
     P = W.shape[0]
     steps, rec_steps = spec.steps, spec.rec_steps
@@ -832,8 +832,8 @@ def _segment_loop(model, W, spec, streams, code, status, stop_step, python_recor
 
 def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar, records):
     """Full-batch steps with shared data at large ``d``: two BLAS products per step, updated in
-    place (:class:`theory.kernels.BatchedStep`), one step at a time for all paths."""
-    from theory import kernels as kn
+    place (:class:`lrdecay.theory.kernels.BatchedStep`), one step at a time for all paths."""
+    from lrdecay.theory import kernels as kn
 
     P = W.shape[0]
     steps, rec_steps = spec.steps, spec.rec_steps
@@ -890,7 +890,7 @@ def _batched_loop(model, W, spec, streams, status, stop_step, python_record, bar
 
 
 def _run_chunk_torch(model, W, rates: _Rates, c0: int, c1: int, first_path: int, spec: _ChunkSpec, bar):
-    """:func:`_run_chunk` with torch (see :mod:`theory.torch_backend`); same returns."""
-    from theory import torch_backend
+    """:func:`_run_chunk` with torch (see :mod:`lrdecay.theory.torch_backend`); same returns."""
+    from lrdecay.theory import torch_backend
 
     return torch_backend.run_chunk(model, W, rates, c0, c1, first_path, spec, bar, STATUSES)

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from theory.validation import positive as _check_positive
+from lrdecay.theory.validation import positive as _check_positive
 
 STATUSES = ("reached_eps", "time_limit", "diverged", "failed")
 
@@ -443,15 +443,15 @@ def linear_flow_closed_form(X, y, w0, t) -> np.ndarray:
 
 def problem_gradient_flow(problem, w0=None, *, eps: float | None, t_max: float, reduce: bool = True,
                           **kwargs) -> FlowResult:
-    """Gradient flow of a :class:`~theory.problem.Problem`'s train loss from ``w0`` (default
+    """Gradient flow of a :class:`~lrdecay.theory.problem.Problem`'s train loss from ``w0`` (default
     ``problem.w0``), stopping at ``L_n = eps``.
 
     With ``reduce=True`` the flow runs in the invariant subspace ``span{w0, x_i}`` (dimension
-    ``n + 1``; exact, see :mod:`theory.reduction`) and is lifted back, so its cost does not grow with
+    ``n + 1``; exact, see :mod:`lrdecay.theory.reduction`) and is lifted back, so its cost does not grow with
     ``d``. The stored trajectory ``w`` is lifted too.
     """
-    from theory import model as m
-    from theory.reduction import Reduction
+    from lrdecay.theory.models import nonlinear as m
+    from lrdecay.theory.reduction import Reduction
 
     w0 = problem.w0 if w0 is None else np.asarray(w0, dtype=float)
     if reduce:
@@ -476,8 +476,8 @@ def problem_gradient_flow_batch(problem, W0=None, *, eps: float | None, t_max: f
     (:func:`batched_gradient_flow`). With ``reduce=True`` the flows run in the invariant subspace
     ``span{rows of W0, x_i}`` (one basis for all rows, so of dimension up to ``n + P``; exact) and
     the final states are lifted back."""
-    from theory import model as m
-    from theory.reduction import Reduction
+    from lrdecay.theory.models import nonlinear as m
+    from lrdecay.theory.reduction import Reduction
 
     W0 = np.atleast_2d(problem.w0 if W0 is None else np.asarray(W0, dtype=float))
     if W0.ndim != 2 or W0.shape[1] != problem.d:

@@ -6,7 +6,7 @@ reserved key ``__config__``. Writes go to a temporary file in the same directory
 over the target, so an interrupted run never leaves a truncated file behind.
 
 :class:`Result` is the one way a study's outcome is saved and loaded: a dataclass whose fields are
-arrays, JSON values, a :class:`~theory.problem.Problem` or another ``Result`` is written by
+arrays, JSON values, a :class:`~lrdecay.theory.problem.Problem` or another ``Result`` is written by
 ``save(path)`` and read back, as the same class, by ``Cls.load(path)``. Every saved result carries a
 ``provenance`` block (package version, git commit, library versions, creation time).
 """
@@ -410,7 +410,7 @@ _RECORDS: dict[str, type] = {}
 def record_type(cls):
     """Register a class that a :class:`Result` field may hold and that saves as arrays plus a JSON
     configuration: it has ``arrays(prefix) -> dict``, ``config() -> dict`` and the classmethod
-    ``from_arrays(arrays, config, prefix)`` (e.g. :class:`~theory.problem.Problem`)."""
+    ``from_arrays(arrays, config, prefix)`` (e.g. :class:`~lrdecay.theory.problem.Problem`)."""
     _RECORDS[cls.__name__] = cls
     return cls
 
@@ -419,7 +419,7 @@ class Result:
     """Mixin for dataclasses saved as one result file and loaded back as the same class.
 
     Fields holding numpy arrays are stored as arrays; a registered record (:func:`record_type`, e.g. a
-    :class:`~theory.problem.Problem`) as its arrays (prefixed by the field name) and its configuration;
+    :class:`~lrdecay.theory.problem.Problem`) as its arrays (prefixed by the field name) and its configuration;
     another ``Result`` likewise, recursively; a
     ``dict`` whose values are all arrays as prefixed arrays; everything else as JSON in the
     configuration. ``KIND`` names the class in the file, so that ``load`` refuses a file of another

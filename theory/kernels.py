@@ -1,11 +1,11 @@
-r"""Compiled kernels (numba) for the built-in nonlinear model's steps; used by :mod:`theory.engine`.
+r"""Compiled kernels (numba) for the built-in nonlinear model's steps; used by :mod:`lrdecay.theory.engine`.
 
 numba is optional (``pip install -e '.[fast]'``): :data:`HAVE_NUMBA` says whether it imported, and the
 engine falls back to its numpy loop where it did not. Every function here does the arithmetic of
-:meth:`theory.model.NonlinearModel.increment` / ``minibatch_increment`` and of the engine's loop, so
+:meth:`lrdecay.theory.models.nonlinear.NonlinearModel.increment` / ``minibatch_increment`` and of the engine's loop, so
 the results equal the numpy engine's to floating-point rounding (only summation orders differ).
 
-Notation as in :mod:`theory.model`: ``r = ||w||``, ``rg = r^gamma`` (``0^gamma = 0`` for gamma > 0,
+Notation as in :mod:`lrdecay.theory.models.nonlinear`: ``r = ||w||``, ``rg = r^gamma`` (``0^gamma = 0`` for gamma > 0,
 ``0^0 = 1``), ``rad = gamma r^(gamma-2)`` (0 at ``r = 0``), ``res = rg X w - y``. One step, per path:
 
 * full batch (``gd``, ``sgd``, ``em``): ``V = -res dt / n + c xi / sqrt(n)``, ``u = X^T V``,
@@ -56,7 +56,7 @@ LOCK = threading.Lock()
 
 #: method codes understood by :func:`path_segment`
 GD, SGD, MINIBATCH, EM = 0, 1, 2, 3
-#: status codes (index into theory.engine.STATUSES)
+#: status codes (index into lrdecay.theory.engine.STATUSES)
 ACTIVE, STOPPED, DIVERGED = 0, 1, 2
 #: observables the kernels record, in this order
 OBSERVABLES = ("train_loss", "test_loss", "norm", "dist_mn")
@@ -257,7 +257,7 @@ def row_observables(Z, s, rg, a_star, w_mn, offset, out):
 
 
 class BatchedStep:
-    r"""The full-batch step of a :class:`~theory.model.NonlinearModel` with data ``X (n, d)`` shared by
+    r"""The full-batch step of a :class:`~lrdecay.theory.models.nonlinear.NonlinearModel` with data ``X (n, d)`` shared by
     all ``P`` paths, with the two matrix products and nothing else of size ``P d`` per step.
 
     The states are kept as ``W = diag(s) Z`` (a scale ``s_p`` per row). The update
@@ -275,7 +275,7 @@ class BatchedStep:
     def __init__(self, model, W, resync: int = 32):
         from scipy.linalg import blas
 
-        from theory.model import _col
+        from lrdecay.theory.models.nonlinear import _col
 
         self._gemm = blas.dgemm
         self.X = np.ascontiguousarray(model.X, dtype=float)
@@ -308,7 +308,7 @@ class BatchedStep:
 
     def loss(self) -> np.ndarray:
         """Train loss of the current states; forms ``X w`` and the residuals for :meth:`update`."""
-        from theory.model import _radial, _rpow
+        from lrdecay.theory.models.nonlinear import _radial, _rpow
 
         if self.since >= self.resync:
             self._sync()

@@ -6,7 +6,7 @@ by ``alpha_norm``), labels ``y = X alpha* (+ obs_noise * N(0, I_n))``, an initia
 ``sigma`` used by label-noise SGD. Everything is drawn from one seed through independent
 ``numpy.random.SeedSequence`` children, so changing one size does not reshuffle the other draws'
 streams. ``test_offset`` is the constant ``1/2 ||(I - Q Q^T) alpha*||^2`` a reduced problem
-(see :mod:`theory.reduction`) adds to its test loss; it is 0 for a full problem.
+(see :mod:`lrdecay.theory.reduction`) adds to its test loss; it is 0 for a full problem.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import warnings
 
 import numpy as np
 
-from theory import io
-from theory.validation import finite_array as _finite_array, integer, nonneg as check_nonneg, positive
+from lrdecay.theory import io
+from lrdecay.theory.validation import finite_array as _finite_array, integer, nonneg as check_nonneg, positive
 
 
 class UnderparameterizedWarning(UserWarning):
@@ -89,13 +89,13 @@ class Problem:
     @cached_property
     def alpha_mn(self) -> np.ndarray:
         """Minimum-norm interpolator ``alpha_mn = X^+ y`` (least squares when n >= d)."""
-        from theory.model import min_norm_alpha
+        from lrdecay.theory.models.nonlinear import min_norm_alpha
         return min_norm_alpha(self.X, self.y)
 
     @cached_property
     def w_mn(self) -> np.ndarray:
         """``w_mn = ||alpha_mn||^(-gamma/(gamma+1)) alpha_mn``."""
-        from theory.model import alpha_inverse
+        from lrdecay.theory.models.nonlinear import alpha_inverse
         return alpha_inverse(self.alpha_mn, self.gamma)
 
     @cached_property

@@ -18,12 +18,12 @@ which on M reduces to ``-(a/4) h'(||w||) P_T w_hat`` and in radial form
 ``d||w|| / dtau = -(a/4) h'(||w||) ||P_T w_hat||^2``: the norm shrinks until ``w`` is normal to M,
 i.e. ``w = w_mn`` (when ``h`` increases along M). :func:`drift_ode` integrates it on M (reduced
 coordinates, ``solve_ivp``, each stored point retracted onto M). The comparison with label-noise SGD
-over many paths is :mod:`theory.studies.drift`.
+over many paths is :mod:`lrdecay.theory.studies.drift`.
 
 **At a finite learning rate** the exact OU covariance gives the drift ``-(a/4) P_T grad R_eta`` with
 ``R_eta = -(2/eta) sum_j log(1 - eta lambda_j / 2) = tr H + (eta/4) sum_j lambda_j^2 + O(eta^2)``
 (:func:`discrete_regularizer`, :func:`discrete_drift_velocity`; ``drift_ode(..., eta=eta)``): the ``O(eta)``
-correction of the drift, studied in :mod:`theory.studies.discrete_eta`.
+correction of the drift, studied in :mod:`lrdecay.theory.studies.discrete_eta`.
 """
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from theory import model as m
-from theory.problem import Problem
-from theory.validation import integer, nonneg, positive
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.validation import integer, nonneg, positive
 
 
 def noise_scale(problem: Problem, batch_size: int | None = None, sigma: float | None = None) -> float:
@@ -116,7 +116,7 @@ def drift_ode(problem: Problem, w_start, tau_max: float, a: float, *, n_eval: in
     integration error, reported as ``off_manifold``). The points are ``n_eval`` evenly spaced times in
     ``[0, tau_max]``, or ``t_eval`` (sorted, within ``[0, tau_max]``) when given.
     """
-    from theory.reduction import Reduction
+    from lrdecay.theory.reduction import Reduction
 
     tau_max = positive("tau_max", tau_max)
     a = nonneg("a", a)
@@ -163,16 +163,16 @@ def drift_at_budget(problem: Problem, lr, steps: int, *, w_start=None, batch_siz
                     sigma: float | None = None, n_eval: int = 200) -> BudgetDrift:
     """The quasistatic drift ODE evaluated at the drift budget of each schedule, in one integration.
 
-    ``lr`` is a number, a schedule (any callable ``step -> eta``; :func:`theory.schedules.as_schedule`) or a
+    ``lr`` is a number, a schedule (any callable ``step -> eta``; :func:`lrdecay.theory.schedules.as_schedule`) or a
     list of them. Each schedule's budget is ``tau_S = sum_{k<steps} eta_k^2``
-    (:func:`theory.schedules.drift_budget`): after ``steps`` steps of label-noise SGD the point on M is, in the
+    (:func:`lrdecay.theory.schedules.drift_budget`): after ``steps`` steps of label-noise SGD the point on M is, in the
     quasistatic picture, the ODE's at ``tau_S``, whatever the schedule's shape. The ODE
     ``dw/dtau = -(a/4) P_T grad tr Hess L_n`` (``a = sigma^2 / b``, :func:`noise_scale`) runs once, from
     ``w_start`` (default: ``problem.w0``; retracted onto M) to the largest budget, with every budget among its
     evaluation points (``n_eval`` more points, evenly spaced, for the curve). Phase I (the fall onto M) is not
     modelled: from ``w0`` SGD lands near, not at, ``retract(w0)``; pass the landing point as ``w_start`` when it
     matters."""
-    from theory.schedules import drift_budget
+    from lrdecay.theory.schedules import drift_budget
 
     steps = integer("steps", steps, 0)
     items = list(lr) if isinstance(lr, (list, tuple)) else [lr]

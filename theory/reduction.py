@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from theory.problem import Problem
+from lrdecay.theory.problem import Problem
 
 
 @dataclass

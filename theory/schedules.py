@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory.validation import fraction, integer, positive
+from lrdecay.theory.validation import fraction, integer, positive
 
 
 _pos = positive
@@ -178,7 +178,7 @@ class FunctionSchedule(Schedule):
         self.source = _source(fn)
         if self.source is None:
             warnings.warn(f"schedule {self.name}: its source cannot be read, so result files store its name only; "
-                          "a Schedule subclass (theory.schedules) is stored with its parameters", stacklevel=3)
+                          "a Schedule subclass (lrdecay.theory.schedules) is stored with its parameters", stacklevel=3)
 
     def __repr__(self) -> str:
         return f"FunctionSchedule({self.name})"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.validation import integer, open_unit
+from lrdecay.theory.validation import integer, open_unit
 
 
 def mean_sem(x, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ yet in the cache on
 
 Cache. Each task is identified by :func:`task_key`, a SHA-256 hash of the function's qualified name
 and of its configuration in canonical JSON (sorted keys, floats by ``repr``). As soon as a task
-finishes, the parent process writes ``cache_dir/<key>.npz`` with :func:`theory.io.save_result`
+finishes, the parent process writes ``cache_dir/<key>.npz`` with :func:`lrdecay.theory.io.save_result`
 (the result's arrays plus the configuration under ``__config__``, written to a temporary file and
 renamed, so a file is either complete or absent). A rerun loads the cached tasks instead of
 recomputing them, so a killed sweep resumes where it stopped. The key does not see the function's
@@ -50,7 +50,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from theory.io import canonical_json, load_result, save_result
+from lrdecay.theory.io import canonical_json, load_result, save_result
 
 __all__ = ["grid", "task_key", "config_seed", "run_sweep", "SweepError", "EXECUTORS"]
 

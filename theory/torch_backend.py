@@ -1,7 +1,7 @@
 r"""The engine's torch backend (``simulate(..., backend="torch")``): the built-in model's steps for
 all paths at once as tensor operations, on the CPU or a CUDA device, in float64 or float32.
 
-The step is :meth:`theory.model.NonlinearModel.increment` (full batch: ``A = W X^T``,
+The step is :meth:`lrdecay.theory.models.nonlinear.NonlinearModel.increment` (full batch: ``A = W X^T``,
 ``res = rg A - y``, ``V = -res dt / n + c xi / sqrt(n)``, ``U = V X``, ``W <- W + rg U + rad (A . V) W``,
 using ``w . X^T V = (X w) . V``) or ``minibatch_increment``, with the engine's per-step loss tests,
 finiteness check, records and record-time stops. Shared data use matrix products; per-path data
@@ -54,7 +54,7 @@ def _radial(torch, r, g):
 
 
 def run_chunk(model, W, rates, c0, c1, first_path, spec, bar, statuses):
-    """Run paths ``c0 .. c1 - 1`` (see :func:`theory.engine._run_chunk`); returns records, final
+    """Run paths ``c0 .. c1 - 1`` (see :func:`lrdecay.theory.engine._run_chunk`); returns records, final
     states, status and stop steps as numpy arrays."""
     import torch
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from theory.io import ResultFileError, load_json, save_json
+from lrdecay.theory.io import ResultFileError, load_json, save_json
 
 # --------------------------------------------------------------------------------------------------
 # Sizes: "default" is the report; "smoke" is a tiny run for tests.
@@ -44,19 +44,19 @@ SIZES = {
 
 def job_core(d: Path, cfg: dict):
     """Direct numerical checks of the model's geometry and the engine."""
-    from theory.studies.checks import core_checks
+    from lrdecay.theory.studies.checks import core_checks
     core_checks(paths=cfg["paths"]).save(d / "core_checks.npz")
 
 
 def job_symbolic(d: Path, cfg: dict):
     """Exact sympy identities and the numeric code against lambdified sympy expressions."""
-    from theory.studies.checks import symbolic_checks
+    from lrdecay.theory.studies.checks import symbolic_checks
     symbolic_checks(points=cfg["points"]).save(d / "symbolic_checks.npz")
 
 
 def job_demo(d: Path, cfg: dict):
-    from paper_figures import decay_curve, three_phases
-    from theory.studies.decay import DemoConfig, run_demo
+    from lrdecay.paper_figures import decay_curve, three_phases
+    from lrdecay.theory.studies.decay import DemoConfig, run_demo
 
     dc = replace(DemoConfig(), seed=0, paths=cfg["paths"])
     res = run_demo(dc.quick() if cfg["quick"] else dc, progress=cfg.get("progress", True))
@@ -69,8 +69,8 @@ def job_demo(d: Path, cfg: dict):
 
 
 def job_drift(d: Path, cfg: dict):
-    from paper_figures.drift_vs_sgd import make_figure
-    from theory.studies.drift import DriftConfig, run_drift_study
+    from lrdecay.paper_figures.drift_vs_sgd import make_figure
+    from lrdecay.theory.studies.drift import DriftConfig, run_drift_study
 
     dc = replace(DriftConfig(), paths=cfg["paths"], tau_max=cfg["tau_max"])
     study = run_drift_study(dc.quick() if cfg["quick"] else dc, progress=cfg.get("progress", True))
@@ -80,8 +80,8 @@ def job_drift(d: Path, cfg: dict):
 
 
 def job_convex(d: Path, cfg: dict):
-    from paper_figures.nakkiran_fig1 import make_figure
-    from theory.studies.convex_mc import run_convex_study
+    from lrdecay.paper_figures.nakkiran_fig1 import make_figure
+    from lrdecay.theory.studies.convex_mc import run_convex_study
 
     st = run_convex_study(trials=cfg["trials"], seed=0, eps=0.1)
     print(st.table())
@@ -90,8 +90,8 @@ def job_convex(d: Path, cfg: dict):
 
 
 def job_landscape(d: Path, cfg: dict):
-    from paper_figures.nonlinear_landscape import make_figure
-    from theory.studies.landscape import run_landscape_study
+    from lrdecay.paper_figures.nonlinear_landscape import make_figure
+    from lrdecay.theory.studies.landscape import run_landscape_study
 
     st = run_landscape_study(grid=cfg["grid"], sgd_steps=cfg["sgd_steps"])
     st.save(d / "landscape.npz")
@@ -99,8 +99,8 @@ def job_landscape(d: Path, cfg: dict):
 
 
 def job_gamma(d: Path, cfg: dict):
-    from paper_figures.gamma_convergence import make_figure
-    from theory.studies.gamma import DEFAULT_GAMMAS, run_gamma_study
+    from lrdecay.paper_figures.gamma_convergence import make_figure
+    from lrdecay.theory.studies.gamma import DEFAULT_GAMMAS, run_gamma_study
 
     kw = {k: cfg[k] for k in ("n_instances", "max_steps") if k in cfg}
     res = run_gamma_study(cfg.get("gammas", DEFAULT_GAMMAS), seed=0, progress=cfg.get("progress", True), **kw)
@@ -111,8 +111,8 @@ def job_gamma(d: Path, cfg: dict):
 
 def job_rate_law(d: Path, cfg: dict):
     """Phase II drift time against gamma, ||w0|| and n/d (the open question on the rate)."""
-    from paper_figures.rate_law import make_figure
-    from theory.studies.rate_law import RateLawConfig, run_rate_law
+    from lrdecay.paper_figures.rate_law import make_figure
+    from lrdecay.theory.studies.rate_law import RateLawConfig, run_rate_law
 
     c = RateLawConfig().smoke() if cfg["smoke"] else RateLawConfig()
     res = run_rate_law(c, progress=cfg.get("progress", True))
@@ -123,8 +123,8 @@ def job_rate_law(d: Path, cfg: dict):
 
 def job_cyclic(d: Path, cfg: dict):
     """Cyclic schedules beside the others at an equal budget (theory only; the VGG comparison is not run)."""
-    from paper_figures.cyclic_schedules import make_figure
-    from theory.studies.cyclic import CyclicConfig, run_cyclic_study
+    from lrdecay.paper_figures.cyclic_schedules import make_figure
+    from lrdecay.theory.studies.cyclic import CyclicConfig, run_cyclic_study
 
     c = CyclicConfig().smoke() if cfg["smoke"] else CyclicConfig()
     st = run_cyclic_study(c, progress=cfg.get("progress", True))
@@ -134,8 +134,8 @@ def job_cyclic(d: Path, cfg: dict):
 
 
 def job_discrete_eta(d: Path, cfg: dict):
-    from paper_figures.discrete_eta import make_figure
-    from theory.studies.discrete_eta import DiscreteEtaConfig, run_discrete_eta
+    from lrdecay.paper_figures.discrete_eta import make_figure
+    from lrdecay.theory.studies.discrete_eta import DiscreteEtaConfig, run_discrete_eta
 
     c = DiscreteEtaConfig().smoke() if cfg["smoke"] else DiscreteEtaConfig()
     st = run_discrete_eta(c, progress=cfg.get("progress", True))
@@ -145,8 +145,8 @@ def job_discrete_eta(d: Path, cfg: dict):
 
 
 def job_diagonal(d: Path, cfg: dict):
-    from paper_figures.model_drift import make_diagonal_figure
-    from theory.studies.diagonal import DiagonalConfig, run_diagonal_study
+    from lrdecay.paper_figures.model_drift import make_diagonal_figure
+    from lrdecay.theory.studies.diagonal import DiagonalConfig, run_diagonal_study
 
     c = DiagonalConfig().smoke() if cfg["smoke"] else DiagonalConfig()
     st = run_diagonal_study(c, progress=cfg.get("progress", True))
@@ -156,8 +156,8 @@ def job_diagonal(d: Path, cfg: dict):
 
 
 def job_two_layer(d: Path, cfg: dict):
-    from paper_figures.model_drift import make_two_layer_figure
-    from theory.studies.two_layer import TwoLayerConfig, run_two_layer_study
+    from lrdecay.paper_figures.model_drift import make_two_layer_figure
+    from lrdecay.theory.studies.two_layer import TwoLayerConfig, run_two_layer_study
 
     c = TwoLayerConfig().smoke() if cfg["smoke"] else TwoLayerConfig()
     st = run_two_layer_study(c, progress=cfg.get("progress", True))
@@ -168,8 +168,8 @@ def job_two_layer(d: Path, cfg: dict):
 
 def job_empirics(d: Path, cfg: dict):
     """VGG-11 on the CIFAR-10 subset: the cpu profile, in the regime (smoke: a tiny network for seconds)."""
-    from empirics.profiles import run_profile
-    from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
+    from lrdecay.empirics.profiles import run_profile
+    from lrdecay.paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
     try:
         summary = run_profile(cfg["profile"], d, data_dir=cfg.get("data"), progress=cfg.get("progress", True),
                               train_overrides=cfg.get("train"), landscape_overrides=cfg.get("landscape"),
@@ -194,7 +194,7 @@ def job_vgg_long(d: Path, cfg: dict):
     from scratch with ``lrdecay empirics profile cpu_long --out DIR`` (about an hour on 2 cores)."""
     import shutil
 
-    from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
+    from lrdecay.paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
     src = Path(cfg.get("source") or LONG_RUN)
     if not (src / "profile.json").exists():
         save_json(d / "error.json", {"error": f"FileNotFoundError: the long run's files are not in {src} (a "

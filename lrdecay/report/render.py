@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from theory.io import atomic_write_text, provenance, save_json
+from lrdecay.theory.io import atomic_write_text, provenance, save_json
 
 from .claims.base import CAPTIONS, FAIL, FIGURE, MISSING, NOT_APPLICABLE, NOT_TESTABLE, PASS, Claim
 
@@ -161,7 +161,7 @@ def _markdown(out: Path, claims: list[Claim], meta: dict) -> str:
 
 
 def compute_lines(c: dict) -> list[str]:
-    """The compute environment (:func:`theory.io.compute_environment`) as lines: CPU model and SIMD flags,
+    """The compute environment (:func:`lrdecay.theory.io.compute_environment`) as lines: CPU model and SIMD flags,
     numpy's BLAS, the thread pools, torch's CPU build."""
     if not c:
         return []

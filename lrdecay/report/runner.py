@@ -5,7 +5,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from theory.io import DirectoryLock, canonical_json, clean_temporary_files, load_json, prepare_output_dir
+from lrdecay.theory.io import DirectoryLock, canonical_json, clean_temporary_files, load_json, prepare_output_dir
 
 from .claims import evaluate
 from .claims.base import Claim

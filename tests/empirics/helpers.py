@@ -2,8 +2,8 @@
 interruption at a chosen step."""
 import numpy as np
 
-from empirics import data as D
-from empirics import train as T
+from lrdecay.empirics import data as D
+from lrdecay.empirics import train as T
 
 
 def tiny_arrays(n_train=60, n_test=30, seed=0) -> D.CifarArrays:

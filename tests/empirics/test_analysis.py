@@ -1,4 +1,4 @@
-"""The measurements of empirics.analysis on hand-built result files, and the doctored inputs that flip them."""
+"""The measurements of lrdecay.empirics.analysis on hand-built result files, and the doctored inputs that flip them."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from empirics import analysis as A
-from theory.io import save_json, save_result
+from lrdecay.empirics import analysis as A
+from lrdecay.theory.io import save_json, save_result
 
 SPE = 10
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from empirics import batched as B
-from empirics import data as D
-from empirics import train as T
+from lrdecay.empirics import batched as B
+from lrdecay.empirics import data as D
+from lrdecay.empirics import train as T
 
 from tests.empirics.helpers import tiny_arrays, tiny_cfg  # noqa: E402
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from empirics import curvature as C
-from empirics import data as D
-from empirics import train as T
-from empirics.vgg import VGG, target_loss
+from lrdecay.empirics import curvature as C
+from lrdecay.empirics import data as D
+from lrdecay.empirics import train as T
+from lrdecay.empirics.vgg import VGG, target_loss
 
 from tests.empirics.helpers import tiny_arrays, tiny_cfg  # noqa: E402
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from empirics import data as D
+from lrdecay.empirics import data as D
 
 REAL = D.default_data_dir()
 has_real = pytest.mark.skipif(not (REAL / D.LAYOUT_DIR / "data_batch_1").is_file(),

@@ -15,7 +15,7 @@ spec.loader.exec_module(G)
 
 
 def test_check_run_end_to_end_on_cpu(tmp_path, capsys):
-    from empirics import data as D
+    from lrdecay.empirics import data as D
 
     if not (D.default_data_dir() / D.LAYOUT_DIR / "data_batch_1").is_file():
         pytest.skip("real subset absent")
@@ -29,7 +29,7 @@ def test_check_run_end_to_end_on_cpu(tmp_path, capsys):
 
 
 def test_scaled_schedule_stays_on_checkpoints():
-    from empirics import profiles as P
+    from lrdecay.empirics import profiles as P
 
     p = P.get_profile("authors")
     tr, cu = G.scaled_overrides(p, 0.1)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from empirics import data as D
-from empirics import landscape as L
-from empirics import train as T
-from empirics.vgg import build_model
+from lrdecay.empirics import data as D
+from lrdecay.empirics import landscape as L
+from lrdecay.empirics import train as T
+from lrdecay.empirics.vgg import build_model
 
 from tests.empirics.helpers import tiny_arrays, tiny_cfg  # noqa: E402
 

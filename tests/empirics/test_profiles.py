@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from empirics import analysis as A
-from empirics import data as D
-from empirics import profiles as P
+from lrdecay.empirics import analysis as A
+from lrdecay.empirics import data as D
+from lrdecay.empirics import profiles as P
 
 from tests.empirics.helpers import tiny_arrays  # noqa: E402
 
@@ -125,7 +125,7 @@ def test_tiny_profile_layout_and_measurements(tiny_profile):
 
 
 def test_figures_from_saved_results(tiny_profile):
-    from paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
+    from lrdecay.paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
 
     out, _ = tiny_profile
     for mod in (vgg_learning_curves, vgg_decay, vgg_landscape, vgg_curvature, vgg_late_decay_map):
@@ -159,11 +159,11 @@ def test_empirics_does_not_import_figures_or_parse_arguments():
             for n in names:
                 assert not n.startswith(("paper_figures", "lrdecay", "argparse")), (f.name, n)
                 if n.startswith("theory"):     # the generic helpers only: files and the sweep executors
-                    assert n in ("theory.io", "theory.sweep"), (f.name, n)
+                    assert n in ("lrdecay.theory.io", "lrdecay.theory.sweep"), (f.name, n)
 
 
 def test_resume_after_interruption_reuses_finished_stages(datadir, tmp_path, monkeypatch):
-    from empirics import curvature as C
+    from lrdecay.empirics import curvature as C
 
     real = C.curvature_at
     calls = {"n": 0}

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from empirics import data as D
-from empirics import rundir
-from empirics import train as T
+from lrdecay.empirics import data as D
+from lrdecay.empirics import rundir
+from lrdecay.empirics import train as T
 
 from tests.empirics.helpers import Interrupt, _stop_at, tiny_arrays, tiny_cfg  # noqa: E402
 
@@ -101,7 +101,7 @@ import os, sys, time, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
 from tests.empirics.helpers import tiny_arrays, tiny_cfg
-from empirics import data as D, train as T
+from lrdecay.empirics import data as D, train as T
 release = sys.argv[3] if len(sys.argv) > 3 else None
 
 def hold(step):

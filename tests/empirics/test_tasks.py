@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from empirics import data as D
-from empirics import tasks as K
-from empirics import train as T
+from lrdecay.empirics import data as D
+from lrdecay.empirics import tasks as K
+from lrdecay.empirics import train as T
 
 from tests.empirics.helpers import tiny_arrays, tiny_cfg
 

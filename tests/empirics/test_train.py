@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from tests.empirics.helpers import Interrupt, _stop_at, tiny_arrays, tiny_cfg  # noqa: F401
-from empirics import data as D
-from empirics import train as T
-from empirics.vgg import build_model, loss_fn
+from lrdecay.empirics import data as D
+from lrdecay.empirics import train as T
+from lrdecay.empirics.vgg import build_model, loss_fn
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = D.default_data_dir()
@@ -178,7 +178,7 @@ import sys, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {repo!r})
 from tests.empirics.helpers import tiny_arrays, tiny_cfg
-from empirics import data as D, train as T
+from lrdecay.empirics import data as D, train as T
 T.run_main(sys.argv[1], tiny_cfg(epochs=int(sys.argv[2]), ckpt_every=1, decay_epochs=()),
            D.to_tensors(tiny_arrays()), progress=False,
            on_step=lambda s: __import__('time').sleep(0.5 if s >= 7 else 0))  # a wide window for the kill

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from empirics import vgg as V
+from lrdecay.empirics import vgg as V
 
 
 def conv_widths(m):

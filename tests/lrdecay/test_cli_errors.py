@@ -198,7 +198,7 @@ def test_unreachable_dask_scheduler_fails_within_seconds(capsys, tmp_path):
 
 
 def test_second_writer_on_one_output_directory_is_refused(capsys, tmp_path):
-    from theory.io import DirectoryLock
+    from lrdecay.theory.io import DirectoryLock
 
     with DirectoryLock(tmp_path / "out"):
         code, lines, err = run(["convex", "--out", tmp_path / "out", "--trials", "10", "--no-figure"], capsys)
@@ -208,7 +208,7 @@ def test_second_writer_on_one_output_directory_is_refused(capsys, tmp_path):
 
 
 def test_damaged_result_file_is_named(capsys, tmp_path):
-    from theory.studies.convex_mc import ConvexStudy
+    from lrdecay.theory.studies.convex_mc import ConvexStudy
 
     assert main(["convex", "--out", str(tmp_path), "--trials", "10", "--no-figure"]) == 0
     (tmp_path / "convex.npz").write_bytes(b"not a zip")
@@ -219,14 +219,14 @@ def test_damaged_result_file_is_named(capsys, tmp_path):
 # --smoke and explicit options: --smoke replaces the defaults, an option given on the command line wins
 SMOKE_PRECEDENCE = [
     (["rate-law", "--smoke", "--gammas", "3", "4", "--instances", "3"],
-     "theory.studies.rate_law", "RateLawConfig", dict(gammas=(3.0, 4.0), n_instances=3)),
+     "lrdecay.theory.studies.rate_law", "RateLawConfig", dict(gammas=(3.0, 4.0), n_instances=3)),
     (["cyclic", "--smoke", "--paths", "5", "--steps", "400"],
-     "theory.studies.cyclic", "CyclicConfig", dict(paths=5, total_steps=400)),
+     "lrdecay.theory.studies.cyclic", "CyclicConfig", dict(paths=5, total_steps=400)),
     (["discrete-eta", "--smoke", "--etas", "0.01", "0.03"],
-     "theory.studies.discrete_eta", "DiscreteEtaConfig", dict(etas=(0.01, 0.03))),
-    (["diagonal", "--smoke", "--paths", "7"], "theory.studies.diagonal", "DiagonalConfig", dict(paths=7)),
+     "lrdecay.theory.studies.discrete_eta", "DiscreteEtaConfig", dict(etas=(0.01, 0.03))),
+    (["diagonal", "--smoke", "--paths", "7"], "lrdecay.theory.studies.diagonal", "DiagonalConfig", dict(paths=7)),
     (["two-layer", "--smoke", "--hidden", "4", "--tau-max", "3"],
-     "theory.studies.two_layer", "TwoLayerConfig", dict(hidden=4, tau_max=3.0)),
+     "lrdecay.theory.studies.two_layer", "TwoLayerConfig", dict(hidden=4, tau_max=3.0)),
 ]
 
 
@@ -284,7 +284,7 @@ def test_interruption_says_truthfully_whether_work_was_kept(command, resumable, 
 def test_a_run_with_diverged_paths_exits_1_naming_the_option(capsys, tmp_path, monkeypatch):
     # cyclic with one path marked diverged (the study itself is the smoke run): the files are kept for
     # inspection, and the run is a failure, not a result
-    import theory.studies.cyclic as cy
+    import lrdecay.theory.studies.cyclic as cy
 
     st = cy.run_cyclic_study(cy.CyclicConfig().smoke())
     st.comparison.sim.status[1] = "diverged"

@@ -12,8 +12,8 @@ pytest.importorskip("torch")
 
 def tiny(seed: int = 0, sigma: float = 1.0):
     """An entry point: the two-layer linear network (d = 4, n = 2, h = 2) as a generic model."""
-    from theory.models.generic_examples import from_linear_readout
-    from theory.models.two_layer import TwoLayerLinear
+    from lrdecay.theory.models.generic_examples import from_linear_readout
+    from lrdecay.theory.models.two_layer import TwoLayerLinear
 
     return from_linear_readout(TwoLayerLinear.generate(d=4, n=2, hidden=2, sigma=sigma, seed=seed))
 
@@ -46,7 +46,7 @@ def test_bad_options_fail_in_one_line(argv, text, capsys, tmp_path):
 
 
 def test_entry_point_smoke_run_saves_and_loads(tmp_path, capsys):
-    from theory.studies.drift_any import DriftAnyResult
+    from lrdecay.theory.studies.drift_any import DriftAnyResult
 
     code = main(["drift-any", "--model", f"{__name__}:tiny", "--smoke", "--no-progress", "--out", str(tmp_path)])
     assert code == 0

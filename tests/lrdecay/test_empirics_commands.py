@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from lrdecay import empirics_commands as C
-from empirics import data as D
-from empirics import profiles as P
+from lrdecay.empirics import data as D
+from lrdecay.empirics import profiles as P
 
 from tests.empirics.helpers import tiny_arrays  # noqa: E402
 
@@ -64,7 +64,7 @@ def test_stages_one_by_one(datadir, tmp_path, capsys):
     for name in ("vgg_landscape.png", "vgg_landscape.pdf", "vgg_decay.png", "vgg_decay.pdf",
                  "vgg_learning_curves.png", "vgg_curvature.png", "vgg_late_decay_map.png"):
         assert (out / "figures" / name).stat().st_size > 1000
-    from empirics import analysis as A
+    from lrdecay.empirics import analysis as A
     t = A.branch_table([out])
     assert t["decay_epochs"] == [1, 2] and len(t["test_loss_mean"]) == 2 and t["end_epochs"] == [3, 3]
     # a main-path setting cannot change once the path exists
@@ -161,8 +161,8 @@ def test_unknown_profile():
 def test_cpu_profile_main_path_lands_before_its_first_decay(tmp_path):
     """The cpu profile's design: on the real subset, seed 0's main path interpolates (≥ 99 % train accuracy)
     and sits at its loss plateau by the first decay epoch (a few minutes on 2 cores)."""
-    from empirics import analysis as A
-    from empirics import train as T
+    from lrdecay.empirics import analysis as A
+    from lrdecay.empirics import train as T
     real = D.default_data_dir()
     if not (real / D.LAYOUT_DIR / "data_batch_1").is_file():
         pytest.skip("real subset absent")

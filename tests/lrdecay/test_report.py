@@ -11,17 +11,17 @@ from lrdecay.report.claims import evaluate
 from lrdecay.report.claims.base import (FAIL, MISSING, NOT_APPLICABLE, NOT_TESTABLE, PASS, REGISTRY,
                                         judge_one)
 from lrdecay.report.runner import run_report
-from theory.io import load_json, save_json
-from theory.studies.checks import Checks
-from theory.studies.convex_mc import ConvexStudy
-from theory.studies.cyclic import CyclicStudy
-from theory.studies.decay import DecaySweep, ScheduleComparison
-from theory.studies.diagonal import DiagonalStudy
-from theory.studies.discrete_eta import DiscreteEtaStudy
-from theory.studies.gamma import GammaStudyResult
-from theory.studies.landscape import LandscapeStudy
-from theory.studies.rate_law import RateLawResult
-from theory.studies.two_layer import TwoLayerStudy
+from lrdecay.theory.io import load_json, save_json
+from lrdecay.theory.studies.checks import Checks
+from lrdecay.theory.studies.convex_mc import ConvexStudy
+from lrdecay.theory.studies.cyclic import CyclicStudy
+from lrdecay.theory.studies.decay import DecaySweep, ScheduleComparison
+from lrdecay.theory.studies.diagonal import DiagonalStudy
+from lrdecay.theory.studies.discrete_eta import DiscreteEtaStudy
+from lrdecay.theory.studies.gamma import GammaStudyResult
+from lrdecay.theory.studies.landscape import LandscapeStudy
+from lrdecay.theory.studies.rate_law import RateLawResult
+from lrdecay.theory.studies.two_layer import TwoLayerStudy
 
 # the long CPU run's claims, judged from its committed files (the same at every size): its main path generalizes
 # (test loss 0.28 against the constant predictor's 0.45) but never interpolates its 5,000 augmented images, so the
@@ -238,7 +238,7 @@ def _vgg_later_worse(d):
 
 
 def _vgg_landscape(d, fn):
-    from theory.io import load_result, save_result
+    from lrdecay.theory.io import load_result, save_result
     _vgg_generalizing(d)
     land = d / load_json(d / "profile.json")["landscape_run"] / "landscape.npz"
     arr, cfg = load_result(land)
@@ -479,7 +479,7 @@ def test_damaged_file_in_verdicts_only_mode_is_named_not_a_crash(smoke, tmp_path
 
 
 def test_second_report_on_one_directory_is_refused(tmp_path):
-    from theory.io import DirectoryLock, DirectoryLockedError
+    from lrdecay.theory.io import DirectoryLock, DirectoryLockedError
 
     with DirectoryLock(tmp_path):
         with pytest.raises(DirectoryLockedError, match="is in use by pid"):
@@ -495,7 +495,7 @@ def test_leftover_temporary_files_are_cleaned(tmp_path):
 
 
 def test_verdicts_only_keeps_the_computing_runs_time_commit_and_jobs(smoke, tmp_path):
-    from theory.io import load_json
+    from lrdecay.theory.io import load_json
 
     out, _ = smoke
     shutil.copytree(out, tmp_path / "r")

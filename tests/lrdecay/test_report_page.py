@@ -112,7 +112,7 @@ def test_provenance_records_cpu_flags_and_blas_builds(tmp_path):
     import sys
 
     from lrdecay.report.render import write_pages
-    from theory.io import SIMD_FLAGS, compute_environment, provenance
+    from lrdecay.theory.io import SIMD_FLAGS, compute_environment, provenance
 
     c = compute_environment()
     assert c["cpu"]["model"] and set(c["cpu"]["flags"]) <= set(SIMD_FLAGS)
@@ -135,8 +135,8 @@ def test_rate_law_panel_tick_labels_do_not_overlap():
     # a short log range (half a decade) is where matplotlib labels the minor ticks and they collide
     import numpy as np
 
-    from paper_figures._style import plt
-    from paper_figures.rate_law import _readable_log_ticks
+    from lrdecay.paper_figures._style import plt
+    from lrdecay.paper_figures.rate_law import _readable_log_ticks
 
     for lo, hi in ((30.0, 80.0), (0.7, 3.0), (2.0, 5000.0)):
         fig, ax = plt.subplots(figsize=(5, 4.4))
@@ -159,7 +159,7 @@ def test_a_cyclic_run_with_diverged_paths_fails_its_claim(tmp_path):
     # the same smoke-size study judged twice: as computed (pass), and with one path marked diverged (fail)
     from lrdecay.report.claims import REGISTRY
     from lrdecay.report.claims.base import FAIL, PASS, judge_one
-    from theory.studies.cyclic import CyclicConfig, CyclicStudy, run_cyclic_study
+    from lrdecay.theory.studies.cyclic import CyclicConfig, CyclicStudy, run_cyclic_study
 
     st = run_cyclic_study(CyclicConfig().smoke())
     st.save(tmp_path / "cyclic" / "cyclic.npz")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from lrdecay.cli import main
-from theory.studies.convex_mc import ConvexStudy
-from theory.studies.decay import DemoResult
-from theory.studies.drift import DriftStudy
-from theory.studies.gamma import GammaStudyResult
+from lrdecay.theory.studies.convex_mc import ConvexStudy
+from lrdecay.theory.studies.decay import DemoResult
+from lrdecay.theory.studies.drift import DriftStudy
+from lrdecay.theory.studies.gamma import GammaStudyResult
 
 
 def test_convex_prints_table_and_writes_results_and_figure(tmp_path, capsys):
@@ -75,7 +75,7 @@ def test_demo_problem_options_reach_the_problem(tmp_path, capsys, monkeypatch):
     the decay steps are shortened here (monkeypatched --quick) to keep the test fast."""
     from dataclasses import replace
 
-    from theory.studies import decay
+    from lrdecay.theory.studies import decay
     monkeypatch.setattr(decay.DemoConfig, "quick", lambda self: replace(self, decay_steps=(0, 300), phase3_steps=200))
     assert main(["demo", "--out", str(tmp_path), "--quick", "--paths", "1", "--no-progress", "--d", "12", "--n", "4",
                  "--gamma", "2", "--eta", "0.01", "--sigma", "0.5"]) == 0
@@ -102,7 +102,7 @@ def test_sweep_budget_and_csv(budget, tmp_path, capsys):
     --steps); the CSV holds the npz's rows, number for number."""
     import csv
 
-    from theory.studies.grid import GridResult
+    from lrdecay.theory.studies.grid import GridResult
     assert main(["sweep", "--out", str(tmp_path), "--gammas", "1", "--decay-steps", "0", "300", "--seeds", "0",
                  "--paths", "1", "--d", "10", "--n", "3", "--sigma", "0.2", "--steps", "100", "--budget", budget,
                  "--executor", "serial", "--no-progress"]) == 0

@@ -7,11 +7,11 @@ state after a few hundred steps agrees to about 1e-13 relative (asserted: rtol 1
 import numpy as np
 import pytest
 
-from theory import engine, kernels
-from theory import model as m
-from theory.engine import StopWhen, simulate
-from theory.problem import Problem
-from theory.schedules import Constant, StepDecay
+from lrdecay.theory import engine, kernels
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.engine import StopWhen, simulate
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.schedules import Constant, StepDecay
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -93,7 +93,7 @@ def test_numba_matches_numpy_on_stacked_model_with_record_stops():
 @pytest.mark.parametrize("method, kw", [("em", dict(dt=0.01, lr=1.0)), ("sgd", dict(lr=0.004)),
                                         ("gd", dict(lr=0.004, stop_loss=3.0))])
 def test_numba_batched_full_d_matches_numpy(method, kw):
-    """Large d with shared data: BLAS products and the fused update (theory.kernels.BatchedStep)."""
+    """Large d with shared data: BLAS products and the fused update (lrdecay.theory.kernels.BatchedStep)."""
     p = Problem.generate(d=400, n=25, gamma=1.0, sigma=1.0, seed=0)
     assert p.n * p.d >= engine._BATCHED_MIN_SIZE
     a, b = both(p, n_paths=6, steps=40, method=method, seed=2, record_every=7, **kw)
@@ -233,7 +233,7 @@ def test_torch_float32_and_record_time_stops():
 
 
 def test_batched_step_equals_model_increment_including_large_steps():
-    """theory.kernels.BatchedStep (scaled rows, Z += V' X in place) against NonlinearModel.increment
+    """lrdecay.theory.kernels.BatchedStep (scaled rows, Z += V' X in place) against NonlinearModel.increment
     step by step. Rows 1 and 2 take steps whose factor 1 + rad (w . U) is 0.38 and -0.87 on the
     first step (measured), so they go through the direct update; resync every 2 steps."""
     p = Problem.generate(d=300, n=20, gamma=1.0, sigma=1.0, seed=4)

@@ -1,11 +1,11 @@
-"""Tests of theory.convex (Nakkiran 2020: closed forms, numerical flows and Lemma 2 in general).
+"""Tests of lrdecay.theory.convex (Nakkiran 2020: closed forms, numerical flows and Lemma 2 in general).
 
 Oracles: instances are built from known eigen-data (so lambda, gamma, the conditions and the bounds are
 computed here from the construction, not read back from the code); the matrix exponential for gradient
 flow; direct iteration in the original coordinates for gradient descent; exact expectations over
 discrete distributions for the population loss; finite differences for the gradient; a separate
-numerical integration (theory.flow) for the stopped flows; published facts (P = 3/4, factor 2,
-Clopper-Pearson values); the sympy closed form of Proposition 1 (theory.symbolic.convex).
+numerical integration (lrdecay.theory.flow) for the stopped flows; published facts (P = 3/4, factor 2,
+Clopper-Pearson values); the sympy closed form of Proposition 1 (lrdecay.theory.symbolic.convex).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from theory import convex as cv
+from lrdecay.theory import convex as cv
 
 RTOL = 1e-9
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from theory import model as m
-from theory.problem import Problem
-from theory.schedules import Constant, StepDecay
-from theory.engine import SimulationResult, path_generators, simulate
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.schedules import Constant, StepDecay
+from lrdecay.theory.engine import SimulationResult, path_generators, simulate
 
 
 # ---------------------------------------------------------------- deterministic: GD ---------------
@@ -34,7 +34,7 @@ def test_gd_nonlinear_matches_plain_loop_and_schedule():
 
 def test_record_times_are_block_independent(monkeypatch):
     """t_k = sum_{j<k} eta_j per path, whatever the block size of the running sum."""
-    import theory.engine as sde
+    import lrdecay.theory.engine as sde
     sch = [StepDecay(0.1, 5), StepDecay(0.2, 3, factor=0.5), Constant(0.05)]
     rec = np.array([0, 1, 4, 5, 9, 10, 17])
     ref = np.array([[sum(s(j) for j in range(k)) for s in sch] for k in rec])

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from theory import model as m
-from theory.flow import (batched_gradient_flow, gradient_flow, gradient_flow_batch, linear_flow_closed_form,
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.flow import (batched_gradient_flow, gradient_flow, gradient_flow_batch, linear_flow_closed_form,
                          problem_gradient_flow, problem_gradient_flow_batch)
-from theory.problem import Problem
+from lrdecay.theory.problem import Problem
 
 
 def test_linear_closed_form_solves_the_ode():

@@ -1,4 +1,4 @@
-"""The generic model (theory.models.generic: everything from f(theta, X) by torch.func) against independent oracles:
+"""The generic model (lrdecay.theory.models.generic: everything from f(theta, X) by torch.func) against independent oracles:
 the hand-written main model, diagonal and two-layer networks (to rounding), central finite differences, the closed-form
 end points of the drift (w_mn, the linprog l1 interpolator, the two-layer trace minimum, the depth-3 network's
 l_{4/3} interpolator) and a plain per-path SGD loop."""
@@ -8,14 +8,14 @@ import pytest
 pytest.importorskip("torch")
 
 from tests.conftest import fd_jacobian  # noqa: E402
-from theory import model as m  # noqa: E402
-from theory import quasistatic as q  # noqa: E402
-from theory.engine import path_generators, simulate  # noqa: E402
-from theory.models import generic_examples as ge  # noqa: E402
-from theory.models.diagonal import DiagonalNetwork  # noqa: E402
-from theory.models.generic import GenericModel, drift_flow  # noqa: E402
-from theory.models.two_layer import TwoLayerLinear  # noqa: E402
-from theory.problem import Problem  # noqa: E402
+from lrdecay.theory.models import nonlinear as m  # noqa: E402
+from lrdecay.theory import quasistatic as q  # noqa: E402
+from lrdecay.theory.engine import path_generators, simulate  # noqa: E402
+from lrdecay.theory.models import generic_examples as ge  # noqa: E402
+from lrdecay.theory.models.diagonal import DiagonalNetwork  # noqa: E402
+from lrdecay.theory.models.generic import GenericModel, drift_flow  # noqa: E402
+from lrdecay.theory.models.two_layer import TwoLayerLinear  # noqa: E402
+from lrdecay.theory.problem import Problem  # noqa: E402
 
 #: "to rounding": relative to the size of the compared quantity, a few hundred ulps of the sums involved
 RTOL = 1e-10
@@ -112,7 +112,7 @@ def test_derivatives_match_finite_differences():
 
 def test_hessian_on_M_is_gauss_newton_and_finite_eta_drift_matches():
     """On M the full Hessian (torch.func.hessian) is J^T J / n; the finite-eta drift (gradient of the log-determinant)
-    equals theory.quasistatic.discrete_drift_velocity (central differences of the eigenvalue sum, 1e-6)."""
+    equals lrdecay.theory.quasistatic.discrete_drift_velocity (central differences of the eigenvalue sum, 1e-6)."""
     p = Problem.generate(d=6, n=3, gamma=1.0, sigma=1.0, seed=4)
     g = ge.from_problem(p)
     w = m.retract(p.w0, p.X, p.y, p.gamma)
@@ -212,7 +212,7 @@ def test_depth3_diagonal_ends_at_the_l43_interpolator():
 
 
 def test_persistence_and_bad_inputs(tmp_path):
-    from theory import io
+    from lrdecay.theory import io
 
     M = ge.relu_teacher_student(d=3, hidden=4, n=5, n_test=10, seed=2)
     back = GenericModel.from_arrays(M.arrays("m__"), M.config(), "m__")

@@ -1,17 +1,17 @@
 """Bad input to the library ends in one ValueError naming the parameter, before any long computation: the
 engine's shapes on every backend, non-finite data, stop conditions of the wrong shape, the batched flow's
-W0, and the caps on memory, work and the drift ODE's horizon (theory.budget)."""
+W0, and the caps on memory, work and the drift ODE's horizon (lrdecay.theory.budget)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from theory import budget
-from theory.engine import simulate
-from theory.flow import batched_gradient_flow
-from theory.kernels import HAVE_NUMBA
-from theory.model import NonlinearModel
-from theory.problem import Problem
+from lrdecay.theory import budget
+from lrdecay.theory.engine import simulate
+from lrdecay.theory.flow import batched_gradient_flow
+from lrdecay.theory.kernels import HAVE_NUMBA
+from lrdecay.theory.models.nonlinear import NonlinearModel
+from lrdecay.theory.problem import Problem
 
 BACKENDS = ["numpy"] + (["numba", "auto"] if HAVE_NUMBA else [])
 try:
@@ -69,7 +69,7 @@ def test_stop_fn_returning_one_bool_applies_to_every_path():
 
 def test_batched_gradient_flow_names_a_W0_of_the_wrong_width():
     p = Problem.generate(d=6, n=3, gamma=1.0, seed=0)
-    from theory import model as m
+    from lrdecay.theory.models import nonlinear as m
 
     def grad(W):
         return m.train_grad(W, p.X, p.y, p.gamma)
@@ -85,7 +85,7 @@ def test_batched_gradient_flow_names_a_W0_of_the_wrong_width():
 def test_default_starts_are_built_one_chunk_at_a_time():
     # problem.w0 for every path is a broadcast view (no P x d array before the chunks), reduced or not;
     # the results equal those from an explicit W0 (to rounding when reduced: one row is projected, not five)
-    from theory.engine import _prepare_model
+    from lrdecay.theory.engine import _prepare_model
 
     p = Problem.generate(d=8, n=3, gamma=1.0, sigma=0.1, seed=0)
     for reduce in (False, True):
@@ -120,7 +120,7 @@ def test_budget_caps_name_the_parameter_and_the_alternatives():
     assert budget.memory_cap() == int(budget.MEMORY_FRACTION * budget.physical_memory())
     # the rate scale a tr Hess / ||theta||^2 of the nonlinear model at a point: closed form h(r) / r^2 on M
     p = Problem.generate(d=6, n=3, gamma=1.0, sigma=0.1, seed=0)
-    from theory import model as m
+    from lrdecay.theory.models import nonlinear as m
 
     w = m.retract(p.w0, p.X, p.y, p.gamma)
     r = float(np.linalg.norm(w))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from theory import model as m
-from theory.problem import Problem
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.problem import Problem
 from tests.conftest import fd_jacobian
 
 GAMMAS = [0.0, 0.5, 1.0, 2.0, 3.7]

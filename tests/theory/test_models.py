@@ -1,4 +1,4 @@
-"""The models of theory.models against independent oracles: central finite differences, sympy
+"""The models of lrdecay.theory.models against independent oracles: central finite differences, sympy
 derivations from the definitions, a brute-force l1 programme, numerical gradient flow, a plain SGD loop."""
 import itertools
 
@@ -8,11 +8,11 @@ import sympy as sp
 from scipy.optimize import minimize
 
 from tests.conftest import fd_jacobian
-from theory.engine import path_generators, simulate
-from theory.flow import gradient_flow
-from theory.models.base import drift_ode
-from theory.models.diagonal import DiagonalNetwork, hypentropy_minimizer, min_l1_interpolator
-from theory.models.two_layer import TwoLayerLinear
+from lrdecay.theory.engine import path_generators, simulate
+from lrdecay.theory.flow import gradient_flow
+from lrdecay.theory.models.base import drift_ode
+from lrdecay.theory.models.diagonal import DiagonalNetwork, hypentropy_minimizer, min_l1_interpolator
+from lrdecay.theory.models.two_layer import TwoLayerLinear
 
 
 def _models():
@@ -131,7 +131,7 @@ def test_plateau_and_persistence(M, rng, tmp_path):
     a = M.sigma**2 / M.n
     assert lead == pytest.approx(0.25 * 0.01 * a * lam.sum(), rel=1e-9)
     assert exact > lead
-    from theory import io
+    from lrdecay.theory import io
     back = type(M).from_arrays(M.arrays("m__"), M.config(), "m__")
     np.testing.assert_array_equal(back.X, M.X)
     assert back.dim == M.dim and back.sigma == M.sigma and isinstance(M, type(back))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from theory.problem import Problem, UnderparameterizedWarning
+from lrdecay.theory.problem import Problem, UnderparameterizedWarning
 
 
 def test_generate_is_deterministic_and_matches_spec():
@@ -42,7 +42,7 @@ def test_save_load_roundtrip(tmp_path, small_problem):
 
 
 def test_load_rejects_other_files(tmp_path):
-    from theory.io import save_result
+    from lrdecay.theory.io import save_result
     save_result(tmp_path / "x.npz", {"a": np.zeros(2)}, {"kind": "Other"})
     with pytest.raises(ValueError, match="not a saved Problem"):
         Problem.load(tmp_path / "x.npz")

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from theory import model as m
-from theory.problem import Problem
-from theory.quasistatic import (drift_at_budget, drift_ode, drift_velocity, noise_scale, plateau_prediction,
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.quasistatic import (drift_at_budget, drift_ode, drift_velocity, noise_scale, plateau_prediction,
                                 radial_velocity)
-from theory.schedules import StepDecay
-from theory.engine import simulate
+from lrdecay.theory.schedules import StepDecay
+from lrdecay.theory.engine import simulate
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from theory.schedules import (Constant, Cosine, FunctionSchedule, MultiStep, StepDecay, WarmupStableDecay,
+from lrdecay.theory.schedules import (Constant, Cosine, FunctionSchedule, MultiStep, StepDecay, WarmupStableDecay,
                               as_schedule)
 
 
@@ -87,7 +87,7 @@ def test_negative_step_rejected():
 
 
 # ---- cyclic schedules and the drift budget ---------------------------------------------------------
-from theory.schedules import CosineWarmRestarts, OneCycle, Triangular, drift_budget  # noqa: E402
+from lrdecay.theory.schedules import CosineWarmRestarts, OneCycle, Triangular, drift_budget  # noqa: E402
 
 
 def _triangular_loop(eta, h, lo, T, start="low"):
@@ -229,13 +229,13 @@ def test_a_function_without_readable_source_warns():
     (lambda k: np.inf, r"non-finite learning rate inf at step 0"),
 ])
 def test_checked_rates_refuses_negative_and_non_finite_rates(fn, match):
-    from theory.schedules import checked_rates
+    from lrdecay.theory.schedules import checked_rates
     with pytest.raises(ValueError, match=match):
         checked_rates(as_schedule(fn), np.arange(10))
 
 
 def test_checked_rates_accepts_zero_and_names_the_schedule_class():
-    from theory.schedules import checked_rates
+    from lrdecay.theory.schedules import checked_rates
     np.testing.assert_array_equal(checked_rates(Cosine(0.1, 4), np.arange(4, 6)), [0.0, 0.0])   # zero is allowed
     class Broken(StepDecay):
         def _eta(self, s):

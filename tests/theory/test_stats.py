@@ -1,10 +1,10 @@
-"""theory.stats against closed forms and textbook values (computed here, not by scipy)."""
+"""lrdecay.theory.stats against closed forms and textbook values (computed here, not by scipy)."""
 import math
 
 import numpy as np
 import pytest
 
-from theory.stats import clopper_pearson, mean_sem, wilson_interval
+from lrdecay.theory.stats import clopper_pearson, mean_sem, wilson_interval
 
 Z95 = 1.959963984540054
 
@@ -63,7 +63,7 @@ def test_bad_confidence():
 
 
 # ---- survival and censored regression --------------------------------------------------------------
-from theory.stats import censored_normal_regression, kaplan_meier, km_median  # noqa: E402
+from lrdecay.theory.stats import censored_normal_regression, kaplan_meier, km_median  # noqa: E402
 
 
 def test_kaplan_meier_by_hand():

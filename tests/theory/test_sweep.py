@@ -1,4 +1,4 @@
-"""Tests of theory.sweep: grids, cache keys, seeding, executors, resume after a kill, failures."""
+"""Tests of lrdecay.theory.sweep: grids, cache keys, seeding, executors, resume after a kill, failures."""
 from __future__ import annotations
 
 import json
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from theory.io import load_result
-from theory.sweep import SweepError, config_seed, grid, run_sweep, task_key
+from lrdecay.theory.io import load_result
+from lrdecay.theory.sweep import SweepError, config_seed, grid, run_sweep, task_key
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
@@ -205,7 +205,7 @@ def _sweep_script(cache_dir: Path, executor: str, max_workers: int) -> str:
         import importlib, sys
         sys.path[:0] = [{str(TESTS_DIR)!r}, {str(REPO)!r}]
         mod = importlib.import_module({__name__!r})  # the same module name, hence the same task keys
-        from theory.sweep import run_sweep
+        from lrdecay.theory.sweep import run_sweep
         run_sweep(mod.toy_task, mod.toy_configs(4, 2), cache_dir={str(cache_dir)!r},
                   executor={executor!r}, max_workers={max_workers}, progress=False)
     """)

@@ -1,14 +1,14 @@
-"""Tests of theory.symbolic.convex: sympy derivations against the paper's published values
+"""Tests of lrdecay.theory.symbolic.convex: sympy derivations against the paper's published values
 (Nakkiran 2020, equations (1)-(4), the good/bad table, the gradient-flow display, Proposition 1) and
-against the numerical closed forms of theory.convex (two independent routes to the same numbers)."""
+against the numerical closed forms of lrdecay.theory.convex (two independent routes to the same numbers)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import sympy as sp
 
-from theory import convex as cv
-from theory.symbolic import convex as cs
+from lrdecay.theory import convex as cv
+from lrdecay.theory.symbolic import convex as cs
 
 S_ = cs.symbols()
 EPS = S_["eps"]

@@ -1,7 +1,7 @@
-"""Symbolic checks of the nonlinear model: sympy derivations (theory.symbolic) against theory.model.
+"""Symbolic checks of the nonlinear model: sympy derivations (lrdecay.theory.symbolic) against lrdecay.theory.models.nonlinear.
 
 Oracle: expressions derived by sympy from the model ``f(w; x) = ||w||^gamma w^T x`` and the loss
-definitions only (see theory/symbolic.py). Numeric functions of theory.model are compared with the
+definitions only (see theory/symbolic.py). Numeric functions of lrdecay.theory.models.nonlinear are compared with the
 lambdified derivations at random points; closed-form claims of docs/science.md are compared with the derived
 expressions symbolically. Tolerances are stated per test (relative 1e-10 for the numeric comparisons,
 exact zero for the symbolic identities).
@@ -11,9 +11,9 @@ import pytest
 import sympy as sp
 from scipy.linalg import solve_discrete_lyapunov
 
-from theory import model as m
-from theory.symbolic import nonlinear as S
-from theory.problem import Problem
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.symbolic import nonlinear as S
+from lrdecay.theory.problem import Problem
 
 GAMMAS = [0.0, 0.5, 1.0, 2.0, 3.7]
 RTOL = 1e-10
@@ -39,7 +39,7 @@ def manifold_points(X, y, gamma, rng, k=3, scale=1.0):
 
 
 # ---------------------------------------------------------------------------------------------
-# the statements under test (docs/science.md / theory.model docstrings), typed here as claimed
+# the statements under test (docs/science.md / lrdecay.theory.models.nonlinear docstrings), typed here as claimed
 # ---------------------------------------------------------------------------------------------
 def theory_claims(n: int) -> dict:
     """The closed forms as docs/science.md states them, for ``n`` data points. Nothing above derives from
@@ -68,7 +68,7 @@ def theory_claims(n: int) -> dict:
 def test_alpha_is_grad_x_f_and_dalpha_symmetric_and_chain_rule():
     D = S.derive(3, 1)
     s = D.sym
-    # D alpha is symmetric (theory.model.dalpha_apply relies on it for the vector-Jacobian product)
+    # D alpha is symmetric (lrdecay.theory.models.nonlinear.dalpha_apply relies on it for the vector-Jacobian product)
     assert all(S._reduce_to_zero(e, s.S) == 0 for e in D.dalpha - D.dalpha.T)
     # grad_w f(w; x) = D alpha(w)^T x
     assert all(S._reduce_to_zero(e, s.S) == 0 for e in D.grad_f - D.dalpha.T * s.x)
@@ -153,7 +153,7 @@ def test_lyapunov_solution_and_plateau_constant():
 
 
 # =============================================================================================
-# theory.model against the lambdified derivations
+# lrdecay.theory.models.nonlinear against the lambdified derivations
 # =============================================================================================
 @pytest.mark.parametrize("gamma", GAMMAS)
 def test_alpha_inverse_dalpha_against_derivation(gamma):
@@ -192,7 +192,7 @@ def test_loss_gradient_trace_against_derivation(gamma, d, n):
 @pytest.mark.parametrize("gamma", GAMMAS)
 @pytest.mark.parametrize("d,n", [(3, 2), (4, 2)])
 def test_hessian_trace_grad_against_derivation(gamma, d, n):
-    """theory.model.hessian_trace_grad (closed form) against the derived third derivatives, off M and on M."""
+    """lrdecay.theory.models.nonlinear.hessian_trace_grad (closed form) against the derived third derivatives, off M and on M."""
     rng, X, y = data(13, d, n)
     W = np.concatenate([rng.standard_normal((3, d)), manifold_points(X, y, gamma, rng, k=2)])
     for w in W:
@@ -391,10 +391,10 @@ def test_plateau_of_nonlinear_label_noise_sgd():
 
 
 # =============================================================================================
-# theory.quasistatic against the derivations
+# lrdecay.theory.quasistatic against the derivations
 # =============================================================================================
 def _qs():
-    from theory import quasistatic
+    from lrdecay.theory import quasistatic
     return quasistatic
 
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from theory.validation import finite_array, nonneg, positive
+from lrdecay.theory.validation import finite_array, nonneg, positive
 
 
 def plateau_from_eigs(lam, eta: float, a: float) -> tuple[float, float]:

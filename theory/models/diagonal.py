@@ -16,7 +16,7 @@ Formulas (the notation of docs/science.md, §1; ``c_j = ||X_{:,j}||^2``, ``g = X
 is 0, so the minimum of the Hessian trace on M is the *weighted minimum-l1 interpolator*
 ``argmin sum_j c_j |beta_j|  s.t.  X beta = y`` (a linear programme, :func:`min_l1_interpolator`); with
 columns of equal norm it is the minimum-l1 interpolator. The quasistatic drift of label-noise SGD
-(:func:`theory.models.base.drift_ode`) shrinks ``c * (u, v)`` along M towards it: its stationary points
+(:func:`lrdecay.theory.models.base.drift_ode`) shrinks ``c * (u, v)`` along M towards it: its stationary points
 satisfy ``u_j ((X^T lambda)_j - 4 c_j / n) = 0`` and ``v_j ((X^T lambda)_j + 4 c_j / n) = 0``, the l1
 optimality conditions.
 
@@ -34,9 +34,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linprog
 
-from theory import io
-from theory.models.base import LinearReadoutModel
-from theory.validation import choice, integer, nonneg, positive
+from lrdecay.theory import io
+from lrdecay.theory.models.base import LinearReadoutModel
+from lrdecay.theory.validation import choice, integer, nonneg, positive
 
 
 @io.record_type

@@ -6,7 +6,7 @@ A :class:`GenericModel` holds a prediction function ``predict(theta, X) -> (n,)`
 ``(X_test, y_test)`` (``m`` points). Everything the engine and the drift need is derived from ``predict`` by
 automatic differentiation (``torch.func``: ``vmap`` over paths, ``jacrev``, ``grad``; reverse-mode autograd for the
 vector-Jacobian products of the engine's steps); nothing about the
-model is written by hand. Notation as in :mod:`theory.models.base`:
+model is written by hand. Notation as in :mod:`lrdecay.theory.models.base`:
 
 * residual ``r = f(theta, X) - y``, train loss ``L_n = (1/2n) ||r||^2``, test loss
   ``L = (1/2m) ||f(theta, X_test) - y_test||^2`` (for a linear read-out ``f = X beta`` and ``X_test = sqrt(d) I_d``,
@@ -26,14 +26,14 @@ Averaging the third-order term of the loss over it moves the iterate by ``-(eta/
 
 ``d theta / d tau = -(a/4) P_T grad_theta tr H``,  ``tr H = ||J||_F^2 / n``,
 
-the constant of :func:`theory.quasistatic.drift_velocity` (the main model) and
-:meth:`theory.models.base.LinearReadoutModel.drift_velocity`. On M, ``grad tr Hess L_n`` and ``grad tr H`` differ by
+the constant of :func:`lrdecay.theory.quasistatic.drift_velocity` (the main model) and
+:meth:`lrdecay.theory.models.base.LinearReadoutModel.drift_velocity`. On M, ``grad tr Hess L_n`` and ``grad tr H`` differ by
 ``(1/n) sum_i (tr Hess f_i) grad r_i = J^T c``, a normal vector, so the tangent drift is the same whichever trace
 is differentiated (the hand-written models differentiate the full ``tr Hess L_n``). At a finite ``eta`` the exact OU
 covariance replaces ``tr H`` by ``R_eta = -(2/eta) sum_j log(1 - eta lambda_j / 2) = -(2/eta) log det(I - eta J J^T
-/ (2n))`` (:func:`theory.quasistatic.discrete_regularizer`; ``lambda_j`` the eigenvalues of ``J J^T / n``), differentiated
+/ (2n))`` (:func:`lrdecay.theory.quasistatic.discrete_regularizer`; ``lambda_j`` the eigenvalues of ``J J^T / n``), differentiated
 here through the log-determinant. :func:`drift_flow` integrates the drift from many starts with the gradient-flow
-integrator of :mod:`theory.flow` (``solve_ivp`` with a terminal event), retracting onto M after each stretch of drift time, with a per-path
+integrator of :mod:`lrdecay.theory.flow` (``solve_ivp`` with a terminal event), retracting onto M after each stretch of drift time, with a per-path
 status and a stop at a small drift speed (a trace-minimising point of M).
 
 torch is imported inside the methods only, so :mod:`theory` imports without it.
@@ -46,9 +46,9 @@ from functools import partial
 
 import numpy as np
 
-from theory import io
-from theory.models.base import plateau_from_eigs
-from theory.validation import finite_array, integer, nonneg, positive
+from lrdecay.theory import io
+from lrdecay.theory.models.base import plateau_from_eigs
+from lrdecay.theory.validation import finite_array, integer, nonneg, positive
 
 #: statuses of :func:`drift_flow`'s paths
 DRIFT_STATUSES = ("time_limit", "stationary", "retraction_failed", "diverged", "failed")
@@ -209,7 +209,7 @@ class GenericModel:
         T, lead = self._batch(Theta)
         return self._np(self._f_test(T), lead, (len(self.y_test),))
 
-    #: the name :func:`theory.models.base.drift_ode` and :mod:`theory.studies.model_decay` store the model's
+    #: the name :func:`lrdecay.theory.models.base.drift_ode` and :mod:`lrdecay.theory.studies.model_decay` store the model's
     #: read-out under (for a linear read-out with ``X_test = sqrt(d) I_d`` it is ``sqrt(d) beta``)
     beta = test_predictions
 
@@ -346,13 +346,13 @@ class GenericModel:
         return W.reshape(lead + (self.dim,)), ok.reshape(lead)
 
     def retract(self, Theta, tol: float = 1e-13, max_iter: int = 50) -> np.ndarray:
-        """:meth:`retract_status` without the status (the interface of :meth:`theory.models.base.LinearReadoutModel.retract`)."""
+        """:meth:`retract_status` without the status (the interface of :meth:`lrdecay.theory.models.base.LinearReadoutModel.retract`)."""
         return self.retract_status(Theta, tol, max_iter)[0]
 
     def plateau(self, theta, eta: float, a: float | None = None) -> tuple[float, float]:
         """Predicted Phase II train-loss plateau near ``theta`` on M: ``(leading, exact)``, leading
         ``(eta a / 4) tr H`` and exact ``(eta a / 4) sum lambda_j / (1 - eta lambda_j / 2)`` (``inf`` if
-        ``eta lambda_max >= 2``); ``a = sigma^2 / n`` by default (as :meth:`theory.models.base.LinearReadoutModel.plateau`)."""
+        ``eta lambda_max >= 2``); ``a = sigma^2 / n`` by default (as :meth:`lrdecay.theory.models.base.LinearReadoutModel.plateau`)."""
         eta = positive("eta", eta)
         a = self.sigma**2 / self.n if a is None else nonneg("a", a)
         return plateau_from_eigs(self.gauss_newton_eigs(theta), eta, a)
@@ -460,13 +460,13 @@ def drift_flow(model: GenericModel, Theta_start, tau_max: float, a: float, *, et
     ``Theta_start`` (retracted onto M first) up to ``tau_max``.
 
     The drift time is cut at ``tau_eval`` (default ``n_eval`` equal stretches); on each stretch every unfinished
-    path runs :func:`theory.flow.gradient_flow` (``solve_ivp``'s ``method``, default LSODA: the drift is stiff, its
+    path runs :func:`lrdecay.theory.flow.gradient_flow` (``solve_ivp``'s ``method``, default LSODA: the drift is stiff, its
     tangent modes range from the fast ones of the landing region to the slow approach of coordinates that vanish at
     the end; ``rtol``, ``atol``) on the field with a terminal event at ``||d theta / d tau|| = speed_tol`` (default ``speed_rtol`` times the path's starting speed), and is then
     retracted onto M (:meth:`GenericModel.retract_status`). A path ends ``"stationary"`` at the event (a
     trace-minimising point of M, to that tolerance), ``"retraction_failed"`` if Gauss–Newton does not bring it back
     to M, ``"diverged"``/``"failed"`` as the integrator says, else ``"time_limit"``."""
-    from theory.flow import gradient_flow
+    from lrdecay.theory.flow import gradient_flow
 
     tau_max = positive("tau_max", tau_max)
     a = positive("a", a)

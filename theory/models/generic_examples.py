@@ -1,10 +1,10 @@
-r"""Models written only as ``f(theta, X)`` for :class:`theory.models.generic.GenericModel`, and their references.
+r"""Models written only as ``f(theta, X)`` for :class:`lrdecay.theory.models.generic.GenericModel`, and their references.
 
 Prediction functions (torch, one parameter vector ``theta`` of shape ``(D,)``):
 
-* :func:`predict_nonlinear` ``||w||^gamma X w`` — the main model (:mod:`theory.model`);
-* :func:`predict_diagonal` ``X (u * u - v * v)`` — :class:`theory.models.diagonal.DiagonalNetwork`;
-* :func:`predict_two_layer` ``X W_1^T w_2`` — :class:`theory.models.two_layer.TwoLayerLinear`;
+* :func:`predict_nonlinear` ``||w||^gamma X w`` — the main model (:mod:`lrdecay.theory.models.nonlinear`);
+* :func:`predict_diagonal` ``X (u * u - v * v)`` — :class:`lrdecay.theory.models.diagonal.DiagonalNetwork`;
+* :func:`predict_two_layer` ``X W_1^T w_2`` — :class:`lrdecay.theory.models.two_layer.TwoLayerLinear`;
 * :func:`predict_diagonal3` ``X (u^3 - v^3)`` — the depth-3 diagonal network;
 * :func:`predict_relu` ``relu(X W_1^T) w_2 / sqrt(h)`` — a two-layer ReLU network.
 
@@ -34,8 +34,8 @@ import math
 
 import numpy as np
 
-from theory.models.generic import GenericModel
-from theory.validation import integer, nonneg, positive
+from lrdecay.theory.models.generic import GenericModel
+from lrdecay.theory.validation import integer, nonneg, positive
 
 
 # --------------------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def _identity_test(d: int, beta_star):
 
 
 def from_problem(problem, theta0=None) -> GenericModel:
-    """The main model ``||w||^gamma w^T x`` of a :class:`~theory.problem.Problem` (test loss ``1/2 ||alpha -
+    """The main model ``||w||^gamma w^T x`` of a :class:`~lrdecay.theory.problem.Problem` (test loss ``1/2 ||alpha -
     alpha*||^2``, without the problem's constant offset)."""
     from functools import partial
 
@@ -99,8 +99,8 @@ def from_problem(problem, theta0=None) -> GenericModel:
 
 
 def from_linear_readout(model) -> GenericModel:
-    """The generic twin of a :class:`~theory.models.diagonal.DiagonalNetwork` or
-    :class:`~theory.models.two_layer.TwoLayerLinear`."""
+    """The generic twin of a :class:`~lrdecay.theory.models.diagonal.DiagonalNetwork` or
+    :class:`~lrdecay.theory.models.two_layer.TwoLayerLinear`."""
     from functools import partial
 
     if model.NAME == "diagonal":
@@ -120,10 +120,10 @@ def from_linear_readout(model) -> GenericModel:
 
 def diagonal3(d: int = 12, n: int = 6, sparsity: int = 2, sigma: float = 1.0, init_scale: float = 1.0,
               seed: int = 0) -> GenericModel:
-    """``beta = u^3 - v^3`` on the data of :meth:`theory.models.diagonal.DiagonalNetwork.generate` (columns
+    """``beta = u^3 - v^3`` on the data of :meth:`lrdecay.theory.models.diagonal.DiagonalNetwork.generate` (columns
     normalised to ``c_j = n``, a sparse target), from ``u_0 = v_0 = init_scale 1``; test set ``sqrt(d) I_d`` (the
     test loss is ``1/2 ||beta - beta*||^2``)."""
-    from theory.models.diagonal import DiagonalNetwork
+    from lrdecay.theory.models.diagonal import DiagonalNetwork
 
     base = DiagonalNetwork.generate(d=d, n=n, sparsity=sparsity, sigma=sigma, init_scale=init_scale, seed=seed)
     Xt, yt = _identity_test(base.d, base.beta_star)

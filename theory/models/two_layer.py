@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory import io
-from theory.models.base import LinearReadoutModel
-from theory.validation import integer, nonneg, positive
+from lrdecay.theory import io
+from lrdecay.theory.models.base import LinearReadoutModel
+from lrdecay.theory.validation import integer, nonneg, positive
 
 
 @io.record_type

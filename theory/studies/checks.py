@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory import io
+from lrdecay.theory import io
 
 
 # Tolerances of the report's claims on these checks (fixed in advance; see each claim's text):
@@ -59,10 +59,10 @@ def _fd_hessian_trace(f_grad, w, h=1e-6):
 def core_checks(paths: int = 8, seed: int = 0) -> Checks:
     """Geometry (alpha, Hessian trace on M, min-norm point, flatness condition), the exact reduction,
     SGD = EM, and the Phase I time scale."""
-    from theory import model as m
-    from theory.engine import simulate
-    from theory.problem import Problem
-    from theory.quasistatic import plateau_prediction
+    from lrdecay.theory.models import nonlinear as m
+    from lrdecay.theory.engine import simulate
+    from lrdecay.theory.problem import Problem
+    from lrdecay.theory.quasistatic import plateau_prediction
 
     rng = np.random.default_rng(seed)
     out: dict = {}
@@ -135,8 +135,8 @@ def naive_label_noise_sgd(problem, W0, *, eta: float, steps: int, seed: int) -> 
     """Full-batch label-noise SGD written out per path, ``w <- w - (eta/n) J(w)^T (X alpha(w) - y - sigma xi)``
     with the Jacobian ``J = X D alpha(w)`` formed as a matrix and ``xi`` from the engine's documented
     streams ``SeedSequence(seed, spawn_key=(p, 0))``: an oracle for the engine's fused update."""
-    from theory import model as m
-    from theory.engine import path_generators
+    from lrdecay.theory.models import nonlinear as m
+    from lrdecay.theory.engine import path_generators
 
     p = problem
     out = []
@@ -162,11 +162,11 @@ def phase1_exponent(paths: int = 16, seed: int = 3, etas=PHASE1_ETAS) -> dict:
     root-found gradient flow for comparison with ``eta k_1``."""
     from scipy import stats as st
 
-    from theory import model as m
-    from theory.engine import simulate
-    from theory.flow import problem_gradient_flow
-    from theory.problem import Problem
-    from theory.quasistatic import plateau_prediction
+    from lrdecay.theory.models import nonlinear as m
+    from lrdecay.theory.engine import simulate
+    from lrdecay.theory.flow import problem_gradient_flow
+    from lrdecay.theory.problem import Problem
+    from lrdecay.theory.quasistatic import plateau_prediction
 
     p = Problem.generate(d=50, n=10, gamma=1.0, sigma=0.3, seed=0)
     landing = m.retract(p.w0, p.X, p.y, p.gamma)
@@ -193,9 +193,9 @@ def symbolic_checks(points: int = 5, seed: int = 0) -> Checks:
     expressions at random points, gamma in {0, 0.5, 1, 2, 3.7}."""
     import sympy as sp
 
-    from theory import model as m
-    from theory.problem import Problem
-    from theory.symbolic import nonlinear as s
+    from lrdecay.theory.models import nonlinear as m
+    from lrdecay.theory.problem import Problem
+    from lrdecay.theory.symbolic import nonlinear as s
 
     ident = {"trace_on_M_minus_h": str(sp.simplify(s.manifold_trace_identity(3, 2))),
              "drift_minus_radial": str(sp.simplify(s.drift_identity(3, 2))),

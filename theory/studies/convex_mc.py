@@ -1,6 +1,6 @@
 r"""Proposition 1 of Nakkiran (2020) by Monte Carlo, Lemma 2 against K, and the data of Figure 1.
 
-The closed forms, the numerical flows and Lemma 2 live in :mod:`theory.convex` (with the setting and
+The closed forms, the numerical flows and Lemma 2 live in :mod:`lrdecay.theory.convex` (with the setting and
 the normalization); this study draws the samples and collects the numbers that ``lrdecay convex`` and
 the report show:
 
@@ -18,12 +18,12 @@ from typing import Sequence
 
 import numpy as np
 
-from theory import io
-from theory.convex import (BOUND_RTOL, NORMALIZATION, PROP1_N, PROP1_SIGMA, EigenBasis, gd_phase_closed, gf_delta,
+from lrdecay.theory import io
+from lrdecay.theory.convex import (BOUND_RTOL, NORMALIZATION, PROP1_N, PROP1_SIGMA, EigenBasis, gd_phase_closed, gf_delta,
                            gf_stopping_time, gradient_descent_numerical, gradient_flow_numerical, lemma2,
                            population_loss, prop1_beta_star, prop1_sample_covariance, simultaneous_eigenbasis)
-from theory.stats import clopper_pearson
-from theory.validation import finite_array, integer, open_unit, positive
+from lrdecay.theory.stats import clopper_pearson
+from lrdecay.theory.validation import finite_array, integer, open_unit, positive
 
 #: Relative slack on the 0.75 eps side of Proposition 1's separation event (stands in for the tail).
 SEP_RTOL = 1e-6
@@ -52,7 +52,7 @@ def prop1_draws_needed(level: float = PROP1_LEVEL, power: float = PROP1_POWER, e
 
 def lemma2_bounds_from_eigendata(lam, gam, delta0, *, eps: float, alpha: float, K: int, n_small: int) -> tuple:
     r"""Lemma 2's two bounds written out from the eigen-data (``gam`` descending, ``delta0`` in the eigenbasis,
-    step ``eta = 1/gam[0]``), independently of :func:`theory.convex.lemma2`:
+    step ``eta = 1/gam[0]``), independently of :func:`lrdecay.theory.convex.lemma2`:
     ``slow >= eps (1 - alpha) min_{j in S} lam_j / gam_j`` over the last ``n_small`` coordinates, and
     ``fast <= eps max_{gam_j = gam_1} lam_j / gam_j + c^K sum_{i in Q} lam_i delta_i(0)^2`` with
     ``Q = {i : gam_i != gam_1}``, ``c = max_{j in Q} (1 - 2 gam_j / gam_1)^2``. Returns ``(slow, fast)``."""

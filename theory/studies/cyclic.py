@@ -3,7 +3,7 @@ r"""``lrdecay cyclic``: cyclic learning-rate schedules beside constant, step, mu
 One problem of the nonlinear model (docs/science.md, §1 model) and one step budget ``T``. Every schedule starts at the same
 landing point ``w_L`` on M (noise-free gradient descent at the peak rate ``eta`` from ``w0`` until
 ``L_n <= 1e-14``, retracted), with ``paths`` label-noise SGD paths each (one engine call; the result is a
-:class:`theory.studies.decay.ScheduleComparison`). Schedules (:func:`cyclic_schedules`): ``constant``;
+:class:`lrdecay.theory.studies.decay.ScheduleComparison`). Schedules (:func:`cyclic_schedules`): ``constant``;
 ``step@0.90`` (``eta -> eta factor`` at 0.9 T); ``multistep`` (x ``factor`` at T/2 and 3T/4); ``cosine`` (to
 ``eta factor``); ``wsd`` (5 % warm-up, decay over the last 10 %); ``triangular`` (``cycles`` triangles between
 ``eta factor`` and ``eta``, starting low); ``cosine-restarts`` (SGDR, ``cycles`` cosine cycles from ``eta`` to
@@ -11,7 +11,7 @@ landing point ``w_L`` on M (noise-free gradient descent at the peak rate ``eta``
 
 **Prediction (quasistatic, derived).** Each step moves the point along M by ``-(eta_k^2 a / 4) P_T grad tr Hess L_n``
 when the normal fluctuations have settled at ``eta_k a / 2``, so after any schedule the position on M is the drift
-ODE's at the *drift budget* ``tau_S = sum_{k<T} eta_k^2`` (:func:`theory.schedules.drift_budget`), whatever the
+ODE's at the *drift budget* ``tau_S = sum_{k<T} eta_k^2`` (:func:`lrdecay.theory.schedules.drift_budget`), whatever the
 schedule's shape. Measured: the distance ``||retract(w_T) - w_mn|| / ||w_mn||`` of the final position on M, turned
 into an *effective drift time* ``tau_hat`` (the ODE time at which the ODE is as far from ``w_mn``), and the test loss
 of the retracted final iterate (the raw final test loss adds the normal fluctuation of the final rate). Consequently schedules are ranked by ``tau_S``: a cyclic
@@ -26,23 +26,23 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from theory import io
-from theory import model as m
-from theory.budget import check_ode_horizon, check_work, drift_rate, sgd_work
-from theory.engine import simulate
-from theory.problem import Problem
-from theory.quasistatic import drift_ode, normal_hessian_eigs
-from theory.reduction import Reduction
-from theory.schedules import (Constant, Cosine, CosineWarmRestarts, MultiStep, OneCycle, Schedule, StepDecay,
+from lrdecay.theory import io
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.budget import check_ode_horizon, check_work, drift_rate, sgd_work
+from lrdecay.theory.engine import simulate
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.quasistatic import drift_ode, normal_hessian_eigs
+from lrdecay.theory.reduction import Reduction
+from lrdecay.theory.schedules import (Constant, Cosine, CosineWarmRestarts, MultiStep, OneCycle, Schedule, StepDecay,
                               Triangular, WarmupStableDecay, drift_budget)
-from theory.stats import mean_sem
-from theory.studies.decay import ScheduleComparison
-from theory.validation import fraction, integer, nonneg, positive
+from lrdecay.theory.stats import mean_sem
+from lrdecay.theory.studies.decay import ScheduleComparison
+from lrdecay.theory.validation import fraction, integer, nonneg, positive
 
 #: claim: for every schedule the effective drift time of its final position, tau_hat (the ODE time at which the
 #: ODE is as far from w_mn on M), satisfies |tau_hat / tau_S - 1| <= eta lambda_max / 2 + CYCLIC_MC, with
 #: lambda_max the Gauss-Newton sharpness at the landing point and eta the peak rate: the first-order finite-eta
-#: correction of the normal covariance is at most eta lambda_max / 2 in relative size (theory.quasistatic,
+#: correction of the normal covariance is at most eta lambda_max / 2 in relative size (lrdecay.theory.quasistatic,
 #: discrete_regularizer), and CYCLIC_MC covers the Monte Carlo error of 8 paths and the lag of the normal
 #: fluctuations behind a changing rate (small when the adiabaticity ratio is >= 1).
 CYCLIC_MC = 0.05

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from theory import io
-from theory.engine import SimulationResult, simulate
-from theory.phases import flow_landing_test_loss
-from theory.problem import Problem
-from theory.schedules import Cosine, Schedule, StepDecay, WarmupStableDecay
-from theory.stats import mean_sem
-from theory.validation import fraction, integer, integers, numbers, positive
+from lrdecay.theory import io
+from lrdecay.theory.engine import SimulationResult, simulate
+from lrdecay.theory.phases import flow_landing_test_loss
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.schedules import Cosine, Schedule, StepDecay, WarmupStableDecay
+from lrdecay.theory.stats import mean_sem
+from lrdecay.theory.validation import fraction, integer, integers, numbers, positive
 
 # --------------------------------------------------------------------------------------------------
 # Claims' tolerances (fixed in advance; the report imports them)
@@ -169,8 +169,8 @@ def decay_sweep(problem: Problem, *, eta: float = 0.02, decay_steps=(0, 1000, 10
 def _drift_prediction(problem: Problem, tau_max: float, batch_size) -> tuple[np.ndarray, np.ndarray]:
     """The drift ODE from the landing point ``retract(w0)`` up to ``tau_max`` (a = sigma^2 / b); for
     gamma = 0 it is at rest."""
-    from theory import model as m
-    from theory.quasistatic import drift_ode, noise_scale
+    from lrdecay.theory.models import nonlinear as m
+    from lrdecay.theory.quasistatic import drift_ode, noise_scale
 
     a = noise_scale(problem, batch_size)
     if problem.gamma == 0 or a == 0:

@@ -1,18 +1,18 @@
 r"""``lrdecay diagonal``: label-noise SGD on the diagonal linear network, against its drift ODE and the l1 interpolator.
 
-The model is :class:`theory.models.diagonal.DiagonalNetwork` (``beta = u * u - v * v``, columns of ``X``
+The model is :class:`lrdecay.theory.models.diagonal.DiagonalNetwork` (``beta = u * u - v * v``, columns of ``X``
 normalised so that the Hessian trace ``(4/n) sum_j c_j (u_j^2 + v_j^2)`` is minimised on M at the minimum-l1
 interpolator). From ``u_0 = v_0 = init_scale 1`` gradient flow lands (closed form,
-:meth:`~theory.models.diagonal.DiagonalNetwork.flow_landing`) near the minimum-l2 interpolator when
+:meth:`~lrdecay.theory.models.diagonal.DiagonalNetwork.flow_landing`) near the minimum-l2 interpolator when
 ``init_scale`` is of order 1; label-noise SGD at a large learning rate then drifts along M towards the
-minimum-l1 interpolator (:func:`~theory.models.diagonal.min_l1_interpolator`, ``linprog``). Two targets:
+minimum-l1 interpolator (:func:`~lrdecay.theory.models.diagonal.min_l1_interpolator`, ``linprog``). Two targets:
 
 * ``sparse`` (``sparsity`` non-zeros, ``n`` large enough for l1 recovery): the test minimum *is* the
   trace-minimising point, so a later decay helps;
 * ``rowspace`` (``beta*`` in the row space of ``X``): the test minimum is the minimum-l2 interpolator, near
   the landing point, so the drift moves away from it and a later decay hurts.
 
-Each target is one :func:`theory.studies.model_decay.run_model_decay` (SGD rows decayed at fractions of the
+Each target is one :func:`lrdecay.theory.studies.model_decay.run_model_decay` (SGD rows decayed at fractions of the
 Phase II budget, and the ODE), plus a long ODE run (``long_tau_factor`` = 50 x the SGD horizon) for the end point: for the row-space
 target the approach to the l1 point is slow (its dual certificate has entries close to the bound, and the
 rate of each coordinate is proportional to the gap), 8.5 % of the landing's distance remains at 10 x the horizon.
@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from theory import io
-from theory.models.diagonal import DiagonalNetwork
-from theory.studies.model_decay import ModelDecayStudy, check_model_memory, run_model_decay
-from theory.validation import integer, positive
+from lrdecay.theory import io
+from lrdecay.theory.models.diagonal import DiagonalNetwork
+from lrdecay.theory.studies.model_decay import ModelDecayStudy, check_model_memory, run_model_decay
+from lrdecay.theory.validation import integer, positive
 
 #: Phase II: the retracted SGD test loss may differ from the ODE's by this fraction of the ODE's travel.
 #: The quasistatic picture neglects corrections of relative order eta * lambda_mean (the mean Gauss–Newton

@@ -1,13 +1,13 @@
 r"""``lrdecay discrete-eta``: how the quasistatic picture's errors grow with the learning rate.
 
 On one problem of the nonlinear model, for each ``eta`` on a grid (default 0.005 ... 0.05, i.e.
-``eta lambda_max`` from about 0.06 to 0.6 at the start), :func:`theory.studies.drift.compare_drift_with_sgd` runs
+``eta lambda_max`` from about 0.06 to 0.6 at the start), :func:`lrdecay.theory.studies.drift.compare_drift_with_sgd` runs
 ``paths`` label-noise SGD paths and the drift ODE from the same point of M over ``tau = eta^2 k <= tau_max``.
 Measured per ``eta`` (``P`` paths, records ``r`` after the first):
 
 * **drift error** ``e_drift = mean_r (mean_paths ||w_SGD|| - ||w_ODE||) / |Delta_ODE|``, the signed gap in ``||w||``
   averaged over the run, relative to the distance the ODE's norm travels (``Delta_ODE``); the same against the
-  finite-``eta`` drift ODE ``-(a/4) P_T grad R_eta`` (:func:`theory.quasistatic.discrete_regularizer`);
+  finite-``eta`` drift ODE ``-(a/4) P_T grad R_eta`` (:func:`lrdecay.theory.quasistatic.discrete_regularizer`);
 * **plateau error** ``e_plateau = <L_n> / <(eta a / 4) tr H> - 1`` against the leading-order plateau, and against
   the exact OU plateau ``(eta a / 4) sum_j lambda_j / (1 - eta lambda_j / 2)`` (both averaged along the ODE's
   path); the linear OU predicts the first to be ``<exact> / <leading> - 1 = eta sum lambda_j^2 / (2 sum lambda_j)
@@ -23,13 +23,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from theory import io
-from theory import model as m
-from theory.budget import check_ode_horizon, check_work, drift_rate, sgd_work
-from theory.problem import Problem
-from theory.quasistatic import drift_ode, noise_scale, plateau_prediction
-from theory.studies.drift import DriftComparison, compare_drift_with_sgd
-from theory.validation import integer, nonneg, numbers, positive
+from lrdecay.theory import io
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.budget import check_ode_horizon, check_work, drift_rate, sgd_work
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.quasistatic import drift_ode, noise_scale, plateau_prediction
+from lrdecay.theory.studies.drift import DriftComparison, compare_drift_with_sgd
+from lrdecay.theory.validation import integer, nonneg, numbers, positive
 
 #: the fitted log-log slopes of the drift error and of the leading-order plateau error must lie in this range:
 #: O(eta) means p = 1; over eta lambda_max in [0.06, 0.6] an O(eta^2) term up to about a third of the linear one

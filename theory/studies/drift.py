@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from theory import io
-from theory import model as m
-from theory.engine import simulate
-from theory.problem import Problem
-from theory.quasistatic import drift_ode, noise_scale, plateau_prediction
-from theory.schedules import as_schedule
-from theory.validation import integer, numbers, positive
+from lrdecay.theory import io
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.engine import simulate
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.quasistatic import drift_ode, noise_scale, plateau_prediction
+from lrdecay.theory.schedules import as_schedule
+from lrdecay.theory.validation import integer, numbers, positive
 
 #: cases where the quasistatic picture is expected to degrade: eta lambda no longer small, sampling noise
 #: on top of the label noise away from M, few samples (a low-dimensional normal space)

@@ -1,19 +1,19 @@
 r"""``lrdecay drift-any``: the quasistatic picture for a model given only as ``f(theta, X)``.
 
-The model is a :class:`theory.models.generic.GenericModel`: a built-in example of
-:data:`theory.models.generic_examples.EXAMPLES` (``relu``: a two-layer ReLU teacher–student network with fewer samples
+The model is a :class:`lrdecay.theory.models.generic.GenericModel`: a built-in example of
+:data:`lrdecay.theory.models.generic_examples.EXAMPLES` (``relu``: a two-layer ReLU teacher–student network with fewer samples
 than parameters, no closed form; ``diagonal3``: the depth-3 diagonal network, whose drift ends at the minimum
 weighted-l_{4/3} interpolator) or any function ``module:function`` returning one (called with ``seed=``).
 
 1. **Landing:** gradient descent without noise at ``eta = lr_factor / lambda_max(J J^T / n)`` (at the start) from the
    model's ``theta0`` until ``L_n <= landing_loss`` (default ``1e-4``) or ``landing_steps``, then the Gauss–Newton
    retraction onto M (Phase I; the retraction moves the point by ``O(sqrt(L_n))``, mostly along the normal space).
-2. **Phase II and the late-decay sweep:** :func:`theory.studies.model_decay.run_model_decay` from the landing point:
+2. **Phase II and the late-decay sweep:** :func:`lrdecay.theory.studies.model_decay.run_model_decay` from the landing point:
    label-noise SGD rows decayed at fractions of the budget ``T = tau_max / eta^2`` against the drift ODE
    ``d theta / d tau = -(a/4) P_T grad tr H`` (the same rows, predictions and gaps as for the hand-written models).
-3. **End point:** :func:`theory.models.generic.drift_flow` from the landing point over ``long_tau_factor * tau_max``
+3. **End point:** :func:`lrdecay.theory.models.generic.drift_flow` from the landing point over ``long_tau_factor * tau_max``
    with a stop at a drift speed ``1e-6`` of the start's; for ``diagonal3`` its distance to the l_{4/3} interpolator
-   (:func:`theory.models.generic_examples.min_l43_interpolator`) relative to the landing point's.
+   (:func:`lrdecay.theory.models.generic_examples.min_l43_interpolator`) relative to the landing point's.
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from theory import io
-from theory.studies.model_decay import ModelDecayStudy, run_model_decay
-from theory.validation import fraction, integer, numbers, positive
+from lrdecay.theory import io
+from lrdecay.theory.studies.model_decay import ModelDecayStudy, run_model_decay
+from lrdecay.theory.validation import fraction, integer, numbers, positive
 
 #: Phase II: retracted SGD test loss against the ODE's, as a fraction of the ODE's travel (as for the diagonal network:
 #: corrections of relative order eta lambda_mean, and the Monte Carlo error of the paths)
@@ -53,7 +53,7 @@ class DriftAnyConfig:
     seed: int = 0
 
     def validate(self) -> "DriftAnyConfig":
-        from theory.models.generic_examples import EXAMPLES
+        from lrdecay.theory.models.generic_examples import EXAMPLES
 
         if not isinstance(self.model, str) or (self.model not in EXAMPLES and ":" not in self.model):
             raise ValueError(f"model must be one of {tuple(EXAMPLES)} or 'module:function', got {self.model!r}")
@@ -84,8 +84,8 @@ class DriftAnyConfig:
 
     def build(self):
         """The model: the example's factory, or the entry point, called with ``seed`` and ``sigma``."""
-        from theory.models.generic import GenericModel, load_reference
-        from theory.models.generic_examples import EXAMPLES
+        from lrdecay.theory.models.generic import GenericModel, load_reference
+        from lrdecay.theory.models.generic_examples import EXAMPLES
 
         fn = EXAMPLES.get(self.model) or load_reference(self.model)
         model = fn(seed=self.seed, sigma=self.sigma)
@@ -117,7 +117,7 @@ class DriftAnyResult(io.Result):
         ref = self.reference.get("beta_ref")
         if ref is None:
             return None
-        from theory.models.generic_examples import diagonal3_beta
+        from lrdecay.theory.models.generic_examples import diagonal3_beta
 
         M, ref = self.study.model, np.asarray(ref)
         return float(np.linalg.norm(diagonal3_beta(M, self.flow_theta_end) - ref)
@@ -143,7 +143,7 @@ class DriftAnyResult(io.Result):
 def landing(model, lr_factor: float, max_steps: int, seed: int = 0, loss: float = 1e-4):
     """Gradient descent at ``lr_factor / lambda_max`` (at the start) until ``L_n <= loss``, then retracted onto M.
     Returns ``(theta_land, steps run)``; a one-line ``RuntimeError`` if it does not land."""
-    from theory.engine import simulate
+    from lrdecay.theory.engine import simulate
 
     eta = lr_factor / model.sharpness(model.theta0)
     sim = simulate(model, model.theta0[None], steps=max_steps, lr=eta, method="gd", seed=seed,
@@ -156,7 +156,7 @@ def landing(model, lr_factor: float, max_steps: int, seed: int = 0, loss: float 
 
 
 def run_drift_any(config: DriftAnyConfig = DriftAnyConfig(), progress: bool = False) -> DriftAnyResult:
-    from theory.models.generic import drift_flow
+    from lrdecay.theory.models.generic import drift_flow
 
     cfg = config.validate()
     t0 = time.perf_counter()
@@ -173,7 +173,7 @@ def run_drift_any(config: DriftAnyConfig = DriftAnyConfig(), progress: bool = Fa
                     method=method)
     reference = {}
     if model.name == "diagonal3":
-        from theory.models.generic_examples import min_l43_interpolator
+        from lrdecay.theory.models.generic_examples import min_l43_interpolator
 
         ref = min_l43_interpolator(model.X, model.y)
         reference = {"beta_ref": ref.tolist(),

@@ -1,7 +1,7 @@
 r"""``lrdecay gamma-study``: does label-noise SGD at a large constant learning rate reach ``w_mn``, against gamma?
 
 For each gamma on a grid and each of many random instances (data ``X``, target ``alpha*``, start
-``w0``; :meth:`theory.problem.Problem.generate`, one seed per instance) one path of full-batch
+``w0``; :meth:`lrdecay.theory.problem.Problem.generate`, one seed per instance) one path of full-batch
 label-noise SGD runs at a large constant learning rate (docs/science.md, §1 Phase II; never decayed) until
 its position *along the minima manifold M* is within a relative tolerance of the minimum-norm solution,
 or until ``max_steps``. Measured per instance and gamma:
@@ -11,12 +11,12 @@ or until ``max_steps``. Measured per instance and gamma:
 (b) whether it got there at all: the fraction of instances that converge, with a Wilson 95 % interval,
     set against the source's bound ``P(converge) >= 1 - exp(-0.1 gamma^2)``;
 (c) the flattest-point condition ``y^T (X X^T)^{-1} y >= (gamma + 2) ||y||^2 / ||X||_F^2``
-    (:func:`theory.model.flatness_condition`), under which ``h(r) = tr Hess L_n`` on M increases with
+    (:func:`lrdecay.theory.models.nonlinear.flatness_condition`), under which ``h(r) = tr Hess L_n`` on M increases with
     ``r = ||w||`` so that its minimizer on M is ``w_mn``; the convergence fraction is split by it.
 
 **Distance.** The label noise keeps the iterate a distance of order ``sqrt(eta sigma^2 / 2)`` *off* M in
 the normal directions, so the raw ``||w - w_mn||`` never reaches 0. The stopping distance is therefore
-measured after the retraction onto M (:func:`theory.model.retract`): ``alpha(w)`` keeps its component in
+measured after the retraction onto M (:func:`lrdecay.theory.models.nonlinear.retract`): ``alpha(w)`` keeps its component in
 ``ker X`` and gets the row-space component of ``alpha_mn``, and
 ``dist_M = ||retract(w) - w_mn|| / ||w_mn||``. It removes the normal fluctuation and keeps the position
 along M, which is what the drift moves. Near ``w_mn`` a tangent displacement ``v`` changes ``alpha`` by
@@ -48,9 +48,9 @@ that satisfy it only narrowly can settle at a stationary distance from ``w_mn`` 
 ``lr_factor = 0.5`` every instance with margin ``lhs/rhs <= 1.36`` stalled, and halving ``eta`` lowered that
 margin), so ``pred`` (the ``eta -> 0`` prediction) is an upper estimate. See docs/gamma_study.md.
 
-**Engine use.** All (gamma, instance) pairs run as the paths of one :func:`theory.engine.simulate` call
-on one stacked :class:`theory.model.NonlinearModel`: every instance reduced exactly to its invariant
-subspace ``span{x_i, w0}`` (:class:`theory.reduction.Reduction`, dimension ``n + 1`` whatever ``d``), with
+**Engine use.** All (gamma, instance) pairs run as the paths of one :func:`lrdecay.theory.engine.simulate` call
+on one stacked :class:`lrdecay.theory.models.nonlinear.NonlinearModel`: every instance reduced exactly to its invariant
+subspace ``span{x_i, w0}`` (:class:`lrdecay.theory.reduction.Reduction`, dimension ``n + 1`` whatever ``d``), with
 gamma per path and a per-path learning rate ``eta``; the drift time ``tau = eta * t_k = eta^2 k`` comes
 from the engine's record times ``t_k``. Path ``p = g * n_instances + i`` draws its label noise from
 ``SeedSequence(seed, spawn_key=(p, 0))``. Instance ``i`` is ``Problem.generate(seed = 1_000_000 * seed + i)``;
@@ -64,13 +64,13 @@ from functools import cached_property
 
 import numpy as np
 
-from theory import io
-from theory import model as m
-from theory.engine import simulate
-from theory.problem import Problem
-from theory.reduction import Reduction
-from theory.stats import wilson_interval
-from theory.validation import integer as _int, numbers, positive as _pos
+from lrdecay.theory import io
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.engine import simulate
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.reduction import Reduction
+from lrdecay.theory.stats import wilson_interval
+from lrdecay.theory.validation import integer as _int, numbers, positive as _pos
 
 DEFAULT_GAMMAS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 DEFAULTS = dict(n_instances=40, d=50, n=10, sigma=1.0, lr_factor=0.5, max_steps=200_000, tol=0.05,
@@ -131,8 +131,8 @@ def _gammas(gammas) -> np.ndarray:
 
 class GammaPathsModel(m.NonlinearModel):
     """Paths ``p = 0..P-1``, each its own reduced instance (data ``X_p Q_p``), ``gamma_p`` and ``eta_p``;
-    the engine model of :mod:`theory.model` with three more observables: ``rel_dist`` (``||w - w_mn|| /
-    ||w_mn||``), ``rel_dist_M`` (the same after :func:`theory.model.retract`) and ``near_M`` (train loss
+    the engine model of :mod:`lrdecay.theory.models.nonlinear` with three more observables: ``rel_dist`` (``||w - w_mn|| /
+    ||w_mn||``), ``rel_dist_M`` (the same after :func:`lrdecay.theory.models.nonlinear.retract`) and ``near_M`` (train loss
     at most the near-M threshold, see the module docstring)."""
 
     PER_PATH = m.NonlinearModel.PER_PATH + ("eta", "w_mn_norm", "near_M_loss")
@@ -289,7 +289,7 @@ class GammaStudyResult(io.Result):
                          for i in range(self.n_instances)])
 
     def problem(self, i: int, gamma: float):
-        """Instance ``i`` as a :class:`~theory.problem.Problem` with this gamma (from the saved arrays)."""
+        """Instance ``i`` as a :class:`~lrdecay.theory.problem.Problem` with this gamma (from the saved arrays)."""
         c = self.config
         meta = dict(alpha_norm=c["alpha_norm"], w0_norm=c["w0_norm"], obs_noise=0.0)
         return Problem(X=self.X[i], y=self.y[i], alpha_star=self.alpha_star[i], w0=self.w0[i], gamma=gamma,

@@ -1,4 +1,4 @@
-"""A grid over (gamma, eta, decay step, seed) run through :mod:`theory.sweep` (``lrdecay sweep``).
+"""A grid over (gamma, eta, decay step, seed) run through :mod:`lrdecay.theory.sweep` (``lrdecay sweep``).
 
 Each task generates its problem from ``seed`` (so the instance is the same for every gamma, eta and
 decay step of that seed), runs label-noise SGD decayed at ``decay_step`` and returns the final test
@@ -6,7 +6,7 @@ and train loss with the min-norm reference. Step budget (``budget``): ``"equal"`
 task for ``max(decay_steps) + phase3_steps`` steps, so that the decay time is the only difference between the
 tasks of one (gamma, eta, seed); ``"fixed-after-decay"`` runs ``decay_step + phase3_steps`` steps, so a later
 decay also trains longer. The noise stream of a task comes from
-:func:`theory.sweep.config_seed`, so results do not depend on the executor or the number of workers.
+:func:`lrdecay.theory.sweep.config_seed`, so results do not depend on the executor or the number of workers.
 Finished tasks are cached under ``<out>/cache``; a killed sweep resumes where it stopped.
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from theory import io
-from theory.problem import Problem
-from theory.studies.decay import decay_sweep
-from theory.sweep import config_seed, grid, run_sweep
-from theory.validation import choice, integer, integers, numbers, positive
+from lrdecay.theory import io
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.studies.decay import decay_sweep
+from lrdecay.theory.sweep import config_seed, grid, run_sweep
+from lrdecay.theory.validation import choice, integer, integers, numbers, positive
 
 
 #: part of every task's configuration (hence of its cache key): raised when the task's output changes

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory import io
-from theory import model as m
-from theory.engine import simulate
-from theory.flow import problem_gradient_flow
-from theory.problem import Problem
-from theory.validation import integer, numbers, positive
+from lrdecay.theory import io
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.engine import simulate
+from lrdecay.theory.flow import problem_gradient_flow
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.validation import integer, numbers, positive
 
 LIMIT = 2.0   # the slice is [-LIMIT, LIMIT]^2
 

@@ -1,6 +1,6 @@
-r"""Label-noise SGD on a model of :mod:`theory.models` against its quasistatic drift ODE, with a late-decay sweep.
+r"""Label-noise SGD on a model of :mod:`lrdecay.theory.models` against its quasistatic drift ODE, with a late-decay sweep.
 
-Shared by :mod:`theory.studies.diagonal` and :mod:`theory.studies.two_layer`. From the landing point
+Shared by :mod:`lrdecay.theory.studies.diagonal` and :mod:`lrdecay.theory.studies.two_layer`. From the landing point
 ``theta_L`` on M (where Phase I ends: gradient flow from the model's start), ``paths`` label-noise SGD paths
 per row run at ``eta = lr_factor / lambda_max(J J^T / n)`` (at ``theta_L``) for ``T = tau_max / eta^2`` steps
 and are decayed to ``eta * factor`` at ``k_i = f_i T`` for each fraction ``f_i`` (the row ``f = 1`` is the
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory import io
-from theory.budget import check_memory, check_ode_horizon, check_work, drift_rate, sgd_work
-from theory.engine import SimulationResult, simulate
-from theory.models.base import LinearReadoutModel, drift_ode
-from theory.schedules import StepDecay
-from theory.stats import mean_sem
-from theory.validation import fraction, integer, numbers, positive
+from lrdecay.theory import io
+from lrdecay.theory.budget import check_memory, check_ode_horizon, check_work, drift_rate, sgd_work
+from lrdecay.theory.engine import SimulationResult, simulate
+from lrdecay.theory.models.base import LinearReadoutModel, drift_ode
+from lrdecay.theory.schedules import StepDecay
+from lrdecay.theory.stats import mean_sem
+from lrdecay.theory.validation import fraction, integer, numbers, positive
 
 
 @dataclass
@@ -150,7 +150,7 @@ class ModelDecayStudy(io.Result):
 
 
 def check_model_memory(name: str, n: int, d: int, D: int, n_paths: int, lower) -> None:
-    """Refuse a model too large for memory before building it (:func:`theory.budget.check_memory`): the data
+    """Refuse a model too large for memory before building it (:func:`lrdecay.theory.budget.check_memory`): the data
     ``X`` (n x d), the SGD states of every path with the temporaries of a step (about 8 copies of ``P x D``),
     and the drift ODE's dense Jacobian (``D x D``, LSODA's stiff steps)."""
     nbytes = 8.0 * (n * d + 8 * n_paths * D + D * D)
@@ -160,7 +160,7 @@ def check_model_memory(name: str, n: int, d: int, D: int, n_paths: int, lower) -
 def check_run_size(model: LinearReadoutModel, theta_land, eta: float, tau_max: float, rows: int, paths: int,
                    phase3_steps: int, long_tau_factor: float, a: float) -> None:
     """Refuse, before any SGD step, a run whose SGD work or drift-ODE horizon is past the caps of
-    :mod:`theory.budget` (messages start with ``tau_max``, the option that sets both)."""
+    :mod:`lrdecay.theory.budget` (messages start with ``tau_max``, the option that sets both)."""
     steps = tau_max / eta**2 + phase3_steps
     check_work("tau_max", sgd_work(rows * paths * steps, model.n, model.dim),
                f"{rows * paths} SGD paths of tau_max / eta^2 + phase3_steps = {steps:.3g} steps (eta = "

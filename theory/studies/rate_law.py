@@ -1,18 +1,18 @@
 r"""``lrdecay rate-law``: how long the Phase II drift to ``w_mn`` takes, against gamma, ``||w0||`` and ``n/d``.
 
 For each cell ``(gamma, ||w0||, n)`` (``d`` fixed) and each of ``n_instances`` random instances
-(:meth:`theory.problem.Problem.generate` with seed ``1_000_000 * seed + i``: the same ``X`` rows, ``alpha*`` and
+(:meth:`lrdecay.theory.problem.Problem.generate` with seed ``1_000_000 * seed + i``: the same ``X`` rows, ``alpha*`` and
 direction of ``w0`` in every cell):
 
-1. ``eta = lr_factor / lambda_max(J^T J / n)`` at ``retract(w0)`` (the rule of :mod:`theory.studies.gamma`);
+1. ``eta = lr_factor / lambda_max(J^T J / n)`` at ``retract(w0)`` (the rule of :mod:`lrdecay.theory.studies.gamma`);
 2. **landing point** ``w_L``: noise-free gradient descent at that ``eta`` from ``w0`` until ``L_n <= 1e-14``
    (Phase I without the noise), retracted onto M;
-3. **prediction**: the drift ODE ``dw/dtau = -(a/4) P_T grad tr Hess L_n`` (:mod:`theory.quasistatic`) from ``w_L``
+3. **prediction**: the drift ODE ``dw/dtau = -(a/4) P_T grad tr Hess L_n`` (:mod:`lrdecay.theory.quasistatic`) from ``w_L``
    until ``||w - w_mn|| / ||w_mn|| < tol`` (a terminal event): the deterministic drift time ``tau_ODE``; beside it
-   the finite-``eta`` drift ODE ``-(a/4) P_T grad R_eta`` (:func:`theory.quasistatic.discrete_regularizer`),
+   the finite-``eta`` drift ODE ``-(a/4) P_T grad R_eta`` (:func:`lrdecay.theory.quasistatic.discrete_regularizer`),
    ``tau_ODE_eta``, which keeps the ``O(eta)`` correction of the normal covariance;
 4. **measurement**: full-batch label-noise SGD at ``eta`` from ``w_L`` until ``dist_M < tol`` and near M
-   (:func:`theory.studies.gamma.run_paths`), ``tau_SGD = eta^2 k``, or censored at ``cap_factor`` times the
+   (:func:`lrdecay.theory.studies.gamma.run_paths`), ``tau_SGD = eta^2 k``, or censored at ``cap_factor`` times the
    largest predicted step count ``tau_ODE / eta^2`` of its group (pairs whose ODE never gets within ``tol``, i.e.
    that fail the flatness condition, are not run) (paths run in groups of similar ``eta`` so that no group waits for
    another's slow paths; records every ``1 %`` of the smallest predicted ``tau`` in the group).
@@ -29,11 +29,11 @@ normal space: at ``w = w_mn + v``, ``||P_T w_hat|| = ||v|| / ((1 + gamma) r_mn)`
 of the landing distance, ``n/d`` through ``||X||_F^2 / n^2 ~ d / n``, ``r_mn`` and ``rho ~ n / (gamma + 2)``, and
 gamma through ``gamma / (1 + gamma)``, ``r_mn^(2 gamma - 2)`` and the margin, which closes as ``gamma -> n - 2``.
 The fitted law is ``log tau = log C + p log(ln(d_0 / tol) / kappa) + s e`` (``e ~ N(0, 1)``), by maximum likelihood
-with right-censoring (:func:`theory.stats.censored_normal_regression`), once on ``tau_SGD`` and once on
+with right-censoring (:func:`lrdecay.theory.stats.censored_normal_regression`), once on ``tau_SGD`` and once on
 ``tau_ODE``, with 95 % intervals from a bootstrap over instances (all cells of an instance resampled together).
 A descriptive fit ``log tau = b_0 + b_gamma gamma + b_w log ||w0|| + b_n log(n/d)`` is reported beside it.
 
-**Censoring.** Per cell the median drift time is the Kaplan–Meier median (:func:`theory.stats.km_median`); the
+**Censoring.** Per cell the median drift time is the Kaplan–Meier median (:func:`lrdecay.theory.stats.km_median`); the
 claim compares, per cell, the Kaplan–Meier median of the paired ratio ``tau_SGD / tau_ODE`` with 1.
 """
 from __future__ import annotations
@@ -44,16 +44,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from theory import io
-from theory import model as m
-from theory.budget import check_work, sgd_work
-from theory.engine import simulate
-from theory.problem import Problem
-from theory.quasistatic import discrete_drift_velocity, drift_velocity
-from theory.reduction import Reduction
-from theory.stats import censored_normal_regression, km_median
-from theory.studies.gamma import INSTANCE_SEED_STRIDE, GammaPathsModel, landing_sharpness, run_paths
-from theory.validation import integer, numbers, positive
+from lrdecay.theory import io
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.budget import check_work, sgd_work
+from lrdecay.theory.engine import simulate
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.quasistatic import discrete_drift_velocity, drift_velocity
+from lrdecay.theory.reduction import Reduction
+from lrdecay.theory.stats import censored_normal_regression, km_median
+from lrdecay.theory.studies.gamma import INSTANCE_SEED_STRIDE, GammaPathsModel, landing_sharpness, run_paths
+from lrdecay.theory.validation import integer, numbers, positive
 
 #: claim: per cell, the Kaplan–Meier median of tau_SGD / tau_ODE lies in [1 - lr_factor / 2 - RATIO_MC, 1 + RATIO_MC].
 #: At eta lambda_max = lr_factor the normal variances are eta a / (2 - eta lambda_j) instead of eta a / 2, so the
@@ -128,7 +128,7 @@ def linear_rate(problem: Problem, a: float | None = None) -> float:
 
 
 def flatness_margin(problem: Problem) -> float:
-    """``rho = lhs / rhs`` of :func:`theory.model.flatness_condition`."""
+    """``rho = lhs / rhs`` of :func:`lrdecay.theory.models.nonlinear.flatness_condition`."""
     _, lhs, rhs = m.flatness_condition(problem.X, problem.y, problem.gamma)
     return lhs / rhs
 
@@ -137,7 +137,7 @@ def ode_drift_time(problem: Problem, w_start, tol: float, a: float | None = None
                    rtol: float = 1e-7, atol: float = 1e-10, eta: float | None = None) -> float:
     """First ``tau`` at which the drift ODE from ``retract(w_start)`` has ``||w - w_mn|| / ||w_mn|| < tol``
     (terminal event; ``inf`` if not by ``tau_max``). Runs in the invariant subspace ``span{w_start, x_i}``.
-    With ``eta``: the finite-``eta`` drift of :func:`theory.quasistatic.discrete_drift_velocity`."""
+    With ``eta``: the finite-``eta`` drift of :func:`lrdecay.theory.quasistatic.discrete_drift_velocity`."""
     a = problem.sigma**2 / problem.n if a is None else a
     w = m.retract(np.asarray(w_start, dtype=float), problem.X, problem.y, problem.gamma)
     red = Reduction.from_problem(problem, w[None, :])
@@ -189,7 +189,7 @@ class RateLawResult(io.Result):
     kappa: np.ndarray          # the derived linear rate
     margin: np.ndarray         # flatness margin rho
     tau_ode: np.ndarray        # the eta -> 0 drift ODE's time (the prediction)
-    tau_ode_eta: np.ndarray    # the finite-eta drift ODE's time (R_eta, theory.quasistatic.discrete_regularizer)
+    tau_ode_eta: np.ndarray    # the finite-eta drift ODE's time (R_eta, lrdecay.theory.quasistatic.discrete_regularizer)
     tau_sgd: np.ndarray        # the drift time, or the censoring time where censored
     censored: np.ndarray
     status: np.ndarray         # engine status: completed (censored) / stopped (converged) / diverged

@@ -1,6 +1,6 @@
 r"""``lrdecay two-layer``: label-noise SGD on the two-layer linear network, against its drift ODE.
 
-The model is :class:`theory.models.two_layer.TwoLayerLinear` (``beta = W_1^T w_2``, hidden width h). On M the
+The model is :class:`lrdecay.theory.models.two_layer.TwoLayerLinear` (``beta = W_1^T w_2``, hidden width h). On M the
 Hessian trace ``(||w_2||^2 ||X||_F^2 + ||X W_1^T||_F^2) / n`` is minimised, at ``2 ||y|| ||X||_F / n``, by every
 "X-balanced" factorisation (``||w_2||^2 = ||y|| / ||X||_F``, ``X W_1^T`` of rank one along ``w_2``) of *any*
 interpolator, and ``K = W_1 (I - X^+ X)`` never changes, so ``beta = beta_mn + K^T w_2`` on M. Predictions:
@@ -10,8 +10,8 @@ interpolator, and ``K = W_1 (I - X^+ X)`` never changes, so ``beta = beta_mn + K
   ``K^T w_2``, so a later decay helps, but it stops at ``beta_mn + K^T w_2*`` (``||w_2*||^2 = ||y|| / ||X||_F``),
   not at the minimum-norm interpolator ``beta_mn`` (the end point of gradient flow from a small start).
 
-The start is gradient flow from the model's ``theta0`` (:func:`theory.flow.gradient_flow`) retracted onto M;
-the rows and the ODE are :func:`theory.studies.model_decay.run_model_decay`.
+The start is gradient flow from the model's ``theta0`` (:func:`lrdecay.theory.flow.gradient_flow`) retracted onto M;
+the rows and the ODE are :func:`lrdecay.theory.studies.model_decay.run_model_decay`.
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from theory import io
-from theory.flow import gradient_flow
-from theory.models.two_layer import TwoLayerLinear
-from theory.studies.model_decay import ModelDecayStudy, check_model_memory, run_model_decay
-from theory.validation import integer, positive
+from lrdecay.theory import io
+from lrdecay.theory.flow import gradient_flow
+from lrdecay.theory.models.two_layer import TwoLayerLinear
+from lrdecay.theory.studies.model_decay import ModelDecayStudy, check_model_memory, run_model_decay
+from lrdecay.theory.validation import integer, positive
 
 #: Phase II and Phase III gaps, as for the diagonal network (corrections of relative order eta * lambda_mean,
 #: here about 0.1 at lr_factor = 0.5; 8 paths per row)

@@ -18,7 +18,7 @@ Everything here is *derived* from the definitions, never typed in:
   :math:`\hat L_n = \varepsilon` tends to :math:`\frac32\varepsilon` as :math:`b\to\infty`, and annealed GD
   (:math:`\eta = 1/\gamma_1`) ends at exactly :math:`\frac34\varepsilon`: ratio 2.
 
-Normalization as in :mod:`theory.convex`: no factor 1/2 in either loss, so :math:`\nabla\hat L_n = 2S(\beta-\beta^*)`.
+Normalization as in :mod:`lrdecay.theory.convex`: no factor 1/2 in either loss, so :math:`\nabla\hat L_n = 2S(\beta-\beta^*)`.
 """
 from __future__ import annotations
 

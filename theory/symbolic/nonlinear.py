@@ -1,6 +1,6 @@
 r"""Symbolic (sympy) derivations for the nonlinear model ``f(w; x) = ||w||^gamma w^T x``.
 
-The formulas that :mod:`theory.model` implements by hand are *derived* here by sympy from the
+The formulas that :mod:`lrdecay.theory.models.nonlinear` implements by hand are *derived* here by sympy from the
 definitions below and nothing else, in small concrete dimensions (``d`` parameters, ``n`` data points,
 every entry of ``w``, ``x_i``, ``y`` a sympy symbol, ``gamma`` a positive symbol or an exact number):
 
@@ -38,13 +38,13 @@ plateau constant                       discrete Lyapunov ``Sigma = A Sigma A^T +
 =====================================  =======================================================================
 
 Numeric callables (``numeric_*`` functions) are :func:`sympy.lambdify` versions of these expressions,
-so tests can evaluate the derivations at random points and compare with :mod:`theory.model`. They
+so tests can evaluate the derivations at random points and compare with :mod:`lrdecay.theory.models.nonlinear`. They
 infer ``d`` and ``n`` from the shapes of their arguments and derive (once, cached) for those sizes;
 keep ``d`` and ``n`` small (d <= 5). ``exact=True`` derives with ``gamma`` substituted by the exact
 rational number first (so ``gamma = 0`` is plain linear regression), instead of evaluating the
 symbolic-``gamma`` expression at a number.
 
-The claims the derivations are compared with (the closed forms written in :mod:`theory.model` and
+The claims the derivations are compared with (the closed forms written in :mod:`lrdecay.theory.models.nonlinear` and
 docs/science.md, §1 model) are *not* used to derive anything.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from theory.validation import nonneg
+from lrdecay.theory.validation import nonneg
 
 #: the exponent, a positive symbol (``gamma = 0`` is reached through ``exact=True``)
 GAMMA = sp.Symbol("gamma", positive=True)

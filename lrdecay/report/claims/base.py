@@ -129,7 +129,7 @@ def load(cls, path: Path):
 def judge_one(spec: ClaimSpec, out: Path) -> Claim:
     """Judge one claim from the files under ``out``; a damaged or incomplete file makes it "not run"
     with the file named, instead of failing the page."""
-    from theory.io import ResultFileError
+    from lrdecay.theory.io import ResultFileError
 
     c = Claim(spec.id, spec.section, spec.statement, spec.source, spec.prediction, tolerance=spec.tolerance,
               figure=spec.figure, caveat=spec.caveat, flips=spec.flips)

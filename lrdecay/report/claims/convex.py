@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest
 
-from theory.studies.convex_mc import (FIGURE1_RTOL, LEMMA2_RTOL, PROP1_EFFECT, PROP1_LEVEL, PROP1_POWER, RATIO_TOL,
+from lrdecay.theory.studies.convex_mc import (FIGURE1_RTOL, LEMMA2_RTOL, PROP1_EFFECT, PROP1_LEVEL, PROP1_POWER, RATIO_TOL,
                                       ConvexStudy, lemma2_bounds_from_eigendata, prop1_draws_needed)
 
 from .base import NOT_TESTABLE, Judgement, caption, claim, load, verdict

@@ -1,7 +1,7 @@
 """Claims on the model's geometry, the engine and Phase I (the ``core`` job's checks)."""
 from __future__ import annotations
 
-from theory.studies.checks import (ALPHA_TOL, MIN_NORM_TOL, PHASE1_EXPONENT_TOL, REDUCTION_TOL, SGD_EM_TOL,
+from lrdecay.theory.studies.checks import (ALPHA_TOL, MIN_NORM_TOL, PHASE1_EXPONENT_TOL, REDUCTION_TOL, SGD_EM_TOL,
                                    TRACE_TOL, Checks)
 
 from .base import Judgement, claim, fmt, interval_word, load, verdict

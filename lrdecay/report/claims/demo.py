@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from theory.stats import mean_sem
-from theory.studies.decay import (CONVERGED_ATOL, FREEZE_MIN_DROP, FREEZE_RANGE, GAMMA0_SPREAD, LATE_DECAY_SE,
+from lrdecay.theory.stats import mean_sem
+from lrdecay.theory.studies.decay import (CONVERGED_ATOL, FREEZE_MIN_DROP, FREEZE_RANGE, GAMMA0_SPREAD, LATE_DECAY_SE,
                                   SCHEDULES_SE, TO_MIN_NORM_RTOL, DecaySweep, ScheduleComparison, freeze_ratios)
 
 from .base import NOT_APPLICABLE, Judgement, caption, claim, load, verdict

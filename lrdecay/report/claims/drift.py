@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from theory.studies.drift import NORM_TOL, PLATEAU_TOL, DriftStudy
+from lrdecay.theory.studies.drift import NORM_TOL, PLATEAU_TOL, DriftStudy
 
 from .base import Judgement, caption, claim, verdict
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.stats import wilson_interval
-from theory.studies.gamma import CONFIDENCE, GAMMA0_INVARIANCE_TOL, GammaStudyResult
+from lrdecay.theory.stats import wilson_interval
+from lrdecay.theory.studies.gamma import CONFIDENCE, GAMMA0_INVARIANCE_TOL, GammaStudyResult
 
 from .base import (NOT_APPLICABLE, NOT_TESTABLE, Judgement, caption, claim, interval_word, load,
                    verdict)

@@ -1,7 +1,7 @@
 """The nonlinear model's loss landscape (the ``landscape`` job)."""
 from __future__ import annotations
 
-from theory.studies.landscape import EDGE_MARGIN, VALLEY_LEVEL, LandscapeStudy, landscape_metrics
+from lrdecay.theory.studies.landscape import EDGE_MARGIN, VALLEY_LEVEL, LandscapeStudy, landscape_metrics
 
 from .base import Judgement, caption, claim, load, verdict
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.studies import diagonal as dg
-from theory.studies import two_layer as tl
-from theory.studies.cyclic import CYCLIC, CYCLIC_MC, CyclicStudy
-from theory.studies.discrete_eta import SLOPE_RANGE, DiscreteEtaStudy
-from theory.studies.rate_law import RATIO_MC, RateLawConfig, RateLawResult
+from lrdecay.theory.studies import diagonal as dg
+from lrdecay.theory.studies import two_layer as tl
+from lrdecay.theory.studies.cyclic import CYCLIC, CYCLIC_MC, CyclicStudy
+from lrdecay.theory.studies.discrete_eta import SLOPE_RANGE, DiscreteEtaStudy
+from lrdecay.theory.studies.rate_law import RATIO_MC, RateLawConfig, RateLawResult
 
 from .base import (NOT_APPLICABLE, NOT_TESTABLE, Judgement, caption, claim, interval_word, load,
                    verdict)

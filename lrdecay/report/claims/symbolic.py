@@ -1,7 +1,7 @@
 """Claims on the sympy derivations (the ``symbolic`` job)."""
 from __future__ import annotations
 
-from theory.studies.checks import SYMBOLIC_TOL, Checks
+from lrdecay.theory.studies.checks import SYMBOLIC_TOL, Checks
 
 from .base import Judgement, claim, load, verdict
 

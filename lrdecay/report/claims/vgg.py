@@ -1,7 +1,7 @@
 """Claims on the VGG-11 experiment: the default report's profile (job ``empirics``, ids ``vgg.*``) and the
 long CPU run whose small result files ship with the repository (job ``vgg_long``, ids ``vgg.long.*``).
 
-Every measurement is :mod:`empirics.analysis`'s, recomputed from the run directories' result files (the
+Every measurement is :mod:`lrdecay.empirics.analysis`'s, recomputed from the run directories' result files (the
 paths' ``result.json``, ``landscape.npz``, ``curvature.json``); the tolerances are its constants. Two
 gates come before any claim about the phenomenon:
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from empirics import analysis as A
-from theory.io import load_json
+from lrdecay.empirics import analysis as A
+from lrdecay.theory.io import load_json
 
 from .base import MISSING, NOT_APPLICABLE, SUPPORTED, Judgement, caption, claim, interval_word, verdict
 

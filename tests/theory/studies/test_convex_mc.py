@@ -1,7 +1,7 @@
-"""Tests of theory.studies.convex_mc (Nakkiran 2020: Proposition 1 by Monte Carlo, Lemma 2 against K).
+"""Tests of lrdecay.theory.studies.convex_mc (Nakkiran 2020: Proposition 1 by Monte Carlo, Lemma 2 against K).
 
 Oracles: published facts (P = 3/4, factor 2); the sympy closed form of Proposition 1
-(theory.symbolic.convex); the draws themselves (the event "not all three samples coincide").
+(lrdecay.theory.symbolic.convex); the draws themselves (the event "not all three samples coincide").
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from theory import convex as cv
-from theory.stats import clopper_pearson
-from theory.studies import convex_mc as mcm
+from lrdecay.theory import convex as cv
+from lrdecay.theory.stats import clopper_pearson
+from lrdecay.theory.studies import convex_mc as mcm
 
 
 def test_paper_tail_without_its_constant_is_not_a_bound():
@@ -52,7 +52,7 @@ def test_prop1_probability_is_three_quarters(mc):
 def test_prop1_losses_match_symbolic_closed_form(mc):
     import sympy as sp
 
-    from theory.symbolic.convex import prop1_limits, symbols
+    from lrdecay.theory.symbolic.convex import prop1_limits, symbols
 
     lim = prop1_limits()
     s = symbols()

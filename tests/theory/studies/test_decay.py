@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from theory.phases import phase_boundaries
-from theory.studies.decay import DecaySweep, decay_sweep, equal_budget_schedules, schedule_comparison
-from theory.problem import Problem
-from theory.quasistatic import plateau_prediction
-from theory.engine import simulate
-from theory import model as m
+from lrdecay.theory.phases import phase_boundaries
+from lrdecay.theory.studies.decay import DecaySweep, decay_sweep, equal_budget_schedules, schedule_comparison
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.quasistatic import plateau_prediction
+from lrdecay.theory.engine import simulate
+from lrdecay.theory.models import nonlinear as m
 
 
 def test_late_decay_benefit_monotone_for_gamma_positive_and_absent_for_gamma_zero():

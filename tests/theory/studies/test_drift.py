@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from theory.problem import Problem
-from theory.schedules import StepDecay
-from theory.studies.drift import DriftComparison, compare_drift_with_sgd
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.schedules import StepDecay
+from lrdecay.theory.studies.drift import DriftComparison, compare_drift_with_sgd
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_a_constant_schedule_gives_the_constant_rate_comparison(prob):
 def test_a_step_decay_schedule_is_compared_on_its_drift_time(prob):
     """tau at the records against a direct sum of eta_k^2; the ODE's end against drift_ode run to the
     schedule's drift budget; after the decay the drift time (and the ODE) advance 100 times slower."""
-    from theory.quasistatic import drift_ode, noise_scale
+    from lrdecay.theory.quasistatic import drift_ode, noise_scale
 
     sched = StepDecay(0.04, 600, 0.1)
     c = compare_drift_with_sgd(prob, sched, steps=1000, paths=4, seed=0, n_records=10)

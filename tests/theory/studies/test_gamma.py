@@ -4,12 +4,12 @@ import math
 import numpy as np
 import pytest
 
-from theory import model as m
-from theory.stats import wilson_interval
-from theory.studies.gamma import (GammaPathsModel, GammaStudyResult, drift_limit_distance, landing_sharpness,
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.stats import wilson_interval
+from lrdecay.theory.studies.gamma import (GammaPathsModel, GammaStudyResult, drift_limit_distance, landing_sharpness,
                                   run_gamma_study, run_paths, source_bound)
-from theory.problem import Problem
-from theory.engine import simulate
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.engine import simulate
 
 
 def test_source_bound():

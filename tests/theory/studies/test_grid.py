@@ -1,6 +1,6 @@
 import numpy as np
 
-from theory.studies.grid import GridConfig, decay_task, run_grid
+from lrdecay.theory.studies.grid import GridConfig, decay_task, run_grid
 
 
 def test_grid_same_results_serial_and_two_processes_and_cached(tmp_path):

@@ -3,17 +3,17 @@ rule of cyclic schedules, the discrete-eta fits, and the model studies (small si
 import numpy as np
 import pytest
 
-from theory import model as m
-from theory.problem import Problem
-from theory.quasistatic import discrete_drift_velocity, discrete_regularizer, drift_ode, drift_velocity
-from theory.reduction import Reduction
-from theory.studies.cyclic import CyclicConfig, CyclicStudy, cyclic_schedules, run_cyclic_study
-from theory.studies.diagonal import DiagonalConfig, DiagonalStudy, run_diagonal_study
-from theory.studies.discrete_eta import DiscreteEtaConfig, DiscreteEtaStudy, run_discrete_eta
-from theory.studies.model_decay import run_model_decay
-from theory.studies.rate_law import RateLawConfig, RateLawResult, linear_rate, ode_drift_time, run_rate_law
-from theory.studies.two_layer import TwoLayerConfig, TwoLayerStudy, run_two_layer_study
-from theory.models.two_layer import TwoLayerLinear
+from lrdecay.theory.models import nonlinear as m
+from lrdecay.theory.problem import Problem
+from lrdecay.theory.quasistatic import discrete_drift_velocity, discrete_regularizer, drift_ode, drift_velocity
+from lrdecay.theory.reduction import Reduction
+from lrdecay.theory.studies.cyclic import CyclicConfig, CyclicStudy, cyclic_schedules, run_cyclic_study
+from lrdecay.theory.studies.diagonal import DiagonalConfig, DiagonalStudy, run_diagonal_study
+from lrdecay.theory.studies.discrete_eta import DiscreteEtaConfig, DiscreteEtaStudy, run_discrete_eta
+from lrdecay.theory.studies.model_decay import run_model_decay
+from lrdecay.theory.studies.rate_law import RateLawConfig, RateLawResult, linear_rate, ode_drift_time, run_rate_law
+from lrdecay.theory.studies.two_layer import TwoLayerConfig, TwoLayerStudy, run_two_layer_study
+from lrdecay.theory.models.two_layer import TwoLayerLinear
 
 
 @pytest.fixture(scope="module")

@@ -286,7 +286,7 @@ def flatness_condition(X, y, gamma: float) -> tuple[bool, float, float]:
 
 class NonlinearModel:
     """The model in the form the engine uses: data, labels, gamma and references, shared by all paths
-    (one :class:`~theory.problem.Problem`) or per path (:meth:`stack`: path ``p`` has its own ``X_p``,
+    (one :class:`~lrdecay.theory.problem.Problem`) or per path (:meth:`stack`: path ``p`` has its own ``X_p``,
     ``y_p``, ``gamma_p``, ...).
 
     Engine interface: ``dim``, ``noise_dim``, ``n``;
