@@ -69,6 +69,7 @@ class Profile:
     run_landscape: bool = True
     batched: bool | None = None             # subpaths batched (None: on CUDA only, see lrdecay.empirics.batched)
     threads: int | None = None              # torch CPU threads (None: torch's default)
+    workers: int = 1                        # processes running the stages side by side (each with `threads`)
 
 
 AUTHORS = Profile(
@@ -231,7 +232,8 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
                 train_overrides: dict | None = None, landscape_overrides: dict | None = None,
                 curvature_overrides: dict | None = None, seeds=None, source: str = "auto",
                 download: bool = False, tensorboard: bool = False, threads: int | None = None,
-                batched: bool | None = None, runtime=None, executor=None, max_workers: int | None = None) -> dict:
+                batched: bool | None = None, runtime=None, executor=None, max_workers: int | None = None,
+                workers: int | None = None) -> dict:
     """Run the whole profile ``name`` in ``out_dir`` (resumable) and return :func:`summarize`'s dict.
 
     Everything is validated — settings, seeds, device, thread count, the data's size against batch and
@@ -241,8 +243,11 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
     only). ``runtime``: an :class:`lrdecay.empirics.train.Runtime` (``torch.compile``, bfloat16 autocast).
     ``executor``: run each seed's subpaths as independent tasks on a sweep executor (``"serial"``,
     ``"processes"``, ``"threads"``, a Dask client or scheduler address; see :mod:`lrdecay.empirics.tasks`) with
-    ``max_workers``; each task uses ``threads`` torch threads (default 1). Stage wall times are appended
-    to ``out/timings.json``.
+    ``max_workers``; each task uses ``threads`` torch threads (default 1). ``workers`` (default: the
+    profile's): with more than one, every stage — main paths, subpaths, curvature, landscape — runs in a
+    pool of that many processes with ``threads`` torch threads each, as soon as what it reads exists
+    (:func:`lrdecay.empirics.tasks.run_stages_parallel`); the files are bit-identical to a sequential run at
+    ``threads`` threads. Stage wall times are appended to ``out/timings.json``.
     """
     import torch
 
@@ -252,6 +257,12 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
     runtime = runtime or T.Runtime()
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
+    workers = p.workers if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
+    if workers > 1 and (executor is not None or batched):
+        raise ValueError("workers: more than one worker runs every stage in its own process; it does not combine "
+                         "with executor or batched (use workers=1 with those)")
     dev = T.select_device(device)
     threads = threads or p.threads
     previous = torch.get_num_threads()
@@ -259,7 +270,7 @@ def run_profile(name: str, out_dir, data_dir=None, progress: bool = True, device
         torch.set_num_threads(threads)
     try:
         return _run(p, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime,
-                    SubpathTasks(executor, max_workers, threads or 1, data_dir, source))
+                    SubpathTasks(executor, max_workers, threads or 1, data_dir, source, workers))
     finally:
         torch.set_num_threads(previous)     # the caller's setting, however the run ends
 
@@ -272,6 +283,7 @@ class SubpathTasks(NamedTuple):
     threads: int = 1
     data_dir: object = None
     source: str = "auto"
+    workers: int = 1                 # > 1: every stage in a process pool (lrdecay.empirics.tasks.run_stages_parallel)
 
 
 def _run(p: Profile, out_dir, data_dir, progress, dev, source, download, tensorboard, batched, runtime,
@@ -318,7 +330,9 @@ def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_bat
         "stages": {"subpaths": p.subpaths, "curvature": p.run_curvature, "landscape": p.run_landscape},
         "run_dirs": run_dirs(p), "landscape_run": run_dirs(p)[p.variants[0][0]][0] if p.run_landscape else None,
         "device": str(dev), "data": data.info, "provenance": T.provenance()})
-    for v, _ in p.variants:
+    if tasks.workers > 1:
+        timings |= _stages_parallel(p, out_dir, data, dev, progress, tasks)
+    for v, _ in ([] if tasks.workers > 1 else p.variants):
         for s in p.seeds:
             tcfg = train_config(p, v, s)
             rd = out_dir / v / f"seed_{s}"
@@ -350,7 +364,7 @@ def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_bat
                     ccfg = p.curvature if p.subpaths else replace(p.curvature, subpaths=False)
                     C.run_curvature(rd, tcfg, ccfg, data, progress=progress)
                     timings[f"{tag}/curvature"] = time.perf_counter() - t
-    if p.run_landscape:
+    if p.run_landscape and tasks.workers == 1:
         rd = out_dir / run_dirs(p)[p.variants[0][0]][0]
         tcfg = train_config(p, p.variants[0][0], p.seeds[0])
         t = time.perf_counter()
@@ -367,6 +381,37 @@ def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_bat
     summary = summarize(out_dir)
     save_json(out_dir / "summary.json", summary | {"provenance": T.provenance()})
     return summary
+
+
+def _stages_parallel(p: Profile, out_dir: Path, data, dev, progress, tasks: SubpathTasks) -> dict:
+    """The stages of :func:`_stages` on ``tasks.workers`` processes (:func:`lrdecay.empirics.tasks.run_stages_parallel`)."""
+    from .tasks import run_stages_parallel
+    from .train import save_config
+
+    n = len(data.y_train)
+    runs = []
+    land = run_dirs(p)[p.variants[0][0]][0] if p.run_landscape else None
+    for v, _ in p.variants:
+        for s in p.seeds:
+            tcfg = train_config(p, v, s)
+            rd = out_dir / v / f"seed_{s}"
+            with rundir.lock(rd):
+                save_config(rd, tcfg, {"profile": p.name, "variant": v, "landscape": p.landscape.to_dict(),
+                                       "curvature": p.curvature.to_dict(), "data": data.info, "device": str(dev)},
+                            n_train=n)
+            subs = tuple(tcfg.decay_epochs) if p.subpaths else ()
+            landscape = p.landscape if f"{v}/seed_{s}" == land else None
+            if landscape is not None and landscape_is_current(rd, tcfg, p.landscape):
+                landscape = None
+            runs.append({"run_dir": rd.resolve(), "tag": f"{v}/seed_{s}", "train": tcfg, "decay_epochs": subs,
+                         "curvature": (p.curvature if p.subpaths else replace(p.curvature, subpaths=False))
+                         if p.run_curvature else None, "landscape": landscape})
+    t = run_stages_parallel(runs, workers=tasks.workers, threads=tasks.threads, device=str(dev),
+                            data_dir=None if tasks.data_dir is None else Path(tasks.data_dir).resolve(),
+                            source=tasks.source, progress=progress)
+    if land is not None:            # named as in the sequential run
+        t["landscape"] = t.pop(f"{land}/landscape", "reused")
+    return t
 
 
 def summarize(out_dir) -> dict:

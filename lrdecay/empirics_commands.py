@@ -129,6 +129,9 @@ def register(subparsers) -> None:
     pr.add_argument("name", nargs="?", help="the profile (see --list)")
     pr.add_argument("--list", action="store_true", help="list the profiles and exit")
     pr.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: the profile's)")
+    pr.add_argument("--workers", type=int, default=None,
+                    help="processes running the stages side by side, each with --threads torch threads; the files "
+                         "equal a sequential run's at that thread count (default: the profile's)")
     _batched(pr)
     _common(pr, out_required=False)
     pr.set_defaults(func=cmd_profile)
@@ -331,11 +334,11 @@ def draw_figures(out, levels: str = "linear") -> list[Path]:
     if not is_profile and not (out / "main" / "result.json").exists():
         raise FileNotFoundError(f"{out / 'main' / 'result.json'} not found: run the main path first "
                                 "(or give a profile's output directory)")
-    paths = vgg_learning_curves.make(out)
+    paths = vgg_learning_curves.make_figure(out)
     for fig, kw in ((vgg_decay, {}), (vgg_late_decay_map, {}), (vgg_curvature, {}),
                     (vgg_landscape, {"levels": levels})):
         try:
-            paths += fig.make(out, **kw)
+            paths += fig.make_figure(out, **kw)
         except FileNotFoundError as exc:
             print(f"{fig.__name__.rsplit('.', 1)[-1]} skipped: {exc}")
     return paths
@@ -369,12 +372,14 @@ def cmd_profile(args) -> int:
     if args.name not in PROFILES:
         raise ValueError(f"profile: expected one of {list(PROFILES)}, got {args.name!r}")
     _check_executor(args)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers: expected an integer >= 1, got {args.workers}")
     tr, la, cu = parse_overrides(args.overrides)
     s = run_profile(args.name, args.out, args.data, progress=not args.no_progress, device=args.device,
                     train_overrides=tr, landscape_overrides=la, curvature_overrides=cu, seeds=args.seeds,
                     source=args.source, download=args.download, tensorboard=args.tensorboard,
                     threads=args.threads, batched=args.batched, executor=args.executor,
-                    max_workers=args.max_workers)
+                    max_workers=args.max_workers, workers=args.workers)
     draw_figures(args.out)
     print(f"profile {args.name} in {args.out}")
     g = s.get("generalization", {})

@@ -88,6 +88,12 @@ def test_profile_command_runs_and_reuses(datadir, tmp_path, capsys):
     assert "authors" in capsys.readouterr().out
 
 
+def test_profile_workers_refused_before_any_work(datadir, tmp_path):
+    with pytest.raises(ValueError, match="^--workers: expected an integer >= 1, got 0$"):
+        run(["empirics", "profile", "quick", "--out", str(tmp_path / "w"), "--data", str(datadir), "--workers", "0"])
+    assert not (tmp_path / "w").exists()
+
+
 def test_run_profile_api(datadir, tmp_path):
     tr, la, cu = C.parse_overrides([a for a in TINY if a != "--set"])
     s = P.run_profile("quick", tmp_path, datadir, progress=False, train_overrides=tr, landscape_overrides=la,
