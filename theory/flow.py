@@ -23,7 +23,8 @@ from typing import Callable
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from lrdecay.theory.validation import positive as _check_positive
+from lrdecay.theory import dop853
+from lrdecay.theory.validation import finite_array, positive, positive_or_none
 
 STATUSES = ("reached_eps", "time_limit", "diverged", "failed")
 
@@ -52,6 +53,32 @@ class FlowResult:
         return self.status == "reached_eps"
 
 
+def _checked_options(w0, ndim: int, eps, t_max, rtol, atol, blowup):
+    """The arguments shared by :func:`gradient_flow` (``w0``, ``ndim = 1``) and :func:`batched_gradient_flow`
+    (``W0``, ``ndim = 2``), validated: ``(w0, eps, t_max, rtol, atol, blowup)``."""
+    name, shape, size = ("w0", "(d,)", "d") if ndim == 1 else ("W0", "(P, d)", "P")
+    w0 = finite_array(name, w0, ndim, shape)
+    if w0.shape[0] < 1:
+        raise ValueError(f"{name} must have shape {shape} with {size} >= 1, got {w0.shape}")
+    return (w0, positive_or_none("eps", eps), positive("t_max", t_max), positive("rtol", rtol),
+            positive("atol", atol), positive("blowup", blowup))
+
+
+def _solve_ivp_events(loss, eps, blowup) -> list:
+    """solve_ivp's terminal events, both with direction -1: ``loss - eps`` (with ``eps``), ``blowup - ||w||``."""
+    def hit_eps(_t, w):
+        return loss(w) - eps
+
+    def blow(_t, w):
+        nrm = np.linalg.norm(w)
+        return blowup - nrm if np.isfinite(nrm) else -1.0
+
+    events = [hit_eps, blow] if eps is not None else [blow]
+    for ev in events:
+        ev.terminal, ev.direction = True, -1
+    return events
+
+
 def gradient_flow(
     grad: Callable[[np.ndarray], np.ndarray],
     w0,
@@ -76,62 +103,37 @@ def gradient_flow(
     t_max : time limit (> 0).
     rtol, atol, method : passed to :func:`scipy.integrate.solve_ivp`.
     t_eval : optional times at which to store the solution.
-    blowup : the flow is declared diverged once ``||w||`` exceeds this.
+    blowup : the flow is declared diverged once ``||w||`` exceeds this (> 0).
     """
-    w0 = np.asarray(w0, dtype=float)
-    if w0.ndim != 1:
-        raise ValueError(f"w0 must be a 1-D array of shape (d,), got shape {w0.shape}")
-    if not np.all(np.isfinite(w0)):
-        raise ValueError("w0 must contain finite values only")
-    t_max = _check_positive("t_max", t_max)
-    if eps is not None:
-        eps = _check_positive("eps", eps)
-    _check_positive("rtol", rtol)
-    _check_positive("atol", atol)
-
+    w0, eps, t_max, rtol, atol, blowup = _checked_options(w0, 1, eps, t_max, rtol, atol, blowup)
     l0 = float(loss(w0))
     if eps is not None and l0 <= eps:
         return FlowResult(np.array([0.0]), w0[None, :].copy(), 0.0, w0.copy(), l0, "reached_eps",
                           f"loss(w0) = {l0:.3e} is already <= eps = {eps:.3e}", 0)
+    sol = solve_ivp(lambda _t, w: -grad(w), (0.0, t_max), w0, method=method, rtol=rtol, atol=atol,
+                    events=_solve_ivp_events(loss, eps, blowup), t_eval=t_eval)
+    return _flow_result(sol, loss, eps, t_max, blowup)
 
-    def rhs(_t, w):
-        return -grad(w)
 
-    events = []
-    if eps is not None:
-        def hit_eps(_t, w):
-            return loss(w) - eps
-        hit_eps.terminal = True
-        hit_eps.direction = -1
-        events.append(hit_eps)
+def _flow_result(sol, loss, eps, t_max, blowup) -> FlowResult:
+    """solve_ivp's solution ``sol`` as a :class:`FlowResult`: its status, stop and message."""
+    def result(t_f, w_f, status, message):
+        return FlowResult(sol.t, sol.y.T, t_f, w_f, float(loss(w_f)), status, message, sol.nfev)
 
-    def blow(_t, w):
-        nrm = np.linalg.norm(w)
-        return blowup - nrm if np.isfinite(nrm) else -1.0
-    blow.terminal = True
-    blow.direction = -1
-    events.append(blow)
-
-    sol = solve_ivp(rhs, (0.0, t_max), w0, method=method, rtol=rtol, atol=atol,
-                    events=events, t_eval=t_eval)
     if sol.status == -1:
         w_last = sol.y[:, -1]
-        status = "diverged" if not np.all(np.isfinite(w_last)) else "failed"
-        return FlowResult(sol.t, sol.y.T, float(sol.t[-1]), w_last, float(loss(w_last)), status,
-                          sol.message, sol.nfev)
-    if sol.status == 1:  # a terminal event fired
-        if eps is not None and sol.t_events[0].size:
-            t_f, w_f = float(sol.t_events[0][0]), sol.y_events[0][0]
-            return FlowResult(sol.t, sol.y.T, t_f, w_f, float(loss(w_f)), "reached_eps",
-                              f"train loss reached eps = {eps:.3e} at t = {t_f:.6g}", sol.nfev)
-        t_f, w_f = float(sol.t_events[-1][0]), sol.y_events[-1][0]
-        return FlowResult(sol.t, sol.y.T, t_f, w_f, float(loss(w_f)), "diverged",
-                          f"||w|| exceeded {blowup:.1e} at t = {t_f:.6g}", sol.nfev)
+        return result(float(sol.t[-1]), w_last, "diverged" if not np.all(np.isfinite(w_last)) else "failed",
+                      sol.message)
+    if sol.status == 1 and eps is not None and sol.t_events[0].size:   # a terminal event fired
+        t_f = float(sol.t_events[0][0])
+        return result(t_f, sol.y_events[0][0], "reached_eps", f"train loss reached eps = {eps:.3e} at t = {t_f:.6g}")
+    if sol.status == 1:
+        t_f = float(sol.t_events[-1][0])
+        return result(t_f, sol.y_events[-1][0], "diverged", f"||w|| exceeded {blowup:.1e} at t = {t_f:.6g}")
     w_f = sol.y[:, -1]
     lf = float(loss(w_f))
-    msg = f"time limit t_max = {t_max:.6g} reached with loss {lf:.3e}"
-    if eps is not None:
-        msg += f" > eps = {eps:.3e}"
+    msg = f"time limit t_max = {t_max:.6g} reached with loss {lf:.3e}" + (f" > eps = {eps:.3e}" if eps is not None
+                                                                          else "")
     return FlowResult(sol.t, sol.y.T, float(sol.t[-1]), w_f, lf, "time_limit", msg, sol.nfev)
 
 
@@ -184,11 +186,6 @@ class FlowBatch:
         return (self[i] for i in range(len(self)))
 
 
-def _rms(x) -> np.ndarray:
-    """Row-wise RMS norm (scipy's ``norm`` for each path)."""
-    return np.linalg.norm(x, axis=-1) / np.sqrt(x.shape[-1])
-
-
 def _check_batch_functions(grad, loss, W0) -> None:
     """Call ``grad`` (and ``loss``) once on the first row of ``W0`` and check the shapes they return, so that a
     ``W0`` whose width is not the model's dimension is named here rather than deep in the integrator."""
@@ -207,217 +204,139 @@ def _check_batch_functions(grad, loss, W0) -> None:
                              "W0 must have shape (P, d) with d the model's dimension")
 
 
+@dataclass
+class _Paths:
+    """Where every path of :func:`batched_gradient_flow` stands: time ``t``, state ``Y``, slope ``F = f(Y)``,
+    event values ``G`` (loss - eps, blowup - ||w||), next step ``h_abs``, whether its step was rejected
+    before, and, once it stops (``status`` not empty), its stop and message."""
+
+    t: np.ndarray
+    Y: np.ndarray
+    F: np.ndarray
+    G: np.ndarray
+    h_abs: np.ndarray
+    rejected: np.ndarray
+    status: np.ndarray
+    t_fin: np.ndarray
+    W_fin: np.ndarray
+    nfev: np.ndarray
+    n_steps: np.ndarray
+    messages: list
+
+    @classmethod
+    def at(cls, W0) -> "_Paths":
+        P, d = W0.shape
+        return cls(np.zeros(P), W0.copy(), np.zeros((P, d)), np.zeros((P, 2)), np.zeros(P), np.zeros(P, dtype=bool),
+                   np.full(P, "", dtype="U12"), np.zeros(P), W0.copy(), np.zeros(P, dtype=np.int64),
+                   np.zeros(P, dtype=np.int64), [""] * P)
+
+    @property
+    def live(self) -> np.ndarray:
+        return np.flatnonzero(self.status == "")
+
+    def stop(self, i, status: str, t, w, message: str) -> None:
+        self.status[i], self.t_fin[i], self.W_fin[i], self.messages[i] = status, t, w, message
+
+
+def _flow_events(loss, eps, blowup):
+    """``events(Y) -> (P', 2)``: ``loss - eps`` (``inf`` without ``eps``) and ``blowup - ||w||`` (-1 when the
+    norm is not finite); both terminal, both with direction -1."""
+    def events(Y):
+        nrm = np.linalg.norm(Y, axis=1)
+        g_blow = np.where(np.isfinite(nrm), blowup - nrm, -1.0)
+        g_eps = np.asarray(loss(Y), dtype=float) - eps if eps is not None else np.full(len(Y), np.inf)
+        return np.stack([g_eps, g_blow], axis=1)
+    return events
+
+
 def batched_gradient_flow(grad, W0, *, loss, eps: float | None, t_max: float, rtol: float = 1e-10,
                           atol: float = 1e-12, method: str = "DOP853", blowup: float = 1e8) -> FlowBatch:
     r"""Integrate ``dw/dt = -grad(w)`` from every row of ``W0`` at once, each row until its own
     ``loss(w) = eps`` (or ``||w|| > blowup``, or ``t_max``).
 
     The integrator is scipy's DOP853 (Dormand–Prince 8(5,3), its coefficients, initial step, error
-    norm and step-size control) applied to every row separately — each row has its own time, step
-    size and accepted or rejected steps — with the right-hand side evaluated for all unfinished
-    rows in one call. After an accepted step in which ``g = loss - eps`` (or ``blowup - ||w||``)
-    changes sign from ``>= 0`` to ``<= 0``, the event time is the root of ``g`` on that step's
-    8th-order dense output, found by bisection to ``4 eps_machine`` (solve_ivp uses Brent's method
-    to the same tolerance). So every row follows the steps solve_ivp would take for it alone and
+    norm and step-size control; :mod:`lrdecay.theory.dop853`) applied to every row separately — each row
+    has its own time, step size and accepted or rejected steps — with the right-hand side evaluated for
+    all unfinished rows in one call. After an accepted step in which ``g = loss - eps`` (or
+    ``blowup - ||w||``) changes sign from ``>= 0`` to ``<= 0``, the event time is the root of ``g`` on
+    that step's 8th-order dense output, found by bisection to ``4 eps_machine`` (solve_ivp uses Brent's
+    method to the same tolerance). So every row follows the steps solve_ivp would take for it alone and
     stops where it would, to rounding.
 
     ``grad(W)`` and ``loss(W)`` take a batch ``(P', d)`` of rows and return ``(P', d)`` and ``(P',)``.
     Only ``method="DOP853"`` is implemented.
     """
-    from scipy.integrate._ivp import dop853_coefficients as co
-
     if method != "DOP853":
         raise ValueError(f"method must be 'DOP853' for the batched flow, got {method!r}")
-    W0 = np.asarray(W0, dtype=float)
-    if W0.ndim != 2 or W0.shape[0] < 1:
-        raise ValueError(f"W0 must have shape (P, d) with P >= 1, got {W0.shape}")
-    if not np.all(np.isfinite(W0)):
-        raise ValueError("W0 must contain finite values only")
-    t_max = _check_positive("t_max", t_max)
-    if eps is not None:
-        eps = _check_positive("eps", eps)
-    rtol, atol = _check_positive("rtol", rtol), _check_positive("atol", atol)
-    blowup = _check_positive("blowup", blowup)
-
-    P, d = W0.shape
+    W0, eps, t_max, rtol, atol, blowup = _checked_options(W0, 2, eps, t_max, rtol, atol, blowup)
     _check_batch_functions(grad, loss if eps is not None else None, W0)
-    S = co.N_STAGES
-    A, B, C = co.A[:S, :S], co.B, co.C[:S]
-    E3, E5, D = co.E3, co.E5, co.D
-    A_X, C_X = co.A[S + 1:], co.C[S + 1:]
-    order_exp = -1.0 / (7 + 1)                       # error estimator order 7
-    SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0
 
     def f(Y):
         return -np.asarray(grad(Y), dtype=float)
 
-    def events(Y):                                   # (P', 2): loss - eps, blowup - ||w||
-        nrm = np.linalg.norm(Y, axis=1)
-        g_blow = np.where(np.isfinite(nrm), blowup - nrm, -1.0)
-        g_eps = np.asarray(loss(Y), dtype=float) - eps if eps is not None else np.full(len(Y), np.inf)
-        return np.stack([g_eps, g_blow], axis=1)
-
-    t = np.zeros(P)
-    Y = W0.copy()
-    status = np.full(P, "", dtype="U12")
-    t_fin, W_fin = np.zeros(P), W0.copy()
-    nfev = np.zeros(P, dtype=np.int64)
-    n_steps = np.zeros(P, dtype=np.int64)
-    messages = [""] * P
-    L0 = np.asarray(loss(W0), dtype=float) if eps is not None else np.full(P, np.inf)
+    events = _flow_events(loss, eps, blowup)
+    paths = _Paths.at(W0)
     if eps is not None:
-        done0 = L0 <= eps
-        status[done0] = "reached_eps"
-        for i in np.flatnonzero(done0):
-            messages[i] = f"loss(w0) = {L0[i]:.3e} is already <= eps = {eps:.3e}"
-    live = np.flatnonzero(status == "")
-    F = np.zeros((P, d))
-    G = np.zeros((P, 2))
-    h_abs = np.zeros(P)
+        L0 = np.asarray(loss(W0), dtype=float)
+        for i in np.flatnonzero(L0 <= eps):
+            paths.stop(i, "reached_eps", 0.0, W0[i], f"loss(w0) = {L0[i]:.3e} is already <= eps = {eps:.3e}")
+    live = paths.live
     if live.size:
-        F[live] = f(Y[live])
-        nfev[live] += 1
-        G[live] = events(Y[live])
-        # initial step (scipy's select_initial_step, row by row)
-        y0, f0 = Y[live], F[live]
-        scale = atol + np.abs(y0) * rtol
-        d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
-        h0 = np.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / np.where(d1 == 0, 1.0, d1))
-        h0 = np.minimum(h0, t_max)
-        f1 = f(y0 + h0[:, None] * f0)
-        nfev[live] += 1
-        d2 = _rms((f1 - f0) / scale) / h0
-        small = (d1 <= 1e-15) & (d2 <= 1e-15)
-        with np.errstate(divide="ignore"):
-            h1 = np.where(small, np.maximum(1e-6, h0 * 1e-3),
-                          (0.01 / np.maximum(np.maximum(d1, d2), 1e-300)) ** (1 / (7 + 1)))
-        h_abs[live] = np.minimum(np.minimum(100 * h0, h1), t_max)
-    rejected = np.zeros(P, dtype=bool)                 # the current step has been rejected before
-
+        paths.F[live] = f(paths.Y[live])
+        paths.G[live] = events(paths.Y[live])
+        paths.h_abs[live] = dop853.initial_step(f, paths.Y[live], paths.F[live], t_max, rtol, atol)
+        paths.nfev[live] += 2
     while live.size:
-        tl, yl, fl = t[live], Y[live], F[live]
-        min_step = 10 * np.abs(np.nextafter(tl, np.inf) - tl)
-        h_try = np.maximum(h_abs[live], min_step)
-        too_small = h_abs[live] < min_step
-        # a step below the spacing of floating-point numbers: the solver gives up (status failed)
-        give_up = too_small & rejected[live]
-        if give_up.any():
-            for i in live[give_up]:
-                ok = np.all(np.isfinite(Y[i]))
-                status[i] = "failed" if ok else "diverged"
-                t_fin[i], W_fin[i] = t[i], Y[i]
-                messages[i] = "Required step size is less than spacing between numbers."
-            keep = ~give_up
-            live, tl, yl, fl, h_try = live[keep], tl[keep], yl[keep], fl[keep], h_try[keep]
-            if not live.size:
-                break
-        t_new = np.minimum(tl + h_try, t_max)
-        h = t_new - tl
-        K = np.empty((S + 1, len(live), d))
-        K[0] = fl
-        for s_ in range(1, S):
-            dy = np.tensordot(A[s_, :s_], K[:s_], axes=(0, 0)) * h[:, None]
-            K[s_] = f(yl + dy)
-        y_new = yl + h[:, None] * np.tensordot(B, K[:S], axes=(0, 0))
-        f_new = f(y_new)
-        K[S] = f_new
-        nfev[live] += S
-        scale = atol + np.maximum(np.abs(yl), np.abs(y_new)) * rtol
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            e5 = np.tensordot(E5, K, axes=(0, 0)) / scale
-            e3 = np.tensordot(E3, K, axes=(0, 0)) / scale
-            n5, n3 = np.sum(e5**2, axis=1), np.sum(e3**2, axis=1)
-            err = np.where((n5 == 0) & (n3 == 0), 0.0, np.abs(h) * n5 / np.sqrt((n5 + 0.01 * n3) * d))
-            fac = SAFETY * err**order_exp
-        acc = err < 1
-        # rejected: shrink (never below MIN_FACTOR; a NaN error also shrinks by MIN_FACTOR)
-        rej = ~acc
-        h_used = np.abs(h)                             # the step taken (shortened to end at t_max)
-        h_abs[live[rej]] = h_used[rej] * np.where(fac[rej] > MIN_FACTOR, fac[rej], MIN_FACTOR)
-        rejected[live[rej]] = True
-        # accepted: grow (at most MAX_FACTOR; not above 1 right after a rejection)
-        ai = live[acc]
-        grow = np.where(err[acc] == 0, MAX_FACTOR, np.minimum(MAX_FACTOR, fac[acc]))
-        grow = np.where(rejected[ai], np.minimum(1.0, grow), grow)
-        h_abs[ai] = h_used[acc] * grow
-        rejected[ai] = False
-        if not ai.size:
-            continue
-        t_old, y_old, f_old = tl[acc], yl[acc], fl[acc]
-        t[ai], Y[ai], F[ai] = t_new[acc], y_new[acc], f_new[acc]
-        n_steps[ai] += 1
-        g_new = events(Y[ai])
-        fired = (G[ai] >= 0) & (g_new <= 0)            # direction -1 for both events
-        G[ai] = g_new
-        hit = fired.any(axis=1)
-        if hit.any():
-            j = np.flatnonzero(hit)
-            idx = ai[j]
-            Kx = np.concatenate([K[:, acc][:, j], np.empty((len(co.C) - S - 1, len(j), d))], axis=0)
-            hj = h[acc][j]
-            for s_, (a_row, c_) in enumerate(zip(A_X, C_X), start=S + 1):
-                dy = np.tensordot(a_row[:s_], Kx[:s_], axes=(0, 0)) * hj[:, None]
-                Kx[s_] = f(y_old[j] + dy)
-            nfev[idx] += len(A_X)
-            dY = Y[idx] - y_old[j]
-            Fi = np.empty((co.INTERPOLATOR_POWER, len(j), d))
-            Fi[0] = dY
-            Fi[1] = hj[:, None] * f_old[j] - dY
-            Fi[2] = 2 * dY - hj[:, None] * (F[idx] + f_old[j])
-            Fi[3:] = hj[None, :, None] * np.tensordot(D, Kx, axes=(1, 0))
-            t0j, y0j = t_old[j], y_old[j]
-
-            def dense(tq, rows):
-                x = ((tq - t0j[rows]) / hj[rows])[:, None]
-                out = np.zeros((len(rows), d))
-                for i_, Fk in enumerate(Fi[::-1]):
-                    out += Fk[rows]
-                    out *= x if i_ % 2 == 0 else (1 - x)
-                return out + y0j[rows]
-
-            roots = np.full((len(j), 2), np.inf)
-            for ev in (0, 1):
-                rows = np.flatnonzero(fired[j, ev])
-                if rows.size:
-                    roots[rows, ev] = _bisect_event(lambda tq, r_=rows, ev_=ev: events(dense(tq, r_))[:, ev_],
-                                                    t0j[rows], t[idx][rows])
-            first = np.argmin(roots, axis=1)
-            tr = roots[np.arange(len(j)), first]
-            Wr = dense(tr, np.arange(len(j)))
-            for q, i in enumerate(idx):
-                t_fin[i], W_fin[i] = tr[q], Wr[q]
-                if first[q] == 0:
-                    status[i] = "reached_eps"
-                    messages[i] = f"train loss reached eps = {eps:.3e} at t = {tr[q]:.6g}"
-                else:
-                    status[i] = "diverged"
-                    messages[i] = f"||w|| exceeded {blowup:.1e} at t = {tr[q]:.6g}"
-        ended = (t[ai] >= t_max) & (status[ai] == "")
-        for i in ai[ended]:
-            status[i] = "time_limit"
-            t_fin[i], W_fin[i] = t[i], Y[i]
-        live = np.flatnonzero(status == "")
-    loss_fin = np.asarray(loss(W_fin), dtype=float)
-    for i in np.flatnonzero(status == "time_limit"):
-        messages[i] = f"time limit t_max = {t_max:.6g} reached with loss {loss_fin[i]:.3e}" + (
-            f" > eps = {eps:.3e}" if eps is not None else "")
-    return FlowBatch(W0, t_fin, W_fin, loss_fin, status, nfev, n_steps, messages)
-
-
-def _bisect_event(g, lo, hi, rel: float = 4 * np.finfo(float).eps) -> np.ndarray:
-    """Roots of ``g`` on ``[lo, hi]`` per row, where ``g(lo) >= 0 >= g(hi)``: bisection (vectorized
-    over rows) until the bracket is below ``rel (1 + |t|)``; returns its end with ``g <= 0``."""
-    lo, hi = lo.copy(), hi.copy()
-    for _ in range(200):
-        width = hi - lo
-        if np.all(width <= rel * (1 + np.abs(hi))):
+        h, t_new, give_up = dop853.step_size(paths.t[live], paths.h_abs[live], paths.rejected[live], t_max)
+        for i in live[give_up]:
+            status = "failed" if np.all(np.isfinite(paths.Y[i])) else "diverged"
+            paths.stop(i, status, paths.t[i], paths.Y[i], dop853.TOO_SMALL_STEP)
+        live, h, t_new = live[~give_up], h[~give_up], t_new[~give_up]
+        if not live.size:
             break
-        mid = lo + 0.5 * width
-        gm = g(mid)
-        up = gm >= 0
-        lo = np.where(up, mid, lo)
-        hi = np.where(up, hi, mid)
-    return hi
+        y, fy = paths.Y[live], paths.F[live]
+        y_new, f_new, K = dop853.rk_step(f, y, fy, h)
+        paths.nfev[live] += dop853.N_STAGES
+        err = dop853.error_norm(K, h, atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol)
+        acc, paths.h_abs[live] = dop853.update_step(np.abs(h), err, paths.rejected[live])
+        paths.rejected[live] = ~acc
+        if acc.any():
+            step = (paths.t[live[acc]], y[acc], t_new[acc], y_new[acc], f_new[acc], h[acc], K[:, acc])
+            _accept(paths, live[acc], step, f, events, t_max, eps, blowup)
+        live = paths.live
+    loss_fin = np.asarray(loss(paths.W_fin), dtype=float)
+    for i in np.flatnonzero(paths.status == "time_limit"):
+        paths.messages[i] = f"time limit t_max = {t_max:.6g} reached with loss {loss_fin[i]:.3e}" + (
+            f" > eps = {eps:.3e}" if eps is not None else "")
+    return FlowBatch(W0, paths.t_fin, paths.W_fin, loss_fin, paths.status, paths.nfev, paths.n_steps,
+                     paths.messages)
+
+
+def _accept(paths: _Paths, rows, step, f, events, t_max, eps, blowup) -> None:
+    """Take the accepted ``step`` (``t_old, y_old, t_new, y_new, f_new, h, K``) of ``rows``; stop a row whose
+    event fired during it (at the root on the step's dense output) or that reached ``t_max``."""
+    t_old, y_old, t_new, y_new, f_new, h, K = step
+    paths.t[rows], paths.Y[rows], paths.F[rows] = t_new, y_new, f_new
+    paths.n_steps[rows] += 1
+    g_new = events(y_new)
+    fired = dop853.find_active_events(paths.G[rows], g_new)
+    paths.G[rows] = g_new
+    j = np.flatnonzero(fired.any(axis=1))
+    if j.size:
+        dense = dop853.DenseOutput.from_step(f, K[:, j], t_old[j], h[j], y_old[j], y_new[j], f_new[j])
+        paths.nfev[rows[j]] += len(dop853.A_EXTRA)
+        roots = dop853.locate_events(events, dense, fired[j], t_new[j])
+        first = np.argmin(roots, axis=1)
+        t_root = roots[np.arange(len(j)), first]
+        w_root = dense(t_root)
+        for q, i in enumerate(rows[j]):
+            if first[q] == 0:
+                paths.stop(i, "reached_eps", t_root[q], w_root[q], f"train loss reached eps = {eps:.3e} at t = "
+                                                                   f"{t_root[q]:.6g}")
+            else:
+                paths.stop(i, "diverged", t_root[q], w_root[q], f"||w|| exceeded {blowup:.1e} at t = {t_root[q]:.6g}")
+    for i in rows[(t_new >= t_max) & (paths.status[rows] == "")]:
+        paths.stop(i, "time_limit", paths.t[i], paths.Y[i], "")
 
 
 def linear_flow_closed_form(X, y, w0, t) -> np.ndarray:

@@ -30,6 +30,11 @@ def positive(name: str, value) -> float:
     return v
 
 
+def positive_or_none(name: str, value) -> float | None:
+    """``None``, or a finite number > 0."""
+    return None if value is None else positive(name, value)
+
+
 def nonneg(name: str, value) -> float:
     """A finite number >= 0."""
     v = _number(name, value, "a finite number >= 0")
@@ -88,14 +93,16 @@ def numbers(name: str, values, lo: float = -math.inf, *, strict: bool = False) -
     return arr
 
 
-def finite_array(name: str, value, ndim: int) -> np.ndarray:
-    """A float array with ``ndim`` dimensions and finite entries."""
+def finite_array(name: str, value, ndim: int, shape: str | None = None) -> np.ndarray:
+    """A float array with ``ndim`` dimensions and finite entries; ``shape`` (e.g. ``"(P, d)"``) is named in the
+    message about a wrong number of dimensions."""
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a {ndim}-D array of finite numbers, got {type(value).__name__}") from None
     if arr.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
+        of = f" of shape {shape}" if shape else ""
+        raise ValueError(f"{name} must be a {ndim}-D array{of}, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must contain finite values only")
     return arr

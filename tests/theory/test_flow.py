@@ -140,3 +140,29 @@ def test_batched_flow_closed_forms_and_blowup():
         batched_gradient_flow(lambda W: W, W0, loss=lambda W: W[:, 0], eps=1e-3, t_max=1.0, method="RK45")
     with pytest.raises(ValueError, match="eps must be a finite number > 0"):
         batched_gradient_flow(lambda W: W, W0, loss=lambda W: W[:, 0], eps=0.0, t_max=1.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(eps=0.0, t_max=1.0), "eps must be a finite number > 0"),
+    (dict(eps=None, t_max=np.inf), "t_max must be a finite number > 0"),
+    (dict(eps=1e-3, t_max=1.0, atol=-1e-9), "atol must be a finite number > 0"),
+    (dict(eps=1e-3, t_max=1.0, blowup=0.0), "blowup must be a finite number > 0"),
+])
+def test_one_flow_and_many_check_their_arguments_alike(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gradient_flow(lambda w: w, np.ones(2), loss=lambda w: float(w @ w), **kwargs)
+    with pytest.raises(ValueError, match=match):
+        batched_gradient_flow(lambda W: W, np.ones((3, 2)), loss=lambda W: np.sum(W**2, 1), **kwargs)
+
+
+def test_starting_points_are_checked_alike():
+    loss1, lossb = (lambda w: float(w @ w)), (lambda W: np.sum(W**2, 1))
+    for bad, match in [(np.ones((2, 2)), r"w0 must be a 1-D array of shape \(d,\), got shape \(2, 2\)"),
+                       (np.array([1.0, np.nan]), "w0 must contain finite values only")]:
+        with pytest.raises(ValueError, match=match):
+            gradient_flow(lambda w: w, bad, loss=loss1, eps=None, t_max=1.0)
+    for bad, match in [(np.ones(2), r"W0 must be a 2-D array of shape \(P, d\), got shape \(2,\)"),
+                       (np.ones((0, 2)), r"W0 must have shape \(P, d\) with P >= 1, got \(0, 2\)"),
+                       (np.array([[1.0, np.inf]]), "W0 must contain finite values only")]:
+        with pytest.raises(ValueError, match=match):
+            batched_gradient_flow(lambda W: W, bad, loss=lossb, eps=None, t_max=1.0)
