@@ -269,7 +269,7 @@ def main(argv=None) -> int:
     from lrdecay.paper_figures import vgg_curvature, vgg_decay, vgg_landscape, vgg_late_decay_map, vgg_learning_curves
 
     for mod in (vgg_learning_curves, vgg_decay, vgg_landscape, vgg_curvature, vgg_late_decay_map):
-        mod.make(a.out)
+        mod.make_figure(a.out)
     json_path = Path(a.out) / "gpu_authors.json"
     json_path.write_text(json.dumps({"estimate_s": est, "measured_s": agg, "wall_s": wall, "rates": r,
                                      "bf16": ok, "bf16_worst_rel_diff": worst, "compile": runtime.compile,

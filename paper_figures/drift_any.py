@@ -3,8 +3,8 @@ against the drift ODE, the late-decay sweep with the ODE's prediction beside it,
 test loss."""
 from __future__ import annotations
 
+from lrdecay.paper_figures._drift_panels import decay_panel, drift_panel
 from lrdecay.paper_figures._style import as_result, plt, save_figure
-from lrdecay.paper_figures.model_drift import _decay_panel, _drift_panel
 from lrdecay.theory.studies.drift_any import DriftAnyResult
 
 
@@ -14,10 +14,10 @@ def make_figure(result, out_stem):
     name = st.model.name
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    _drift_panel(axes[0], st, colors[0], name)
+    drift_panel(axes[0], st, colors[0], name)
     axes[0].set(xlabel="τ = η²k", ylabel="test loss", title=f"{name}: Phase II, SGD on M against the drift ODE")
     axes[0].legend(fontsize=7)
-    _decay_panel(axes[1], st, colors[0], name)
+    decay_panel(axes[1], st, colors[0], name)
     axes[1].set(xlabel="drift time at the end, τ_i", ylabel="test loss", title="late decay: final test loss")
     axes[1].legend(fontsize=7)
     ax = axes[2]

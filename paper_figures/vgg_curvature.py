@@ -20,14 +20,14 @@ from lrdecay.paper_figures.vgg_learning_curves import run_dirs_of
 from lrdecay.theory.io import load_json
 
 
-def make(path, stem=None) -> list[Path]:
+def make_figure(path, stem=None) -> list[Path]:
     path = Path(path)
     dirs = run_dirs_of(path)
     data = [(load_json(d / "curvature.json"), load_run(d)) for d in dirs]
-    return make_figure(data, stem or path / "figures" / "vgg_curvature")
+    return draw(data, stem or path / "figures" / "vgg_curvature")
 
 
-def make_figure(data, stem) -> list[Path]:
+def draw(data, stem) -> list[Path]:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
     cols = plt.get_cmap("tab10")
     lands = []
@@ -97,4 +97,4 @@ def make_figure(data, stem) -> list[Path]:
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
-    print(make(sys.argv[1]))
+    print(make_figure(sys.argv[1]))

@@ -18,17 +18,17 @@ from lrdecay.paper_figures._style import plt, save_figure
 from lrdecay.paper_figures.vgg_learning_curves import run_dirs_of
 
 
-def make(path, stem=None) -> list[Path]:
+def make_figure(path, stem=None) -> list[Path]:
     path = Path(path)
     dirs = run_dirs_of(path)
     t = measure_late_decay(dirs)
     if not t["decay_epochs"]:        # no branch after landing: every branch, drawn as "not analysed"
         t = measure_late_decay(dirs, all_branches=True) | {"not_analysed": True}
     t |= {"constant_loss": run_constant_loss(load_run(dirs[0]))}
-    return make_figure(t, stem or path / "figures" / "vgg_decay")
+    return draw(t, stem or path / "figures" / "vgg_decay")
 
 
-def make_figure(t: dict, stem) -> list[Path]:
+def draw(t: dict, stem) -> list[Path]:
     e = np.asarray(t["decay_epochs"], float)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     for ax, key, name in ((axes[0], "test_loss", "test loss"), (axes[1], "test_acc", "test accuracy")):
@@ -64,4 +64,4 @@ def make_figure(t: dict, stem) -> list[Path]:
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
-    print(make(sys.argv[1]))
+    print(make_figure(sys.argv[1]))

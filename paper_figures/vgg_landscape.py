@@ -35,7 +35,7 @@ def landscape_file(path) -> Path:
     return path / "landscape.npz"
 
 
-def make(path, stem=None, levels: str = "linear") -> list[Path]:
+def make_figure(path, stem=None, levels: str = "linear") -> list[Path]:
     """Draw the landscape of ``path`` (a run or profile directory) with ``levels`` "linear" or "log"."""
     path = Path(path)
     f = landscape_file(path)
@@ -46,7 +46,7 @@ def make(path, stem=None, levels: str = "linear") -> list[Path]:
         r = load_run(run)
         if "test_per_class" in r["main"]["data"]:
             const = run_constant_loss(r)
-    return make_figure(arr, cfg, stem or path / "figures" / "vgg_landscape", levels=levels, constant_loss=const)
+    return draw(arr, cfg, stem or path / "figures" / "vgg_landscape", levels=levels, constant_loss=const)
 
 
 LEVEL_QUANTILE = 0.6   # colour levels span the panel's minimum to this quantile of its grid values
@@ -68,7 +68,7 @@ def _shown_rows(arr: dict, cfg: dict) -> np.ndarray:
                                            & np.isin(arr["path"], np.unique(arr["path"][np.asarray(arr["fit"], bool)])))
 
 
-def make_figure(arr: dict, cfg: dict, stem, levels: str = "linear", constant_loss: float | None = None) -> list[Path]:
+def draw(arr: dict, cfg: dict, stem, levels: str = "linear", constant_loss: float | None = None) -> list[Path]:
     from matplotlib import colors
     from matplotlib.lines import Line2D
 
@@ -170,4 +170,4 @@ def make_figure(arr: dict, cfg: dict, stem, levels: str = "linear", constant_los
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
-    print(make(sys.argv[1]))
+    print(make_figure(sys.argv[1]))

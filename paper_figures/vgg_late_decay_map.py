@@ -21,9 +21,9 @@ from lrdecay.paper_figures._style import plt, save_figure
 from lrdecay.paper_figures.vgg_learning_curves import run_dirs_of
 
 
-def make(path, stem=None) -> list[Path]:
+def make_figure(path, stem=None) -> list[Path]:
     path = Path(path)
-    return make_figure([load_run(d) for d in run_dirs_of(path)], stem or path / "figures" / "vgg_late_decay_map")
+    return draw([load_run(d) for d in run_dirs_of(path)], stem or path / "figures" / "vgg_late_decay_map")
 
 
 def decay_map(runs: list[dict]) -> dict:
@@ -41,7 +41,7 @@ def decay_map(runs: list[dict]) -> dict:
     return out
 
 
-def make_figure(runs: list[dict], stem) -> list[Path]:
+def draw(runs: list[dict], stem) -> list[Path]:
     from matplotlib import colors
 
     mp = decay_map(runs)
@@ -107,4 +107,4 @@ def make_figure(runs: list[dict], stem) -> list[Path]:
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
-    print(make(sys.argv[1]))
+    print(make_figure(sys.argv[1]))

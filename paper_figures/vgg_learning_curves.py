@@ -24,13 +24,13 @@ def run_dirs_of(path) -> list[Path]:
     return [path]
 
 
-def make(path, stem=None) -> list[Path]:
+def make_figure(path, stem=None) -> list[Path]:
     path = Path(path)
     runs = [load_run(d) for d in run_dirs_of(path)]
-    return make_figure(runs, stem or path / "figures" / "vgg_learning_curves")
+    return draw(runs, stem or path / "figures" / "vgg_learning_curves")
 
 
-def make_figure(runs: list[dict], stem) -> list[Path]:
+def draw(runs: list[dict], stem) -> list[Path]:
     first = runs[0]
     cfg = first["config"]
     subs = first["subs"]
@@ -77,4 +77,4 @@ def make_figure(runs: list[dict], stem) -> list[Path]:
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
-    print(make(sys.argv[1]))
+    print(make_figure(sys.argv[1]))

@@ -129,7 +129,7 @@ def test_figures_from_saved_results(tiny_profile):
 
     out, _ = tiny_profile
     for mod in (vgg_learning_curves, vgg_decay, vgg_landscape, vgg_curvature, vgg_late_decay_map):
-        png, pdf = mod.make(out)
+        png, pdf = mod.make_figure(out)
         assert png.suffix == ".png" and pdf.suffix == ".pdf"
         assert png.stat().st_size > 5000 and pdf.stat().st_size > 2000
 
