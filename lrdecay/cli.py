@@ -1,6 +1,6 @@
 """The ``lrdecay`` console script: one entry point, one subcommand per job.
 
-Subcommands come from :mod:`lrdecay.theory_commands` (demo, convex, drift, gamma-study, sweep),
+Subcommands come from :mod:`lrdecay.theory_commands` (one per study of :mod:`lrdecay.studies_table`),
 :mod:`lrdecay.empirics_commands` (the VGG-11 stages) and the report. Handlers import their studies
 (and torch, sympy, dask) inside their functions so that ``lrdecay --help`` stays fast.
 """
@@ -14,7 +14,7 @@ from lrdecay import __version__
 from lrdecay.theory.io import DirectoryLockedError
 from lrdecay.theory.sweep import SweepError
 from lrdecay.empirics_commands import register as register_empirics
-from lrdecay.theory_commands import REGISTER as THEORY_COMMANDS
+from lrdecay.theory_commands import register as register_theory
 
 
 def register_report(sub) -> None:
@@ -90,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for register in THEORY_COMMANDS:
-        register(sub)
+    register_theory(sub)
     register_empirics(sub)
     register_report(sub)
     return parser

@@ -10,26 +10,29 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from lrdecay.studies_table import JOB_STUDIES, Study
 from lrdecay.theory.io import ResultFileError, load_json, save_json
 
 # --------------------------------------------------------------------------------------------------
-# Sizes: "default" is the report; "smoke" is a tiny run for tests.
+# Sizes: "default" is the report; "smoke" is a tiny run for tests. A study job's size holds fields of its
+# configuration (lrdecay.studies_table), its seed among them, and "preset": a configuration method applied first.
 # --------------------------------------------------------------------------------------------------
 SIZES = {
-    "default": dict(symbolic=dict(points=5), demo=dict(quick=False, paths=4), drift=dict(quick=False, paths=32, tau_max=24.0),
-                    convex=dict(trials=10000), core=dict(paths=8), landscape=dict(grid=241, sgd_steps=30000),
-                    gamma=dict(n_instances=40), rate_law=dict(smoke=False), cyclic=dict(smoke=False),
-                    discrete_eta=dict(smoke=False), diagonal=dict(smoke=False), two_layer=dict(smoke=False),
-                    empirics=dict(profile="cpu")),
-    "smoke": dict(symbolic=dict(points=2), demo=dict(quick=True, paths=2), drift=dict(quick=True, paths=8, tau_max=4.0),
-                  convex=dict(trials=300), core=dict(paths=4), landscape=dict(grid=41, sgd_steps=3000),
-                  gamma=dict(n_instances=4, gammas=[0.0, 2.0], max_steps=20000), rate_law=dict(smoke=True),
-                  cyclic=dict(smoke=True), discrete_eta=dict(smoke=True), diagonal=dict(smoke=True),
-                  two_layer=dict(smoke=True), empirics=dict(
+    "default": dict(symbolic=dict(points=5), core=dict(paths=8), demo=dict(seed=0, paths=4),
+                    drift=dict(seed=0, paths=32, tau_max=24.0), convex=dict(seed=0, trials=10000, eps=0.1),
+                    landscape=dict(seed=0, grid=241, sgd_steps=30000), gamma=dict(seed=0, n_instances=40),
+                    rate_law=dict(seed=0), cyclic=dict(seed=0), discrete_eta=dict(seed=0), diagonal=dict(seed=0),
+                    two_layer=dict(seed=0), empirics=dict(profile="cpu")),
+    "smoke": dict(symbolic=dict(points=2), core=dict(paths=4), demo=dict(preset="quick", seed=0, paths=2),
+                  drift=dict(preset="quick", seed=0, paths=8, tau_max=4.0), convex=dict(seed=0, trials=300, eps=0.1),
+                  landscape=dict(seed=0, grid=41, sgd_steps=3000),
+                  gamma=dict(seed=0, n_instances=4, gammas=[0.0, 2.0], max_steps=20000),
+                  rate_law=dict(preset="smoke", seed=0), cyclic=dict(preset="smoke", seed=0),
+                  discrete_eta=dict(preset="smoke", seed=0), diagonal=dict(preset="smoke", seed=0),
+                  two_layer=dict(preset="smoke", seed=0), empirics=dict(
                       profile="quick", threads=1, seeds=[0, 1],
                       train=dict(width=0.125, train_size=100, test_size=100, batch_size=25, epochs=6, ckpt_every=4,
                                  decay_epochs=(2, 3, 4), eval_every=1, eval_batch=100, init="torch", lr=0.02),
@@ -54,116 +57,18 @@ def job_symbolic(d: Path, cfg: dict):
     symbolic_checks(points=cfg["points"]).save(d / "symbolic_checks.npz")
 
 
-def job_demo(d: Path, cfg: dict):
-    from lrdecay.paper_figures import decay_curve, three_phases
-    from lrdecay.theory.studies.decay import DemoConfig, run_demo
-
-    dc = replace(DemoConfig(), seed=0, paths=cfg["paths"])
-    res = run_demo(dc.quick() if cfg["quick"] else dc, progress=cfg.get("progress", True))
-    for gamma, sw in res.sweeps.items():
-        print(f"\ngamma = {gamma:g}\n{sw.table()}")
-    print(f"\nequal budget:\n{res.schedules.table()}")
-    res.save(d)
-    decay_curve.make_figure(list(res.sweeps.values()), d / "figures" / "demo_decay")
-    three_phases.make_figure(res.sweeps[1.0], d / "figures" / "three_phases")
-
-
-def job_drift(d: Path, cfg: dict):
-    from lrdecay.paper_figures.drift_vs_sgd import make_figure
-    from lrdecay.theory.studies.drift import DriftConfig, run_drift_study
-
-    dc = replace(DriftConfig(), paths=cfg["paths"], tau_max=cfg["tau_max"])
-    study = run_drift_study(dc.quick() if cfg["quick"] else dc, progress=cfg.get("progress", True))
-    print(study.table())
-    study.save(d)
-    make_figure(study, d / "figures" / "drift_vs_sgd")
-
-
-def job_convex(d: Path, cfg: dict):
-    from lrdecay.paper_figures.nakkiran_fig1 import make_figure
-    from lrdecay.theory.studies.convex_mc import run_convex_study
-
-    st = run_convex_study(trials=cfg["trials"], seed=0, eps=0.1)
-    print(st.table())
-    st.save(d / "convex.npz")
-    make_figure(st, d / "figures" / "nakkiran_fig1")
-
-
-def job_landscape(d: Path, cfg: dict):
-    from lrdecay.paper_figures.nonlinear_landscape import make_figure
-    from lrdecay.theory.studies.landscape import run_landscape_study
-
-    st = run_landscape_study(grid=cfg["grid"], sgd_steps=cfg["sgd_steps"])
-    st.save(d / "landscape.npz")
-    make_figure(st, d / "figures" / "nonlinear_landscape")
-
-
-def job_gamma(d: Path, cfg: dict):
-    from lrdecay.paper_figures.gamma_convergence import make_figure
-    from lrdecay.theory.studies.gamma import DEFAULT_GAMMAS, run_gamma_study
-
-    kw = {k: cfg[k] for k in ("n_instances", "max_steps") if k in cfg}
-    res = run_gamma_study(cfg.get("gammas", DEFAULT_GAMMAS), seed=0, progress=cfg.get("progress", True), **kw)
-    print(res.table())
-    res.save(d / "gamma_study.npz")
-    make_figure(res, d / "figures" / "gamma_convergence")
-
-
-def job_rate_law(d: Path, cfg: dict):
-    """Phase II drift time against gamma, ||w0|| and n/d (the open question on the rate)."""
-    from lrdecay.paper_figures.rate_law import make_figure
-    from lrdecay.theory.studies.rate_law import RateLawConfig, run_rate_law
-
-    c = RateLawConfig().smoke() if cfg["smoke"] else RateLawConfig()
-    res = run_rate_law(c, progress=cfg.get("progress", True))
-    print(res.table())
-    res.save(d / "rate_law.npz")
-    make_figure(res, d / "figures" / "rate_law")
-
-
-def job_cyclic(d: Path, cfg: dict):
-    """Cyclic schedules beside the others at an equal budget (theory only; the VGG comparison is not run)."""
-    from lrdecay.paper_figures.cyclic_schedules import make_figure
-    from lrdecay.theory.studies.cyclic import CyclicConfig, run_cyclic_study
-
-    c = CyclicConfig().smoke() if cfg["smoke"] else CyclicConfig()
-    st = run_cyclic_study(c, progress=cfg.get("progress", True))
-    print(st.table())
-    st.save(d / "cyclic.npz")
-    make_figure(st, d / "figures" / "cyclic_schedules")
-
-
-def job_discrete_eta(d: Path, cfg: dict):
-    from lrdecay.paper_figures.discrete_eta import make_figure
-    from lrdecay.theory.studies.discrete_eta import DiscreteEtaConfig, run_discrete_eta
-
-    c = DiscreteEtaConfig().smoke() if cfg["smoke"] else DiscreteEtaConfig()
-    st = run_discrete_eta(c, progress=cfg.get("progress", True))
-    print(st.table())
-    st.save(d / "discrete_eta.npz")
-    make_figure(st, d / "figures" / "discrete_eta")
-
-
-def job_diagonal(d: Path, cfg: dict):
-    from lrdecay.paper_figures.model_drift import make_diagonal_figure
-    from lrdecay.theory.studies.diagonal import DiagonalConfig, run_diagonal_study
-
-    c = DiagonalConfig().smoke() if cfg["smoke"] else DiagonalConfig()
-    st = run_diagonal_study(c, progress=cfg.get("progress", True))
-    print(st.table())
-    st.save(d / "diagonal.npz")
-    make_diagonal_figure(st, d / "figures" / "diagonal")
-
-
-def job_two_layer(d: Path, cfg: dict):
-    from lrdecay.paper_figures.model_drift import make_two_layer_figure
-    from lrdecay.theory.studies.two_layer import TwoLayerConfig, run_two_layer_study
-
-    c = TwoLayerConfig().smoke() if cfg["smoke"] else TwoLayerConfig()
-    st = run_two_layer_study(c, progress=cfg.get("progress", True))
-    print(st.table())
-    st.save(d / "two_layer.npz")
-    make_two_layer_figure(st, d / "figures" / "two_layer")
+def study_job(study: Study) -> Callable[[Path, dict], None]:
+    """The job of a row of the study table: its configuration from the size (``preset`` first, then the fields
+    given), run, table printed, result saved and every figure drawn under the job's directory."""
+    def job(d: Path, cfg: dict):
+        given = {k: v for k, v in cfg.items() if k not in ("progress", "preset")}
+        config = study.configure(cfg.get("preset"), given).validate()
+        res = study.execute(config, progress=cfg.get("progress", True))
+        study.print_result(res, config)
+        study.save(res, d, report=True)
+    job.__name__ = f"job_{study.key}"
+    job.__doc__ = study.help or f"The {study.key} study."
+    return job
 
 
 def job_empirics(d: Path, cfg: dict):
@@ -180,9 +85,9 @@ def job_empirics(d: Path, cfg: dict):
         print(f"[empirics] not run: {exc}")
         return
     for fig in (vgg_learning_curves, vgg_decay, vgg_late_decay_map, vgg_curvature):
-        fig.make(d)
+        fig.make_figure(d)
     if "valley" in summary or "test_minimum" in summary:
-        vgg_landscape.make(d)
+        vgg_landscape.make_figure(d)
 
 
 #: the long CPU run's small result files (no checkpoints), as committed with the repository
@@ -206,14 +111,12 @@ def job_vgg_long(d: Path, cfg: dict):
             (d / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, d / f.relative_to(src))
     for fig in (vgg_learning_curves, vgg_decay, vgg_late_decay_map, vgg_curvature, vgg_landscape):
-        fig.make(d)
+        fig.make_figure(d)
 
 
 JOBS: dict[str, Callable[[Path, dict], None]] = {
-    "core": job_core, "symbolic": job_symbolic, "demo": job_demo, "drift": job_drift, "convex": job_convex,
-    "landscape": job_landscape, "gamma": job_gamma, "rate_law": job_rate_law, "cyclic": job_cyclic,
-    "discrete_eta": job_discrete_eta, "diagonal": job_diagonal, "two_layer": job_two_layer, "empirics": job_empirics,
-    "vgg_long": job_vgg_long}
+    "core": job_core, "symbolic": job_symbolic, **{s.key: study_job(s) for s in JOB_STUDIES},
+    "empirics": job_empirics, "vgg_long": job_vgg_long}
 
 
 # --------------------------------------------------------------------------------------------------

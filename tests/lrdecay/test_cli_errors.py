@@ -236,14 +236,14 @@ def test_options_given_with_smoke_win_over_it(argv, module, cls, given):
     from dataclasses import replace
 
     from lrdecay.cli import build_parser
-    from lrdecay.theory_commands import _config
+    from lrdecay.theory_commands import config_from
 
     config = getattr(importlib.import_module(module), cls)
     args = build_parser().parse_args(argv)
-    assert _config(args, config) == replace(config().smoke(), **given)
+    assert config_from(args) == replace(config().smoke(), **given)
     # without --smoke the same options apply to the defaults
     args = build_parser().parse_args([a for a in argv if a != "--smoke"])
-    assert _config(args, config) == replace(config(), **given)
+    assert config_from(args) == replace(config(), **given)
 
 
 def test_smoke_help_states_the_rule():

@@ -8,12 +8,12 @@ the report show:
   factor-2 separation with an exact (Clopper–Pearson) interval, and the test-loss ratio on the 2-1 draws;
 * :func:`lemma2_k_sweep`: Lemma 2 on a fixed 3-D instance for several K;
 * :func:`figure1_data`: the trajectories of Figure 1;
-* :func:`run_convex_study`: all three, as one :class:`ConvexStudy` result.
+* :func:`run_convex_study`: all three, as one :class:`ConvexStudy` result, from a :class:`ConvexConfig`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -23,7 +23,7 @@ from lrdecay.theory.convex import (BOUND_RTOL, NORMALIZATION, PROP1_N, PROP1_SIG
                            gf_stopping_time, gradient_descent_numerical, gradient_flow_numerical, lemma2,
                            population_loss, prop1_beta_star, prop1_sample_covariance, simultaneous_eigenbasis)
 from lrdecay.theory.stats import clopper_pearson
-from lrdecay.theory.validation import finite_array, integer, open_unit, positive
+from lrdecay.theory.validation import finite_array, integer, integers, open_unit, positive
 
 #: Relative slack on the 0.75 eps side of Proposition 1's separation event (stands in for the tail).
 SEP_RTOL = 1e-6
@@ -367,11 +367,37 @@ class ConvexStudy(io.Result):
         return k_sweep_table(self.k_sweep, self.config["eps"])
 
 
-def run_convex_study(*, trials: int = 10000, seed: int = 0, eps: float = 0.1, alphas=DEFAULT_ALPHAS,
-                     Ks=DEFAULT_KS, confidence: float = 0.95) -> ConvexStudy:
-    """Proposition 1 Monte Carlo, Lemma 2 on a 3-D instance for several K, and Figure 1's data."""
-    trials = integer("trials", trials, 1)
-    mc = proposition1_monte_carlo(alphas, Ks, trials=trials, eps=eps, seed=seed, confidence=confidence)
+@dataclass(frozen=True)
+class ConvexConfig:
+    """The convex study: ``trials`` draws of the samples from ``seed``, early stopping at train loss ``eps``,
+    Proposition 1's cells for each ``alpha`` in ``alphas`` and ``K`` in ``Ks``, intervals at ``confidence``."""
+
+    trials: int = 10000
+    seed: int = 0
+    eps: float = 0.1
+    alphas: tuple = DEFAULT_ALPHAS
+    Ks: tuple = DEFAULT_KS
+    confidence: float = 0.95
+
+    def validate(self) -> "ConvexConfig":
+        integer("trials", self.trials, 1)
+        integer("seed", self.seed, 0)
+        open_unit("eps", self.eps)        # an early-stopping train loss below the loss at the start (scale 1)
+        for a in self.alphas:
+            open_unit("alphas", a)
+        integers("Ks", list(self.Ks), 0)
+        open_unit("confidence", self.confidence)
+        return self
+
+
+def run_convex_study(config: ConvexConfig | None = None, **keywords) -> ConvexStudy:
+    """Proposition 1 Monte Carlo, Lemma 2 on a 3-D instance for several K, and Figure 1's data.
+
+    ``config`` (default :class:`ConvexConfig`) with any of its fields replaced by ``keywords``, so that
+    ``run_convex_study(trials=300, seed=7)`` still reads as before."""
+    c = replace(config or ConvexConfig(), **keywords).validate()
+    trials = c.trials
+    mc = proposition1_monte_carlo(c.alphas, c.Ks, trials=trials, eps=c.eps, seed=c.seed, confidence=c.confidence)
     ks_rows = lemma2_k_sweep(sorted(set(list(K_SWEEP) + list(mc.Ks))), eps=mc.eps)
     k_sweep = {
         "K": np.array([r.K for r in ks_rows]),

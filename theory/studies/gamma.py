@@ -59,8 +59,9 @@ its arrays are the same for every gamma and are saved with the result.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Sequence
 
 import numpy as np
 
@@ -73,9 +74,6 @@ from lrdecay.theory.stats import wilson_interval
 from lrdecay.theory.validation import integer as _int, numbers, positive as _pos
 
 DEFAULT_GAMMAS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
-DEFAULTS = dict(n_instances=40, d=50, n=10, sigma=1.0, lr_factor=0.5, max_steps=200_000, tol=0.05,
-                alpha_norm=1.0, w0_norm=1.0, record_every=200)
-FULL = dict(n_instances=200, max_steps=1_000_000, record_every=1000)
 INSTANCE_SEED_STRIDE = 1_000_000
 CONFIDENCE = 0.95
 #: gamma = 0 has no drift: the kernel component of w, hence dist_M, is invariant under SGD; it may move only by
@@ -83,6 +81,51 @@ CONFIDENCE = 0.95
 GAMMA0_INVARIANCE_TOL = 1e-9
 COLLAPSE_RATIO = 0.1
 NEAR_M_FACTOR = 5.0   # "near M": train loss <= NEAR_M_FACTOR x the quasistatic plateau (eta a / 4) h (see model)
+
+
+@dataclass(frozen=True)
+class GammaConfig:
+    """The gamma study: for each gamma in ``gammas``, ``n_instances`` random instances (``d``, ``n``, ``sigma``,
+    ``||alpha*|| = alpha_norm``, ``||w0|| = w0_norm``) from ``seed``; one path each at ``eta = lr_factor /
+    lambda_max`` (or the fixed ``eta``) for at most ``max_steps`` steps, converged at ``dist_M < tol`` (checked
+    every ``record_every`` steps)."""
+
+    gammas: tuple = DEFAULT_GAMMAS
+    n_instances: int = 40
+    d: int = 50
+    n: int = 10
+    sigma: float = 1.0
+    eta: float | None = None
+    max_steps: int = 200_000
+    tol: float = 0.05
+    seed: int = 0
+    lr_factor: float = 0.5
+    alpha_norm: float = 1.0
+    w0_norm: float = 1.0
+    record_every: int = 200
+
+    def validate(self) -> "GammaConfig":
+        _gammas(self.gammas)
+        _int("n_instances", self.n_instances, 1, INSTANCE_SEED_STRIDE)
+        d = _int("d", self.d, 2)
+        _int("n", self.n, 1, d - 1)
+        _pos("sigma", self.sigma)
+        _int("max_steps", self.max_steps, 1)
+        _pos("tol", self.tol)
+        _int("seed", self.seed, 0, 2**31 // INSTANCE_SEED_STRIDE)
+        if not 0 < _pos("lr_factor", self.lr_factor) < 2:
+            raise ValueError(f"lr_factor must be in (0, 2) (GD on the normal directions is unstable beyond 2), "
+                             f"got {self.lr_factor!r}")
+        if self.eta is not None:
+            _pos("eta", self.eta)
+        _pos("alpha_norm", self.alpha_norm)
+        _pos("w0_norm", self.w0_norm)
+        _int("record_every", self.record_every, 1)
+        return self
+
+    def full(self) -> "GammaConfig":
+        """The thorough run: 200 instances, up to a million steps."""
+        return replace(self, n_instances=200, max_steps=1_000_000, record_every=1000)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -427,31 +470,21 @@ class GammaStudyResult(io.Result):
         return {"summary": self.summary(), "verdict": self.verdict()}
 
 
-def run_gamma_study(gammas=DEFAULT_GAMMAS, n_instances: int = DEFAULTS["n_instances"], d: int = DEFAULTS["d"],
-                    n: int = DEFAULTS["n"], sigma: float = DEFAULTS["sigma"], eta: float | None = None,
-                    max_steps: int = DEFAULTS["max_steps"], tol: float = DEFAULTS["tol"], seed: int = 0,
-                    progress: bool = True, *, lr_factor: float = DEFAULTS["lr_factor"],
-                    alpha_norm: float = DEFAULTS["alpha_norm"], w0_norm: float = DEFAULTS["w0_norm"],
-                    record_every: int = DEFAULTS["record_every"]) -> GammaStudyResult:
-    """Run the study (see the module docstring). ``eta=None``: per-pair ``eta = lr_factor / lambda_max``
-    at the landing estimate; a number forces that ``eta`` for every pair."""
-    g_arr = _gammas(gammas)
-    N = _int("n_instances", n_instances, 1, INSTANCE_SEED_STRIDE)
-    d = _int("d", d, 2)
-    n = _int("n", n, 1, d - 1)
-    sigma = _pos("sigma", sigma)
-    max_steps = _int("max_steps", max_steps, 1)
-    tol = _pos("tol", tol)
-    seed = _int("seed", seed, 0, 2**31 // INSTANCE_SEED_STRIDE)
-    lr_factor = _pos("lr_factor", lr_factor)
-    if lr_factor >= 2:
-        raise ValueError(f"lr_factor must be in (0, 2) (GD on the normal directions is unstable beyond 2), "
-                         f"got {lr_factor!r}")
-    if eta is not None:
-        eta = _pos("eta", eta)
-    alpha_norm = _pos("alpha_norm", alpha_norm)
-    w0_norm = _pos("w0_norm", w0_norm)
-    record_every = _int("record_every", record_every, 1)
+def run_gamma_study(config: GammaConfig | Sequence[float] | None = None, *, progress: bool = True,
+                    **keywords) -> GammaStudyResult:
+    """Run the study (see the module docstring) of ``config`` (default :class:`GammaConfig`) with any of its
+    fields replaced by ``keywords``; a sequence in place of ``config`` is the gamma grid, so that
+    ``run_gamma_study([0, 2], n_instances=4)`` still reads as before. ``eta=None``: per-pair
+    ``eta = lr_factor / lambda_max`` at the landing estimate; a number forces that ``eta`` for every pair."""
+    if config is not None and not isinstance(config, GammaConfig):
+        keywords = {"gammas": config, **keywords}
+        config = None
+    c = replace(config or GammaConfig(), **keywords).validate()
+    g_arr, N, d, n, seed = _gammas(c.gammas), int(c.n_instances), int(c.d), int(c.n), int(c.seed)
+    sigma, tol, lr_factor = float(c.sigma), float(c.tol), float(c.lr_factor)
+    eta = None if c.eta is None else float(c.eta)
+    max_steps, record_every = int(c.max_steps), int(c.record_every)
+    alpha_norm, w0_norm = float(c.alpha_norm), float(c.w0_norm)
 
     t0 = time.perf_counter()
     seeds = instance_seeds(seed, N)

@@ -11,7 +11,7 @@ the *flattest* point of M, not to ``w_mn``. For gamma = 0 there is no drift at a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -108,14 +108,38 @@ def plane_study(grid: int, sgd_steps: int, eta: float = 0.1, seed: int = 0, gamm
             "flatness": np.array(m.flatness_condition(p.X, p.y, gamma)[0])}
 
 
-def run_landscape_study(gammas=(0.0, 1.0, 2.0), grid: int = 241, sgd_steps: int = 30000, eta: float = 0.05,
-                        seed: int = 0, plane_steps: int | None = None) -> LandscapeStudy:
+@dataclass(frozen=True)
+class LandscapeConfig:
+    """The landscape study: a ``grid`` x ``grid`` slice for each gamma in ``gammas``, one label-noise SGD path of
+    ``sgd_steps`` steps at ``eta`` from ``seed``, and the 3-D plane study with ``plane_steps`` steps (default: twice
+    ``sgd_steps``)."""
+
+    gammas: tuple = (0.0, 1.0, 2.0)
+    grid: int = 241
+    sgd_steps: int = 30000
+    eta: float = 0.05
+    seed: int = 0
+    plane_steps: int | None = None
+
+    def validate(self) -> "LandscapeConfig":
+        numbers("gammas", self.gammas, 0.0)
+        integer("grid", self.grid, 3)
+        integer("sgd_steps", self.sgd_steps, 30)
+        positive("eta", self.eta)
+        integer("seed", self.seed, 0)
+        if self.plane_steps is not None:
+            integer("plane_steps", self.plane_steps, 30)
+        return self
+
+
+def run_landscape_study(config: LandscapeConfig | None = None, **keywords) -> LandscapeStudy:
     """Losses on the slice, gradient flow and one label-noise SGD path (``sgd_steps`` steps at ``eta``,
-    its iterate kept every ``sgd_steps // 30`` steps) for each gamma."""
-    gammas = numbers("gammas", gammas, 0.0)
-    grid = integer("grid", grid, 3)
-    sgd_steps = integer("sgd_steps", sgd_steps, 30)
-    eta = positive("eta", eta)
+    its iterate kept every ``sgd_steps // 30`` steps) for each gamma.
+
+    ``config`` (default :class:`LandscapeConfig`) with any of its fields replaced by ``keywords``, so that
+    ``run_landscape_study(grid=41, sgd_steps=3000)`` still reads as before."""
+    c = replace(config or LandscapeConfig(), **keywords).validate()
+    gammas, grid, sgd_steps, eta, seed = numbers("gammas", c.gammas, 0.0), c.grid, c.sgd_steps, c.eta, c.seed
     g1 = np.linspace(-LIMIT, LIMIT, grid)
     W = np.stack(np.meshgrid(g1, g1), axis=-1).reshape(-1, 2)
     train, test, w_mn, w_star, flows, sgds, flats = [], [], [], [], {}, {}, {}
@@ -131,7 +155,7 @@ def run_landscape_study(gammas=(0.0, 1.0, 2.0), grid: int = 241, sgd_steps: int 
         w_mn.append(p.w_mn)
         w_star.append(m.alpha_inverse(p.alpha_star, gamma))
         flats[key] = flattest_points(p)
-    plane_steps = 2 * sgd_steps if plane_steps is None else integer("plane_steps", plane_steps, 30)
+    plane_steps = 2 * sgd_steps if c.plane_steps is None else c.plane_steps
     plane = plane_study(grid, plane_steps, seed=seed)
     return LandscapeStudy(gammas, g1, np.array(train), np.array(test), np.array(w_mn), np.array(w_star),
                           flows, sgds, flats, dict(grid=grid, sgd_steps=sgd_steps, eta=eta, seed=seed, limit=LIMIT,
