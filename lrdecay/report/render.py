@@ -6,7 +6,6 @@ import base64
 import html
 import platform
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from lrdecay.theory.io import atomic_write_text, provenance, save_json
@@ -102,7 +101,7 @@ def claims_table(claims) -> str:
     """The claims as one Markdown table in reading order (for the README): claim, what is compared with
     what, the tolerance, the measured value and the verdict. ``claims``: Claim objects or claims.json dicts."""
     rows = ["| claim | prediction | tolerance | measured | verdict |", "|---|---|---|---|---|"]
-    items = [c if isinstance(c, dict) else asdict(c) for c in claims]
+    items = [c if isinstance(c, dict) else c.as_dict() for c in claims]
     order = {key: i for i, (key, _, _) in enumerate(GROUPS)}
     for c in sorted(items, key=lambda c: order[group_of(c["id"])]):
         rows.append(f"| `{c['id']}` {c['status']} | {_md_escape(c['prediction'])} | {_md_escape(c['tolerance'])} | "
@@ -117,7 +116,7 @@ def write_pages(out: Path, claims: list[Claim], meta: dict) -> tuple[Path, Path]
     atomic_write_text(out / "claims_table.md", claims_table(claims))
     md_path = atomic_write_text(out / "report.md", _markdown(out, claims, meta))
     html_path = atomic_write_text(out / "report.html", _html(out, claims, meta))
-    save_json(out / "claims.json", {"meta": meta, "claims": [asdict(c) for c in claims]})
+    save_json(out / "claims.json", {"meta": meta, "claims": [c.as_dict() for c in claims]})
     return md_path, html_path
 
 

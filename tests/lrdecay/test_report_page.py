@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from lrdecay.report.claims.base import NOT_ESTABLISHED, REFUTED, SUPPORTED, Claim, interval_word
+from lrdecay.report.claims.base import NOT_ESTABLISHED, REFUTED, SUPPORTED, Claim, ClaimSpec, interval_word
 
 NEG = (-math.inf, 0.0)
 
@@ -99,7 +99,8 @@ def test_every_figure_opens_at_full_size(tmp_path):
     fig = tmp_path / "demo" / "figures" / "demo_decay.png"
     fig.parent.mkdir(parents=True)
     fig.write_bytes(b"\x89PNG fake")
-    c = Claim("phase3.late_decay", "§1 Phase III", "statement", "[seed]", figure="demo/figures/demo_decay.png")
+    c = Claim(ClaimSpec("phase3.late_decay", "§1 Phase III", "statement", "[seed]", "", "", "demo", lambda d: None,
+                        figure="demo/figures/demo_decay.png"))
     md, page = write_pages(tmp_path, [c], {"size": "default", "seconds": 1.0})
     text = page.read_text(encoding="utf-8")
     assert "<a href='demo/figures/demo_decay.png' title='open at full size'><img alt='demo/figures/demo_decay.png'" \

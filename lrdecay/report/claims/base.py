@@ -47,21 +47,53 @@ class ClaimSpec:
 
 @dataclass
 class Claim:
-    """One judged claim, as shown on the page and written to claims.json."""
+    """One judged claim, as shown on the page and written to claims.json: its declaration and the judgement of
+    its result files (None: not run, or ``unreadable`` says why they could not be read)."""
 
-    id: str
-    section: str
-    statement: str
-    status: str
-    prediction: str = ""
-    measured: str = ""
-    tolerance: str = ""
-    verdict: str = MISSING
-    figure: str | None = None
-    note: str = ""
-    values: dict = field(default_factory=dict)
-    caveat: str = ""
-    flips: str = ""
+    spec: ClaimSpec
+    judgement: Judgement | None = None
+    unreadable: str = ""
+
+    #: the fields of a claim in claims.json, in order
+    FIELDS = ("id", "section", "statement", "status", "prediction", "measured", "tolerance", "verdict", "figure",
+              "note", "values", "caveat", "flips")
+
+    id = property(lambda self: self.spec.id)
+    section = property(lambda self: self.spec.section)
+    statement = property(lambda self: self.spec.statement)
+    status = property(lambda self: self.spec.source)
+    tolerance = property(lambda self: self.spec.tolerance)
+    figure = property(lambda self: self.spec.figure)
+    caveat = property(lambda self: self.spec.caveat)
+    flips = property(lambda self: self.spec.flips)
+
+    @property
+    def prediction(self) -> str:
+        """The declared prediction, or the judge's where it depends on the data."""
+        j = self.judgement
+        return j.prediction if j is not None and j.prediction is not None else self.spec.prediction
+
+    @property
+    def measured(self) -> str:
+        if self.judgement is not None:
+            return self.judgement.measured
+        return f"unreadable result files: {self.unreadable}" if self.unreadable else ""
+
+    @property
+    def verdict(self) -> str:
+        return self.judgement.verdict if self.judgement is not None else MISSING
+
+    @property
+    def note(self) -> str:
+        return self.judgement.note if self.judgement is not None else ""
+
+    @property
+    def values(self) -> dict:
+        return dict(self.judgement.values) if self.judgement is not None else {}
+
+    def as_dict(self) -> dict:
+        """The claim as claims.json holds it."""
+        return {name: getattr(self, name) for name in self.FIELDS}
 
 
 REGISTRY: dict[str, ClaimSpec] = {}
@@ -131,15 +163,7 @@ def judge_one(spec: ClaimSpec, out: Path) -> Claim:
     with the file named, instead of failing the page."""
     from lrdecay.theory.io import ResultFileError
 
-    c = Claim(spec.id, spec.section, spec.statement, spec.source, spec.prediction, tolerance=spec.tolerance,
-              figure=spec.figure, caveat=spec.caveat, flips=spec.flips)
     try:
-        j = spec.judge(Path(out) / spec.job)
+        return Claim(spec, spec.judge(Path(out) / spec.job))
     except (ResultFileError, FileNotFoundError, KeyError) as exc:
-        c.measured = f"unreadable result files: {exc}"
-        return c
-    if j is not None:
-        c.verdict, c.measured, c.values, c.note = j.verdict, j.measured, dict(j.values), j.note
-        if j.prediction is not None:
-            c.prediction = j.prediction
-    return c
+        return Claim(spec, unreadable=str(exc))
