@@ -47,9 +47,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from lrdecay.theory.io import load_json, load_result, save_json
+from lrdecay.theory.io import DirectoryLock, load_json, load_result, save_json
 
-from . import analysis, rundir
+from . import analysis
 from .curvature import CurvatureConfig
 from .landscape import LandscapeConfig
 from .train import TrainConfig
@@ -85,19 +85,18 @@ AUTHORS = Profile(
 
 CPU = replace(
     AUTHORS, name="cpu",
-    description="2 CPU cores (measured: 23 minutes at one torch thread on a loaded 2-core machine), chosen by "
-                "pilots (docs/empirics.md): slim VGG-11 at width 0.375 "
-                "on the first 5 classes (airplane, automobile, bird, cat, deer), 100 images each, no "
-                "augmentation, dropout 0.1, label-noise SGD (σ = 0.1), batch 50; 650 epochs at lr 0.1; "
-                "fixed-length subpaths of 100 epochs at lr 0.01 branching at 450, 500, 550, 600; 3 seeds; "
-                "curvature every 50 epochs; 31 × 31 landscape of seed 0's post-landing checkpoints",
-    train=replace(AUTHORS.train, width=0.375, init="authors_width", dropout=0.1, batch_size=50, classes=5,
-                  train_size=500, label_noise=0.1, augment=False, epochs=650, ckpt_every=100,
+    description="2 CPU cores (two worker processes of one torch thread each), chosen by pilots "
+                "(docs/empirics.md): slim VGG-11 at width 0.5 on the first 5 classes (airplane, automobile, bird, "
+                "cat, deer), 100 images each, horizontal flips, dropout 0.1, label-noise SGD (σ = 0.1), batch 50; "
+                "650 epochs at lr 0.1; fixed-length subpaths of 100 epochs at lr 0.01 branching at 450, 500, 550, "
+                "600; 3 seeds; curvature every 50 epochs; 31 × 31 landscape of seed 0's post-landing checkpoints",
+    train=replace(AUTHORS.train, width=0.5, init="authors_width", dropout=0.1, batch_size=50, classes=5,
+                  train_size=500, label_noise=0.1, augment="flip", epochs=650, ckpt_every=100,
                   decay_epochs=(450, 500, 550, 600), subpath_epochs=100, eval_every=5, eval_batch=500),
     landscape=replace(AUTHORS.landscape, curved=False, train_size=None, test_size=None, points_per_batch=1,
                       eval_batch=500),
     curvature=replace(AUTHORS.curvature, probes=6, lanczos_steps=8, eval_size=250, eval_batch=250, main_every=50),
-    seeds=(0, 1, 2), threads=2,
+    seeds=(0, 1, 2), threads=1, workers=2,
 )
 
 CPU_EQUAL_BUDGET = replace(
@@ -105,9 +104,9 @@ CPU_EQUAL_BUDGET = replace(
     description="the earlier cpu profile, kept as the equal-budget view: 10 classes, 500 images, no label noise, "
                 "dropout 0.1, batch 50, 800 epochs; subpaths decayed at 500, 600, 700, 750 all ending at 800; "
                 "3 seeds (it interpolates but does not generalize: its test loss sits at the constant predictor's)",
-    train=replace(CPU.train, classes=None, label_noise=0.0, epochs=800, ckpt_every=250,
+    train=replace(CPU.train, width=0.375, augment=False, classes=None, label_noise=0.0, epochs=800, ckpt_every=250,
                   decay_epochs=(500, 600, 700, 750), subpath_epochs=None, eval_every=10),
-    curvature=replace(CPU.curvature, main_every=100),
+    curvature=replace(CPU.curvature, main_every=100), threads=2, workers=1,
 )
 
 CPU_LABEL_NOISE = replace(
@@ -129,7 +128,7 @@ CPU_LONG = replace(
                   decay_epochs=tuple(range(100, 701, 50)), subpath_epochs=100, eval_every=5, eval_batch=1000),
     landscape=replace(CPU.landscape, grid=21, train_size=2500, test_size=1000, eval_batch=1000),
     curvature=replace(CPU.curvature, probes=6, lanczos_steps=8, eval_size=500, eval_batch=500, main_every=50),
-    seeds=(0,), threads=2,
+    seeds=(0,), threads=2, workers=1,
 )
 
 QUICK = replace(
@@ -308,7 +307,7 @@ def _run(p: Profile, out_dir, data_dir, progress, dev, source, download, tensorb
     if tasks.executor is not None:
         from lrdecay.theory.sweep import check_executor
         check_executor(tasks.executor)
-    with rundir.lock(out_dir):
+    with DirectoryLock(out_dir, "out"):
         return _stages(p, out_dir, data, dev, progress, tensorboard, use_batched, runtime, timings, t_start, tasks)
 
 
@@ -337,7 +336,7 @@ def _stages(p: Profile, out_dir: Path, data, dev, progress, tensorboard, use_bat
             tcfg = train_config(p, v, s)
             rd = out_dir / v / f"seed_{s}"
             tag = f"{v}/seed_{s}"
-            with rundir.lock(rd):
+            with DirectoryLock(rd, "out"):
                 T.save_config(rd, tcfg, {"profile": p.name, "variant": v, "landscape": p.landscape.to_dict(),
                                          "curvature": p.curvature.to_dict(), "data": data.info,
                                          "device": str(dev)}, n_train=n)
@@ -395,7 +394,7 @@ def _stages_parallel(p: Profile, out_dir: Path, data, dev, progress, tasks: Subp
         for s in p.seeds:
             tcfg = train_config(p, v, s)
             rd = out_dir / v / f"seed_{s}"
-            with rundir.lock(rd):
+            with DirectoryLock(rd, "out"):
                 save_config(rd, tcfg, {"profile": p.name, "variant": v, "landscape": p.landscape.to_dict(),
                                        "curvature": p.curvature.to_dict(), "data": data.info, "device": str(dev)},
                             n_train=n)
