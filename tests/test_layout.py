@@ -172,6 +172,47 @@ def test_theory_imports_without_torch():
     assert r.stdout.startswith("ok")
 
 
+#: theory/ files outside the engine's backends that may import torch: the generic models' automatic
+#: differentiation (a model-building tool, not a simulation backend)
+TORCH_OUTSIDE_BACKENDS = {"theory/models/generic.py", "theory/models/generic_examples.py"}
+
+
+def _heavy_imports(path: Path) -> set[str]:
+    """The top-level names among ``numba`` and ``torch`` that ``path`` imports (at any level)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        found |= {n.split(".")[0] for n in names} & {"numba", "torch"}
+    return found
+
+
+def test_only_engine_backends_import_numba_or_torch(tmp_path):
+    """Under theory/, numba and torch are imported in theory/engine/backends/ only (and torch by the generic
+    models' autodiff, listed in TORCH_OUTSIDE_BACKENDS): the engine's other modules stay free of both."""
+    backends = ROOT / "theory" / "engine" / "backends"
+    seen, bad = set(), []
+    for path in sorted((ROOT / "theory").rglob("*.py")):
+        heavy = _heavy_imports(path)
+        rel = path.relative_to(ROOT).as_posix()
+        if path.is_relative_to(backends):
+            seen |= heavy
+            continue
+        if rel in TORCH_OUTSIDE_BACKENDS:
+            heavy -= {"torch"}
+        bad += [f"{rel} imports {h}" for h in sorted(heavy)]
+    assert bad == []
+    assert seen == {"numba", "torch"}                 # the rule looks at the files that do import them
+    assert _heavy_imports(ROOT / "theory" / "engine" / "backends" / "torch.py") == {"torch"}
+    planted = tmp_path / "planted.py"                 # the check itself bites, at function level too
+    planted.write_text("import numpy\ndef f():\n    from torch.func import grad\n    import numba.core\n")
+    assert _heavy_imports(planted) == {"numba", "torch"}
+
+
 BARE = re.compile(r"^\s*(from|import)\s+(theory|empirics|paper_figures)\b", re.M)
 
 
@@ -214,7 +255,7 @@ def test_wheel_installs_one_namespace(tmp_path):
     tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"lrdecay"}
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"lrdecay/theory/engine.py", "lrdecay/theory/models/nonlinear.py", "lrdecay/empirics/train.py",
+    assert {"lrdecay/theory/engine/__init__.py", "lrdecay/theory/models/nonlinear.py", "lrdecay/empirics/train.py",
             "lrdecay/paper_figures/__init__.py"} <= names
     target = tmp_path / "site"
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),

@@ -7,7 +7,9 @@ state after a few hundred steps agrees to about 1e-13 relative (asserted: rtol 1
 import numpy as np
 import pytest
 
-from lrdecay.theory import engine, kernels
+from lrdecay.theory.engine import driver
+from lrdecay.theory.engine.backends import blas_step, kernels
+from lrdecay.theory.engine.backends import numba as numba_backend
 from lrdecay.theory.models import nonlinear as m
 from lrdecay.theory.engine import StopWhen, simulate
 from lrdecay.theory.problem import Problem
@@ -93,9 +95,9 @@ def test_numba_matches_numpy_on_stacked_model_with_record_stops():
 @pytest.mark.parametrize("method, kw", [("em", dict(dt=0.01, lr=1.0)), ("sgd", dict(lr=0.004)),
                                         ("gd", dict(lr=0.004, stop_loss=3.0))])
 def test_numba_batched_full_d_matches_numpy(method, kw):
-    """Large d with shared data: BLAS products and the fused update (lrdecay.theory.kernels.BatchedStep)."""
+    """Large d with shared data: BLAS products and the fused update (backends.blas_step.BatchedStep)."""
     p = Problem.generate(d=400, n=25, gamma=1.0, sigma=1.0, seed=0)
-    assert p.n * p.d >= engine._BATCHED_MIN_SIZE
+    assert p.n * p.d >= numba_backend._BATCHED_MIN_SIZE
     a, b = both(p, n_paths=6, steps=40, method=method, seed=2, record_every=7, **kw)
     assert_same_run(a, b)
 
@@ -123,7 +125,7 @@ def test_numba_results_do_not_depend_on_noise_block_size(monkeypatch):
     """Random numbers are drawn ahead in blocks; the block size does not change a path's numbers."""
     p = Problem.generate(d=15, n=5, gamma=1.0, sigma=0.3, seed=3)
     ref = simulate(p, n_paths=3, steps=250, lr=0.05, seed=9, record_every=50, batch_size=2, backend="numba")
-    monkeypatch.setattr(engine, "_BLOCK_BYTES", 8 * 3 * 2 * 7)      # blocks of 7 steps
+    monkeypatch.setattr(driver, "_BLOCK_BYTES", 8 * 3 * 2 * 7)      # blocks of 7 steps
     r = simulate(p, n_paths=3, steps=250, lr=0.05, seed=9, record_every=50, batch_size=2, backend="numba")
     np.testing.assert_array_equal(r.W_final, ref.W_final)
 
@@ -233,14 +235,14 @@ def test_torch_float32_and_record_time_stops():
 
 
 def test_batched_step_equals_model_increment_including_large_steps():
-    """lrdecay.theory.kernels.BatchedStep (scaled rows, Z += V' X in place) against NonlinearModel.increment
+    """backends.blas_step.BatchedStep (scaled rows, Z += V' X in place) against NonlinearModel.increment
     step by step. Rows 1 and 2 take steps whose factor 1 + rad (w . U) is 0.38 and -0.87 on the
     first step (measured), so they go through the direct update; resync every 2 steps."""
     p = Problem.generate(d=300, n=20, gamma=1.0, sigma=1.0, seed=4)
     model = m.NonlinearModel.from_problem(p)
     rng = np.random.default_rng(0)
     W = np.concatenate([p.w0 * 0.3 + 0.5 * rng.standard_normal((3, p.d)), p.w0 * 0.3 + 0.1 * rng.standard_normal((2, p.d))])
-    st = kernels.BatchedStep(model, W.copy(), resync=2)
+    st = blas_step.BatchedStep(model, W.copy(), resync=2)
     dt = np.array([1e-3, 1e-2, 3e-2, 1e-2, 3e-2])[:, None]
     ref = W.copy()
     for k in range(3):

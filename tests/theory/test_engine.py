@@ -34,17 +34,17 @@ def test_gd_nonlinear_matches_plain_loop_and_schedule():
 
 def test_record_times_are_block_independent(monkeypatch):
     """t_k = sum_{j<k} eta_j per path, whatever the block size of the running sum."""
-    import lrdecay.theory.engine as sde
+    from lrdecay.theory.engine import setup as sde
     sch = [StepDecay(0.1, 5), StepDecay(0.2, 3, factor=0.5), Constant(0.05)]
     rec = np.array([0, 1, 4, 5, 9, 10, 17])
     ref = np.array([[sum(s(j) for j in range(k)) for s in sch] for k in rec])
     ref_tau = np.array([[sum(s(j) ** 2 for j in range(k)) for s in sch] for k in rec])
     for block in (3, 7, 2**22):
         monkeypatch.setattr(sde, "_TIMES_BLOCK", block)
-        t, tau = sde._Rates(sch, 3, "sgd").times(rec, 3)
+        t, tau = sde.Rates(sch, 3, "sgd").times(rec, 3)
         np.testing.assert_allclose(t, ref, rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(tau, ref_tau, rtol=1e-14, atol=1e-17)
-        t, tau = sde._Rates(sch[0], 3, "sgd").times(rec, 3)
+        t, tau = sde.Rates(sch[0], 3, "sgd").times(rec, 3)
         np.testing.assert_allclose(t, ref[:, 0], rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(tau, ref_tau[:, 0], rtol=1e-14, atol=1e-17)
 

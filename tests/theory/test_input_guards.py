@@ -9,7 +9,7 @@ import pytest
 from lrdecay.theory import budget
 from lrdecay.theory.engine import simulate
 from lrdecay.theory.flow import batched_gradient_flow
-from lrdecay.theory.kernels import HAVE_NUMBA
+from lrdecay.theory.engine.backends.kernels import HAVE_NUMBA
 from lrdecay.theory.models.nonlinear import NonlinearModel
 from lrdecay.theory.problem import Problem
 
@@ -85,7 +85,7 @@ def test_batched_gradient_flow_names_a_W0_of_the_wrong_width():
 def test_default_starts_are_built_one_chunk_at_a_time():
     # problem.w0 for every path is a broadcast view (no P x d array before the chunks), reduced or not;
     # the results equal those from an explicit W0 (to rounding when reduced: one row is projected, not five)
-    from lrdecay.theory.engine import _prepare_model
+    from lrdecay.theory.engine.setup import prepare_model as _prepare_model
 
     p = Problem.generate(d=8, n=3, gamma=1.0, sigma=0.1, seed=0)
     for reduce in (False, True):

@@ -55,8 +55,8 @@ def plateau_from_eigs(lam, eta: float, a: float) -> tuple[float, float]:
 
 class LinearReadoutModel:
     """Base class: data ``X`` (n, d), labels ``y`` (n,), target ``beta_star`` (d,), start ``theta0``
-    (D,), label-noise level ``sigma``; the engine interface (``dim``, ``noise_dim``, ``n``,
-    ``increment``, ``minibatch_increment``, ``observables``) and the geometry of M."""
+    (D,), label-noise level ``sigma``; the engine contract (:mod:`lrdecay.theory.engine.protocol`, with
+    ``minibatch_increment``) and the geometry of M."""
 
     #: name used in files and figures
     NAME = "model"

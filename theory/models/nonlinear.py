@@ -19,6 +19,8 @@ returns values with the matching leading shape.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -284,15 +286,54 @@ def flatness_condition(X, y, gamma: float) -> tuple[bool, float, float]:
     return lhs >= rhs, lhs, rhs
 
 
+@dataclass(frozen=True)
+class KernelData:
+    """What the compiled and torch backends need of a :class:`NonlinearModel`: data ``X`` (``(n, d)``
+    shared or ``(P, n, d)`` per path), ``y``, ``gamma`` (a number or a ``(P, 1)`` column), ``alpha_star``,
+    ``w_mn``, ``test_offset``; ``builtin_observables`` when the model records exactly the built-in four."""
+
+    X: np.ndarray
+    y: np.ndarray
+    gamma: object
+    alpha_star: np.ndarray
+    w_mn: np.ndarray
+    test_offset: object
+    stacked: bool
+    builtin_observables: bool = True
+
+    def factors(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(r^gamma, gamma r^(gamma-2))`` with this model's conventions at ``r = 0`` (the two scalars of
+        ``D alpha(w) v = r^gamma v + gamma r^(gamma-2) (w . v) w``)."""
+        return _rpow(r, self.gamma), _radial(r, self.gamma)
+
+    def per_path(self, P: int) -> tuple[np.ndarray, ...]:
+        """``X, X^T, y, gamma, alpha_star, w_mn, test_offset`` as C-contiguous float arrays whose leading
+        axis is the path (``P``) or 1 (shared); ``gamma`` and ``test_offset`` flat. The compiled kernels
+        index them by path without bounds checks, so any other leading length is refused here."""
+        def lead(v, ndim):
+            v = np.asarray(v, dtype=float)
+            return np.ascontiguousarray(v if v.ndim == ndim else v.reshape((1,) + v.shape))
+        X = lead(self.X, 3)
+        XT = np.ascontiguousarray(np.swapaxes(X, 1, 2))
+        gam = np.ascontiguousarray(np.asarray(self.gamma, dtype=float).reshape(-1))
+        off = np.ascontiguousarray(np.asarray(self.test_offset, dtype=float).reshape(-1))
+        out = X, XT, lead(self.y, 2), gam, lead(self.alpha_star, 2), lead(self.w_mn, 2), off
+        for name, v in zip(("X", "X^T", "y", "gamma", "alpha_star", "w_mn", "test_offset"), out):
+            if v.shape[0] not in (1, P):
+                raise ValueError(f"W0 must have one row per path of the model's data: {name} holds {v.shape[0]} "
+                                 f"paths, W0 has {P} rows")
+        return out
+
+
 class NonlinearModel:
     """The model in the form the engine uses: data, labels, gamma and references, shared by all paths
     (one :class:`~lrdecay.theory.problem.Problem`) or per path (:meth:`stack`: path ``p`` has its own ``X_p``,
     ``y_p``, ``gamma_p``, ...).
 
-    Engine interface: ``dim``, ``noise_dim``, ``n``;
-    ``increment(W, dt, noise_coef, xi) -> (dW, loss)`` (an Euler–Maruyama increment and the train loss
-    at ``W``, which the residuals give for free); ``minibatch_increment(W, eta, idx, xi, sigma) -> dW``;
-    ``observables(W) -> dict``; ``select(index) -> model`` (the model of a subset of the paths).
+    It implements the whole engine contract (:mod:`lrdecay.theory.engine.protocol`), optional parts
+    included: ``increment`` returns the train loss at ``W`` too (the residuals give it for free),
+    ``select`` slices per-path data, and :meth:`kernel_data` hands the arrays to the compiled and torch
+    backends.
     """
 
     #: attributes with one entry per path when the model is stacked (sliced by :meth:`select`)
@@ -399,6 +440,18 @@ class NonlinearModel:
         pred = _rpow(r, self.gamma) * np.einsum("pbd,pd->pb", Xb, W)
         v = (pred - yb - sigma * xi) * (-np.asarray(eta).reshape(-1, 1) / b)
         return dalpha_apply(W, np.einsum("pb,pbd->pd", v, Xb), self.gamma, r=r)
+
+    def kernel_data(self) -> "KernelData":
+        """The arrays and parameters of these steps for the compiled and torch backends, which do the
+        arithmetic of :meth:`increment` and :meth:`minibatch_increment` themselves; a subclass that
+        overrides either gets a ``NotImplementedError`` saying so (only the numpy loop runs its steps)."""
+        for name, mine, builtin in (("increment", type(self).increment, NonlinearModel.increment),
+                                    ("minibatch_increment", type(self).minibatch_increment,
+                                     NonlinearModel.minibatch_increment)):
+            if mine is not builtin:
+                raise NotImplementedError(f"{type(self).__name__} overrides NonlinearModel.{name}")
+        return KernelData(self.X, self.y, self.gamma, self.alpha_star, self.w_mn, self.test_offset, self.stacked,
+                          builtin_observables=type(self).observables is NonlinearModel.observables)
 
     def train_loss(self, W):
         return train_loss(W, self.X, self.y, self.gamma)
