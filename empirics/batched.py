@@ -23,13 +23,11 @@ from pathlib import Path
 
 import torch
 
-from lrdecay.theory.io import load_json
+from lrdecay.theory.io import DirectoryLock
 
 from . import data as D
-from . import rundir
-from .train import (Runtime, TrainConfig, check_stored, ckpt_due, ckpt_path, close_epoch, draw_step, list_checkpoints,
-                    load_checkpoint, make_model, make_optimizer, plan_subpaths, record_step, save_checkpoint,
-                    save_config, state_from, write_result)
+from .train import (Runtime, TrainConfig, ckpt_due, ckpt_path, close_epoch, draw_step, make_model, make_optimizer,
+                    plan_subpaths, record_step, resume, save_checkpoint, save_config, state_from, write_result)
 from .vgg import target_loss
 
 def batched_default(device) -> bool:
@@ -103,21 +101,12 @@ def train_paths_batched(cfg: TrainConfig, data: D.CifarTensors, items: list[dict
 
     states, params, bufs, results = [], [], [], {}
     for i, it in enumerate(items):
-        d = Path(it["dir"])
-        d.mkdir(parents=True, exist_ok=True)
-        if (d / "result.json").exists():
-            old = load_json(d / "result.json")
-            check_stored(old.get("config", {}), cfg, check_fields, str(d / "result.json"), lr, old.get("lr"))
-            results[i] = old
+        d, end = Path(it["dir"]), it.get("end_epoch", end_epoch)
+        done, snap = resume(d, cfg, lr=lr, end_epoch=end, start=it["start"], check_fields=check_fields, device=dev)
+        if done is not None:
+            results[i] = done
             continue
-        ck = list_checkpoints(d)
-        if ck:
-            snap = load_checkpoint(ck[-1][1], dev)
-            check_stored(snap.get("config", {}), cfg, check_fields, str(ck[-1][1]), lr, snap.get("lr"))
-        else:
-            snap = it["start"]
-        st = state_from(snap, dir=d, label=it["label"], lr=lr, end_epoch=it.get("end_epoch", end_epoch),
-                        meta=it["meta"], cfg=cfg, device=dev)
+        st = state_from(snap, dir=d, label=it["label"], lr=lr, end_epoch=end, meta=it["meta"], cfg=cfg, device=dev)
         p = {n: snap["model"][n].to(dev).contiguous() for n in names}
         ost = snap["optimizer"]["state"]
         b = {n: (ost[j]["momentum_buffer"].to(dev) if j in ost and ost[j].get("momentum_buffer") is not None
@@ -170,7 +159,7 @@ def train_paths_batched(cfg: TrainConfig, data: D.CifarTensors, items: list[dict
 def run_subpaths_batched(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=None, progress=True,
                          on_step=None, runtime: Runtime = Runtime()) -> list[dict]:
     """:func:`lrdecay.empirics.train.run_subpaths`, with all subpaths trained together (see the module docstring)."""
-    with rundir.lock(out_dir):
+    with DirectoryLock(out_dir, "out"):
         save_config(out_dir, cfg, n_train=len(data.y_train))
         plans = plan_subpaths(out_dir, cfg, data, decay_epochs)
         items = [{"dir": p.dir, "start": p.start, "label": f"decay@{p.decay_epoch}", "meta": p.meta,

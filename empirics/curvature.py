@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lrdecay.theory.io import load_json, save_json
+from lrdecay.theory.io import DirectoryLock, load_json, save_json
 
 from . import data as D
-from . import rundir
 from .train import TrainConfig, list_checkpoints, load_checkpoint, make_model, provenance, subpath_dir
 from .vgg import target_loss
 
@@ -247,7 +246,7 @@ def run_curvature(out_dir, tcfg: TrainConfig, ccfg: CurvatureConfig, data: D.Cif
 
     ccfg.validate()
     out_dir = Path(out_dir)
-    with rundir.lock(out_dir):
+    with DirectoryLock(out_dir, "out"):
         dev = data.device
         pts = curvature_points(out_dir, tcfg, ccfg, len(data.y_train))
         idx = torch.as_tensor(D.balanced_indices(data.y_train.cpu().numpy(), ccfg.eval_size, None, ccfg.seed),

@@ -39,10 +39,9 @@ import torch
 
 from tqdm.auto import tqdm
 
-from lrdecay.theory.io import load_json, load_result, save_result
+from lrdecay.theory.io import DirectoryLock, load_json, load_result, save_result
 
 from . import data as D
-from . import rundir
 from .analysis import landing_epoch
 from .train import TrainConfig, ckpt_path, list_checkpoints, load_checkpoint
 from .vgg import build_model, per_example_loss
@@ -355,7 +354,7 @@ def run_landscape(out_dir, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.Cif
                   progress: bool = True) -> dict:
     """PCA of all checkpoints, the grid of losses, the projected trajectories → ``out/landscape.npz``."""
     lcfg.validate()
-    with rundir.lock(out_dir):
+    with DirectoryLock(out_dir, "out"):
         return _run_landscape(Path(out_dir), tcfg, lcfg, data, progress)
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import rundir
+from lrdecay.theory.io import DirectoryLock
+
 from .train import TrainConfig, plan_subpaths, save_config, train_path
 
 
@@ -34,7 +35,7 @@ def subpath_task(config: dict) -> dict:
     run = Path(config["run_dir"])
     e = int(config["decay_epoch"])
     plan = next(p for p in plan_subpaths(run, cfg, data, (e,)))
-    with rundir.lock(plan.dir):
+    with DirectoryLock(plan.dir, "out"):
         res = train_path(plan.dir, cfg, data, lr=cfg.lr * cfg.decay_factor, end_epoch=cfg.subpath_end(e),
                          start=plan.start, progress=False, label=f"decay@{e}", meta=plan.meta,
                          check_fields=TrainConfig.SUBPATH_FIELDS)
@@ -58,7 +59,7 @@ def run_subpaths_on(out_dir, cfg: TrainConfig, data, *, executor="processes", ma
     out_dir = Path(out_dir)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
-    with rundir.lock(out_dir):
+    with DirectoryLock(out_dir, "out"):
         save_config(out_dir, cfg, n_train=len(data.y_train))
         plans = plan_subpaths(out_dir, cfg, data, decay_epochs)   # refuses missing or foreign checkpoints now
     base = {"run_dir": str(out_dir.resolve()), "train": _jsonable(cfg.to_dict()),

@@ -25,7 +25,7 @@ made with another configuration is refused (the differing fields are named).
 
 Layout of a run directory ``out/``::
 
-    .lock                         held by the process writing here (see lrdecay.empirics.rundir)
+    .lock                         held by the process writing here (lrdecay.theory.io.DirectoryLock)
     config.json                   the configuration and data description (written after validation)
     main/ckpt_<step>.pt           main-path checkpoints (step 0 = initialisation)
     main/metrics.csv              one row per evaluated epoch
@@ -45,11 +45,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lrdecay.theory.io import atomic_write_bytes, atomic_write_text, load_json, save_json
+from lrdecay.theory.io import DirectoryLock, atomic_write_bytes, atomic_write_text, load_json, save_json
 from lrdecay.theory.io import provenance as io_provenance
 
 from . import data as D
-from . import rundir
 from .vgg import ARCHS, INITS, LOSSES, SQUARED_LOSSES, build_model, onehot, target_loss
 
 METRIC_COLUMNS = ("epoch", "step", "lr", "running_train_loss", "train_loss", "train_acc", "test_loss",
@@ -504,6 +503,32 @@ def check_stored(stored: dict, cfg: TrainConfig, names, what: str, lr: float | N
                          f"or delete {what}")
 
 
+def resume(path_dir, cfg: TrainConfig, *, lr: float, end_epoch: int, start: dict | None, check_fields,
+           device) -> tuple[dict | None, dict | None]:
+    """Where the path in ``path_dir`` (created if needed) stands, for the sequential and the batched trainers:
+    ``(result, None)`` when it is finished (its ``result.json``), else ``(None, snapshot)`` with the state to
+    continue from — its newest checkpoint, or ``start`` when it has none (``None``: a fresh model).
+
+    A stored result or checkpoint whose configuration differs from ``cfg`` on ``check_fields``, or whose rate
+    differs from ``lr``, is refused (:func:`check_stored`), and so is a result that ends at another epoch."""
+    path_dir = Path(path_dir)
+    path_dir.mkdir(parents=True, exist_ok=True)
+    done = path_dir / "result.json"
+    if done.exists():
+        old = load_json(done)
+        check_stored(old.get("config", {}), cfg, check_fields, str(done), lr, old.get("lr"))
+        if old.get("end_epoch") != end_epoch:
+            raise ValueError(f"epochs: {done} ends at epoch {old.get('end_epoch')}, the configuration asks for "
+                             f"{end_epoch}; use a fresh output directory")
+        return old, None
+    ckpts = list_checkpoints(path_dir)
+    if not ckpts:
+        return None, start
+    snapshot = load_checkpoint(ckpts[-1][1], device)
+    check_stored(snapshot.get("config", {}), cfg, check_fields, str(ckpts[-1][1]), lr, snapshot.get("lr"))
+    return None, snapshot
+
+
 # ----------------------------------------------------------------------------- the sequential loop
 def train_path(path_dir, cfg: TrainConfig, data: D.CifarTensors, *, lr: float, end_epoch: int,
                start: dict | None = None, progress: bool = True, tensorboard: bool = False,
@@ -520,26 +545,15 @@ def train_path(path_dir, cfg: TrainConfig, data: D.CifarTensors, *, lr: float, e
     from tqdm.auto import tqdm
 
     path_dir = Path(path_dir)
-    path_dir.mkdir(parents=True, exist_ok=True)
-    done = path_dir / "result.json"
-    if done.exists():
-        old = load_json(done)
-        check_stored(old.get("config", {}), cfg, check_fields, str(done), lr, old.get("lr"))
-        if old.get("end_epoch") != end_epoch:
-            raise ValueError(f"epochs: {done} ends at epoch {old.get('end_epoch')}, the configuration asks for "
-                             f"{end_epoch}; use a fresh output directory")
-        return old
     dev = data.device
+    done, state = resume(path_dir, cfg, lr=lr, end_epoch=end_epoch, start=start, check_fields=check_fields,
+                         device=dev)
+    if done is not None:
+        return done
     spe = cfg.steps_per_epoch(len(data.y_train))   # the last partial batch is dropped
 
     model = make_model(cfg, dev)
     opt = make_optimizer(cfg, model.parameters(), lr)
-    ckpts = list_checkpoints(path_dir)
-    if ckpts:
-        state = load_checkpoint(ckpts[-1][1], dev)
-        check_stored(state.get("config", {}), cfg, check_fields, str(ckpts[-1][1]), lr, state.get("lr"))
-    else:
-        state = start
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -594,7 +608,7 @@ def run_main(out_dir, cfg: TrainConfig, data: D.CifarTensors, progress=True, ten
     Holds the run directory's lock; validates ``cfg`` and records it in ``config.json`` first
     (:func:`save_config`, which refuses a directory made with another main path).
     """
-    with rundir.lock(out_dir):
+    with DirectoryLock(out_dir, "out"):
         save_config(out_dir, cfg, n_train=len(data.y_train))
         return train_path(Path(out_dir) / "main", cfg, data, lr=cfg.lr, end_epoch=cfg.epochs, progress=progress,
                           tensorboard=tensorboard, on_step=on_step, label="main", runtime=runtime)
@@ -642,7 +656,7 @@ def run_subpaths(out_dir, cfg: TrainConfig, data: D.CifarTensors, decay_epochs=N
     """One subpath per decay epoch, one after another, each from the main-path checkpoint at that epoch
     and each to the main path's end (equal budget). See :func:`lrdecay.empirics.batched.run_subpaths_batched`
     for all of them at once."""
-    with rundir.lock(out_dir):
+    with DirectoryLock(out_dir, "out"):
         save_config(out_dir, cfg, n_train=len(data.y_train))
         lr = cfg.lr * cfg.decay_factor
         return [train_path(p.dir, cfg, data, lr=lr, end_epoch=cfg.subpath_end(p.decay_epoch), start=p.start,
@@ -672,7 +686,7 @@ def save_config(out_dir, cfg: TrainConfig, extra: dict | None = None, n_train: i
     """
     cfg.validate(n_train)
     out_dir = Path(out_dir)
-    with rundir.lock(out_dir):
+    with DirectoryLock(out_dir, "out"):
         p = out_dir / "config.json"
         _refuse_orphans(out_dir)
         new = {"train": cfg.to_dict()} | (extra or {})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import io as _io
 import json
 import math
@@ -21,6 +22,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import threading
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -128,7 +130,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def clean_temporary_files(directory: str | os.PathLike) -> list[Path]:
-    """Remove leftovers ``.<name>.*.tmp`` of interrupted atomic writes in ``directory`` (recursively)."""
+    """Remove leftovers ``.<name>.*.tmp`` of interrupted atomic writes (:func:`atomic_write_bytes` killed between
+    creating its temporary file and renaming it) anywhere under ``directory``; returns what was removed.
+    :class:`DirectoryLock` calls it when it takes a directory, when no other writer can be mid-write."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
@@ -156,47 +160,91 @@ def prepare_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     return path
 
 
-class DirectoryLockedError(RuntimeError):
-    """Another process holds the directory's lock."""
+LOCK_FILE = ".lock"
+_HELD: dict[str, list] = {}     # real path of a directory this process has locked -> [open lock file, depth]
+_HELD_GUARD = threading.Lock()  # threads of one process share its locks
+
+
+class DirectoryLockedError(ValueError):
+    """Another process holds the directory's lock (a ``ValueError``: its one-line message names the option, the
+    directory and the holder's pid, and what to do)."""
 
 
 class DirectoryLock:
-    """An exclusive, non-blocking lock on a directory (``fcntl.flock`` on ``<dir>/.lock``), held by one
-    process at a time; a second writer fails at once with a message naming the directory and the holder.
-    The lock goes with the process (a killed holder releases it)."""
+    """The lock of a run or output directory: one writer at a time, no leftovers of interrupted writes.
+
+    An exclusive, non-blocking ``fcntl.flock`` on ``<directory>/.lock`` (the directory is created if needed).
+    A second process asking for it fails at once with :class:`DirectoryLockedError`, before any computation;
+    the operating system releases it when the holder exits, however it exits. Within one process the lock is
+    re-entrant (nested stages share it). Whoever takes it first removes the temporary files of interrupted
+    atomic writes (:func:`clean_temporary_files`). ``option`` names the directory in messages (``"--out"``
+    for the command line, ``"out"`` for the empirics' run directories).
+    """
 
     def __init__(self, directory: str | os.PathLike, option: str = "--out"):
-        self.directory, self.option, self._fh = Path(directory), option, None
+        self.directory, self.option = Path(directory), option
+        self._keys: list[str] = []
 
     def __enter__(self) -> "DirectoryLock":
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ValueError(f"{self.option}: {self.directory} exists and is not a directory") from None
+        key = os.path.realpath(self.directory)
+        with _HELD_GUARD:
+            if key not in _HELD:
+                _HELD[key] = [self._acquire(), 0]
+                try:
+                    clean_temporary_files(self.directory)
+                except BaseException:
+                    self._release(key)
+                    raise
+            _HELD[key][1] += 1
+        self._keys.append(key)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        key = self._keys.pop()
+        with _HELD_GUARD:
+            _HELD[key][1] -= 1
+            if _HELD[key][1] == 0:
+                self._release(key)
+
+    def _acquire(self):
         import fcntl
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fh = open(self.directory / ".lock", "a+")
+        fh = open(self.directory / LOCK_FILE, "a+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
             fh.seek(0)
-            holder = fh.read().strip() or "another process"
+            text = fh.read().strip()
             fh.close()
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            holder = f"pid {text}" if text.isdigit() else text or "another process"
             raise DirectoryLockedError(f"{self.option}: {self.directory} is in use by {holder}; wait for it to "
                                        "finish or choose another directory") from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
         fh.flush()
-        self._fh = fh
-        return self
+        return fh
 
-    def __exit__(self, *exc) -> None:
+    @staticmethod
+    def _release(key: str) -> None:
         import fcntl
 
-        if self._fh is not None:
-            fh, self._fh = self._fh, None
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-            fh.close()
+        fh = _HELD.pop(key)[0]
+        fh.seek(0)
+        fh.truncate()
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+def is_locked_here(directory: str | os.PathLike) -> bool:
+    """Whether this process holds the lock of ``directory``."""
+    return os.path.realpath(directory) in _HELD
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> Path:

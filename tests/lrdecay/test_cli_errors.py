@@ -198,12 +198,12 @@ def test_unreachable_dask_scheduler_fails_within_seconds(capsys, tmp_path):
 
 
 def test_second_writer_on_one_output_directory_is_refused(capsys, tmp_path):
-    from lrdecay.theory.io import DirectoryLock
+    from tests.lock_helpers import held_by_another_process
 
-    with DirectoryLock(tmp_path / "out"):
+    with held_by_another_process(tmp_path / "out") as pid:
         code, lines, err = run(["convex", "--out", tmp_path / "out", "--trials", "10", "--no-figure"], capsys)
     assert code == 2 and len(lines) == 1, err
-    assert "is in use by pid" in lines[0]
+    assert f"is in use by pid {pid}" in lines[0]
     assert main(["convex", "--out", str(tmp_path / "out"), "--trials", "10", "--no-figure"]) == 0   # free again
 
 

@@ -479,10 +479,11 @@ def test_damaged_file_in_verdicts_only_mode_is_named_not_a_crash(smoke, tmp_path
 
 
 def test_second_report_on_one_directory_is_refused(tmp_path):
-    from lrdecay.theory.io import DirectoryLock, DirectoryLockedError
+    from lrdecay.theory.io import DirectoryLockedError
+    from tests.lock_helpers import held_by_another_process
 
-    with DirectoryLock(tmp_path):
-        with pytest.raises(DirectoryLockedError, match="is in use by pid"):
+    with held_by_another_process(tmp_path) as pid:
+        with pytest.raises(DirectoryLockedError, match=f"is in use by pid {pid}"):
             run_report(tmp_path, size="smoke", verdicts_only=True, log=lambda *a: None)
 
 
