@@ -77,6 +77,27 @@ def _strip_wall(rows):
     return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
 
 
+def test_resume_reports_where_a_path_stands(tiny, tmp_path):
+    """train.resume, shared by the sequential and the batched trainers: the start for an empty folder, the
+    newest checkpoint after an interruption, the result once finished; another epoch or rate refused."""
+    cfg = tiny_cfg()
+    d, kw = tmp_path / "main", dict(lr=cfg.lr, end_epoch=cfg.epochs, check_fields=T.TrainConfig.MAIN_FIELDS,
+                                    device="cpu")
+    start = {"marker": 1}
+    assert T.resume(d, cfg, start=start, **kw) == (None, start) and d.is_dir()
+    with pytest.raises(Interrupt):
+        T.run_main(tmp_path, cfg, tiny, progress=False, on_step=_stop_at(9))
+    done, snap = T.resume(d, cfg, start=start, **kw)
+    assert done is None and snap["step"] == 8
+    with pytest.raises(ValueError, match=r"ckpt_000000008.pt was made with another configuration: lr of this path"):
+        T.resume(d, cfg, start=None, **(kw | {"lr": 0.5}))
+    res = T.run_main(tmp_path, cfg, tiny, progress=False)
+    done, snap = T.resume(d, cfg, start=None, **kw)
+    assert snap is None and done == json.loads((d / "result.json").read_text()) and done["steps"] == res["steps"]
+    with pytest.raises(ValueError, match=rf"^epochs: .*result.json ends at epoch {cfg.epochs}, the configuration asks"):
+        T.resume(d, cfg, start=None, **(kw | {"end_epoch": cfg.epochs + 1}))
+
+
 def test_resume_is_exact(tiny, tmp_path):
     """Killed mid-epoch (after the step-8 checkpoint, at step 9) and restarted = uninterrupted, bit for bit."""
     cfg = tiny_cfg()
