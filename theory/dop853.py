@@ -30,9 +30,9 @@ import numpy as np
 from scipy.integrate._ivp import dop853_coefficients as co
 
 N_STAGES = co.N_STAGES
-A, B, C = co.A[:N_STAGES, :N_STAGES], co.B, co.C[:N_STAGES]
+A, B = co.A[:N_STAGES, :N_STAGES], co.B           # the nodes C are not needed: f does not depend on t
 E3, E5, D = co.E3, co.E5, co.D
-A_EXTRA, C_EXTRA = co.A[N_STAGES + 1:], co.C[N_STAGES + 1:]
+A_EXTRA = co.A[N_STAGES + 1:]                      # the dense output's three extra stages
 ERROR_ESTIMATOR_ORDER = 7
 ERROR_EXPONENT = -1.0 / (ERROR_ESTIMATOR_ORDER + 1)
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0      # scipy.integrate._ivp.rk
