@@ -44,7 +44,7 @@ def _run(out: Path, size, use_cache, only, progress, verdicts_only, data, log) -
     computed = _computing_run(out) if verdicts_only else None
     files = result_inventory(out, verify=verdicts_only)
     claims = evaluate(out)
-    seeds = {name: SIZES[size].get(name, {}).get("seed", 0) for name in JOBS}   # every job's studies use seed 0
+    seeds = {name: SIZES[size].get(name, {}).get("seed", 0) for name in JOBS}   # the checks and VGG jobs: 0
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": time.perf_counter() - t0, "size": size,
             "jobs": jobs, "seeds": seeds, "files": files, "fingerprint": fingerprint(files)}
     if verdicts_only:

@@ -171,3 +171,22 @@ def test_a_cyclic_run_with_diverged_paths_fails_its_claim(tmp_path):
     st.save(tmp_path / "cyclic" / "cyclic.npz")
     c = judge_one(spec, tmp_path)
     assert c.verdict == FAIL and "1 of" in c.note and "diverged" in c.note
+
+
+def test_a_claim_reads_its_fields_from_its_spec_and_judgement(tmp_path):
+    from lrdecay.report.claims.base import MISSING, PASS, Judgement, judge_one
+
+    spec = ClaimSpec("x.y", "§1 model", "stated", "[seed]", "declared", "tol", "demo",
+                     lambda d: Judgement(PASS, "3.0", {"v": 3.0}, "a note", prediction="from the data"), figure="f.png")
+    c = judge_one(spec, tmp_path)
+    assert list(c.as_dict()) == list(Claim.FIELDS)
+    assert c.as_dict() == {"id": "x.y", "section": "§1 model", "statement": "stated", "status": "[seed]",
+                           "prediction": "from the data", "measured": "3.0", "tolerance": "tol", "verdict": PASS,
+                           "figure": "f.png", "note": "a note", "values": {"v": 3.0}, "caveat": "", "flips": ""}
+    missing = judge_one(ClaimSpec("x.z", "§1 model", "s", "[seed]", "p", "t", "demo", lambda d: None), tmp_path)
+    assert (missing.verdict, missing.measured, missing.prediction, missing.values) == (MISSING, "", "p", {})
+
+    def unreadable(d):
+        raise FileNotFoundError("demo/x.npz")
+    bad = judge_one(ClaimSpec("x.w", "§1 model", "s", "[seed]", "p", "t", "demo", unreadable), tmp_path)
+    assert bad.verdict == MISSING and bad.measured == "unreadable result files: demo/x.npz"

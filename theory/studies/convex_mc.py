@@ -396,25 +396,18 @@ def run_convex_study(config: ConvexConfig | None = None, **keywords) -> ConvexSt
     ``config`` (default :class:`ConvexConfig`) with any of its fields replaced by ``keywords``, so that
     ``run_convex_study(trials=300, seed=7)`` still reads as before."""
     c = replace(config or ConvexConfig(), **keywords).validate()
-    trials = c.trials
-    mc = proposition1_monte_carlo(c.alphas, c.Ks, trials=trials, eps=c.eps, seed=c.seed, confidence=c.confidence)
+    mc = proposition1_monte_carlo(c.alphas, c.Ks, trials=c.trials, eps=c.eps, seed=c.seed, confidence=c.confidence)
     ks_rows = lemma2_k_sweep(sorted(set(list(K_SWEEP) + list(mc.Ks))), eps=mc.eps)
     k_sweep = {
-        "K": np.array([r.K for r in ks_rows]),
-        "test_fast": np.array([r.test_fast for r in ks_rows]),
-        "bound_fast": np.array([r.bound_fast for r in ks_rows]),
-        "bound_fast_main": np.array([r.bound_fast_main for r in ks_rows]),
-        "tail": np.array([r.tail for r in ks_rows]),
-        "tail_paper": np.array([r.tail_paper for r in ks_rows]),
-        "test_slow": np.array([r.test_slow for r in ks_rows]),
-        "bound_slow": np.array([r.bound_slow for r in ks_rows]),
-        "conditions_hold": np.array([r.conditions_hold for r in ks_rows]),
+        **{k: np.array([getattr(r, k) for r in ks_rows]) for k in (
+            "K", "test_fast", "bound_fast", "bound_fast_main", "tail", "tail_paper", "test_slow", "bound_slow",
+            "conditions_hold")},
         # the instance's construction (eigen-data, start): Lemma 2's bounds can be rebuilt from these alone
         "lam": _DEMO_LAM.copy(), "gam": _DEMO_GAM.copy(), "delta0": -_DEMO_BETA_EIGEN.copy(),
         "alpha": np.array(0.1), "n_small": np.array(1),
     }
     config = {
-        "command": "convex", "seed": mc.seed, "trials": trials, "eps": mc.eps, "alphas": mc.alphas, "Ks": mc.Ks,
+        "command": "convex", "seed": mc.seed, "trials": mc.trials, "eps": mc.eps, "alphas": mc.alphas, "Ks": mc.Ks,
         "confidence": mc.confidence, "n": PROP1_N, "Sigma": PROP1_SIGMA, "beta_star": "100 alpha^(-1/2) (1, 1)",
         "beta0": [0.0, 0.0], "eta": "1/gamma_1", "normalization": NORMALIZATION,
         "separation": "L_D(GF)/L_D(AGD) >= 2(1-alpha)", "ci": "Clopper-Pearson",
