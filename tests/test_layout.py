@@ -235,7 +235,7 @@ def test_plain_checkout_imports_one_namespace(tmp_path):
             "                    and 'editable' not in getattr(f, '__module__', '').lower()]\n"
             "sys.path[:] = [p for p in sys.path if '__editable__' not in p]\n"
             f"sys.path.insert(0, {str(ROOT)!r})\n"
-            "import lrdecay.theory.engine as E, lrdecay.empirics.analysis, lrdecay.paper_figures\n"
+            "import lrdecay.theory.flow as E, lrdecay.theory.engine, lrdecay.empirics.analysis, lrdecay.paper_figures\n"
             "assert 'theory' not in sys.modules and 'empirics' not in sys.modules, sorted(sys.modules)\n"
             "print(E.__file__)\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -265,7 +265,7 @@ def test_wheel_installs_one_namespace(tmp_path):
             "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in getattr(f, '__module__', '').lower()]\n"
             f"sys.path[:] = [{str(target)!r}] + [p for p in sys.path if p and '__editable__' not in p\n"
             f"               and Path(p).resolve() != Path({str(ROOT)!r})]\n"
-            "import lrdecay.theory.engine as E, lrdecay.empirics.analysis, lrdecay.paper_figures\n"
+            "import lrdecay.theory.flow as E, lrdecay.theory.engine, lrdecay.empirics.analysis, lrdecay.paper_figures\n"
             "print(E.__file__)\n"
             "try:\n    import theory\nexcept ImportError:\n    print('no top-level theory')\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
