@@ -228,10 +228,32 @@ def test_persistence_and_bad_inputs(tmp_path):
         drift_flow(M, M.theta0, -1.0, 0.1)
 
 
+class _MainPlateau:
+    """The hand-written main model behind the plateau test's interface: the engine's
+    :class:`~lrdecay.theory.models.nonlinear.NonlinearModel` for SGD, :mod:`lrdecay.theory.quasistatic` for the
+    prediction (``plateau_prediction``, ``normal_hessian_eigs``) and the closed-form retraction."""
+
+    def __init__(self, problem):
+        self.p, self.sigma, self.n, self.theta0 = problem, problem.sigma, problem.n, problem.w0
+        self.engine = m.NonlinearModel.from_problem(problem)
+
+    def retract(self, w):
+        return m.retract(w, self.p.X, self.p.y, self.p.gamma)
+
+    def gauss_newton_eigs(self, w):
+        return q.normal_hessian_eigs(self.p, w)
+
+    def plateau(self, w, eta):
+        pr = q.plateau_prediction(self.p, w, eta)
+        return pr.leading, pr.exact
+
+
 def _plateau_models():
     D = DiagonalNetwork.generate(d=6, n=3, sparsity=2, sigma=1e-3, seed=1)
     T = TwoLayerLinear.generate(d=5, n=3, hidden=2, sigma=1e-3, seed=1)
-    return [("diagonal", D), ("two-layer", T), ("diagonal, generic", ge.from_linear_readout(D))]
+    P = Problem.generate(d=8, n=4, gamma=1.0, sigma=1e-3, seed=1)
+    return [("diagonal", D), ("two-layer", T), ("main model", _MainPlateau(P)),
+            ("diagonal, generic", ge.from_linear_readout(D)), ("main model, generic", ge.from_problem(P))]
 
 
 @pytest.mark.parametrize("name, M", _plateau_models(), ids=lambda v: v if isinstance(v, str) else "")
@@ -247,9 +269,11 @@ def test_normal_space_plateau_tells_the_finite_eta_factor(name, M):
     _, exact = M.plateau(th, eta)
     wrong = 0.25 * eta * a * float(np.sum(lam / (1 - eta * lam)))
     burn, steps, P = 300, 1500, 48
-    sim = simulate(M, np.tile(th, (P, 1)), steps=steps, lr=eta, method="sgd", sigma=M.sigma, seed=11,
-                   record_steps=np.arange(burn, steps + 1), observables=["train_loss"])
+    sim = simulate(getattr(M, "engine", M), np.tile(th, (P, 1)), steps=steps, lr=eta, method="sgd", sigma=M.sigma,
+                   seed=11, record_steps=np.arange(burn, steps + 1), observables=["train_loss"])
     per_path = sim.records["train_loss"].mean(0)
     mean, se = per_path.mean(), per_path.std(ddof=1) / np.sqrt(P)
+    print(f"{name}: measured / predicted {mean / exact:.4f} ({(mean - exact) / se:+.2f} se), wrong / predicted "
+          f"{wrong / exact:.3f} ({(wrong - exact) / se:.0f} se)")
     assert abs(mean - exact) <= 4 * se, (name, mean, exact, se)
     assert abs(wrong - exact) >= 10 * se, (name, wrong, exact, se)
