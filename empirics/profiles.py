@@ -88,9 +88,9 @@ CPU = replace(
     description="2 CPU cores (two worker processes of one torch thread each), chosen by pilots "
                 "(docs/empirics.md): slim VGG-11 at width 0.5 on the first 5 classes (airplane, automobile, bird, "
                 "cat, deer), 100 images each, horizontal flips, dropout 0.1, label-noise SGD (σ = 0.1), batch 50; "
-                "650 epochs at lr 0.1; fixed-length subpaths of 100 epochs at lr 0.01 branching at 450, 500, 550, "
+                "650 epochs at lr 0.05; fixed-length subpaths of 100 epochs at lr 0.005 branching at 450, 500, 550, "
                 "600; 3 seeds; curvature every 50 epochs; 31 × 31 landscape of seed 0's post-landing checkpoints",
-    train=replace(AUTHORS.train, width=0.5, init="authors_width", dropout=0.1, batch_size=50, classes=5,
+    train=replace(AUTHORS.train, width=0.5, init="authors_width", dropout=0.1, batch_size=50, classes=5, lr=0.05,
                   train_size=500, label_noise=0.1, augment="flip", epochs=650, ckpt_every=100,
                   decay_epochs=(450, 500, 550, 600), subpath_epochs=100, eval_every=5, eval_batch=500),
     landscape=replace(AUTHORS.landscape, curved=False, train_size=None, test_size=None, points_per_batch=1,
@@ -104,7 +104,7 @@ CPU_EQUAL_BUDGET = replace(
     description="the earlier cpu profile, kept as the equal-budget view: 10 classes, 500 images, no label noise, "
                 "dropout 0.1, batch 50, 800 epochs; subpaths decayed at 500, 600, 700, 750 all ending at 800; "
                 "3 seeds (it interpolates but does not generalize: its test loss sits at the constant predictor's)",
-    train=replace(CPU.train, width=0.375, augment=False, classes=None, label_noise=0.0, epochs=800, ckpt_every=250,
+    train=replace(CPU.train, width=0.375, augment=False, lr=0.1, classes=None, label_noise=0.0, epochs=800, ckpt_every=250,
                   decay_epochs=(500, 600, 700, 750), subpath_epochs=None, eval_every=10),
     curvature=replace(CPU.curvature, main_every=100), threads=2, workers=1,
 )
@@ -123,7 +123,7 @@ CPU_LONG = replace(
                 "classes), crop + flip, dropout 0.5, batch 125, 800 epochs at lr 0.1 (32,000 steps), a checkpoint "
                 "every 10 epochs; fixed-length subpaths of 100 epochs at lr 0.01 branching every 50 epochs; "
                 "curvature every 50 epochs; landscape of post-landing checkpoints",
-    train=replace(CPU.train, width=0.375, init="authors_width", dropout=0.5, augment=True, batch_size=125,
+    train=replace(CPU.train, width=0.375, init="authors_width", dropout=0.5, augment=True, batch_size=125, lr=0.1,
                   classes=None, train_size=5000, label_noise=0.0, epochs=800, ckpt_every=400,
                   decay_epochs=tuple(range(100, 701, 50)), subpath_epochs=100, eval_every=5, eval_batch=1000),
     landscape=replace(CPU.landscape, grid=21, train_size=2500, test_size=1000, eval_batch=1000),

@@ -56,7 +56,7 @@ def test_every_result_file_of_a_profile_names_its_provenance(tiny_profile):
 def test_profiles_are_differences_of_the_authors():
     a, c = P.get_profile("authors"), P.get_profile("cpu")
     changed = {k for k, v in c.train.to_dict().items() if a.train.to_dict()[k] != v}
-    assert changed == {"width", "init", "dropout", "batch_size", "train_size", "augment", "epochs", "ckpt_every",
+    assert changed == {"width", "init", "dropout", "batch_size", "train_size", "augment", "epochs", "ckpt_every", "lr",
                        "decay_epochs", "eval_every", "classes", "label_noise", "subpath_epochs"}
     assert (c.train.loss, c.train.lr, c.train.momentum, c.train.weight_decay) == ("mse", 0.1, 0.9, 1e-4)
     assert len(c.seeds) >= 3
