@@ -195,8 +195,11 @@ def expand_markers(markdown: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- hooks
 
+def on_startup(command, dirty, **kwargs):
+    stage_sources()           # before any plugin's on_config: mkdocstrings drops search paths that do not exist
+
+
 def on_config(config, **kwargs):
-    stage_sources()
     examples = [{example_title(p): f"examples/{p.stem}.md"} for p in example_files()]
     config["nav"] = list(config["nav"] or []) + [{"Examples": examples}, {"API reference": api_nav()}]
     return config
