@@ -58,7 +58,8 @@ def test_profiles_are_differences_of_the_authors():
     changed = {k for k, v in c.train.to_dict().items() if a.train.to_dict()[k] != v}
     assert changed == {"width", "init", "dropout", "batch_size", "train_size", "augment", "epochs", "ckpt_every", "lr",
                        "decay_epochs", "eval_every", "classes", "label_noise", "subpath_epochs"}
-    assert (c.train.loss, c.train.lr, c.train.momentum, c.train.weight_decay) == ("mse", 0.1, 0.9, 1e-4)
+    assert (c.train.loss, c.train.lr, c.train.momentum, c.train.weight_decay) == ("mse", 0.05, 0.9, 1e-4)
+    assert P.get_profile("cpu_equal_budget").train.lr == P.get_profile("cpu_long").train.lr == a.train.lr == 0.1
     assert len(c.seeds) >= 3
     eb, ln = P.get_profile("cpu_equal_budget"), P.get_profile("cpu_label_noise")
     assert ln.train == eb.train and dict(ln.variants) == {"sgd": (), "label_noise": (("label_noise", 0.1),)}
