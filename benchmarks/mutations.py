@@ -76,7 +76,7 @@ MUTATIONS = [
     ("triangular schedule that never comes back down", "theory/schedules.py",
      "f = np.where(x < 1, x, 2 - x)", "f = np.where(x < 1, x, 1.0)"),
     # --- the convex example and the statistics -------------------------------------------------------
-    ("gradient flow without the factor 2 of the unnormalised loss", "theory/convex.py",
+    ("gradient flow without the factor 2 of the unnormalised loss", "theory/convex_dynamics.py",
      "return delta0 * np.exp(-2.0 * gam * t)", "return delta0 * np.exp(-gam * t)"),
     ("Lemma 2's gradient-flow bound weakened", "theory/convex.py",
      "bound_slow = eps * (1 - alpha) * float(np.min(ratios[small]))",
