@@ -175,61 +175,66 @@ def proposition1_monte_carlo(alphas: Sequence[float], Ks: Sequence[int], *, tria
     for a in alphas:
         bstar = prop1_beta_star(a)
         for K in Ks:
-            per = {}
-            for p in distinct:
-                S = prop1_sample_covariance(np.array(p))
-                same = len(set(p)) == 1
-                if same:
-                    per[p] = _same_x_case(S, bstar, eps, K, numerical)
-                else:
-                    r = lemma2(PROP1_SIGMA, S, bstar, np.zeros(2), eps=eps, alpha=a, K=K, n_small=1,
-                               numerical=numerical)
-                    per[p] = dict(
-                        slow=r.test_slow, fast=r.test_fast, bound_slow=r.bound_slow, bound_fast=r.bound_fast,
-                        lemma_ok=r.conditions_hold and r.slow_bound_holds and r.fast_bound_holds,
-                        disc=max(r.slow_discrepancy, r.fast_discrepancy) if numerical else float("nan"),
-                        beta_equal=bool(np.allclose(r.beta_slow, r.beta_fast, rtol=1e-9, atol=1e-9 * np.abs(bstar).max())),
-                        same=False)
-            n_sep = 0
-            n21 = nsame = 0
-            r21, s21, f21, bs21, bf21, ok21 = [], [], [], [], [], []
-            same_L = same_b = 0
-            disc = 0.0
-            for p in distinct:
-                q = per[p]
-                cnt = counts[p]
-                ratio = q["slow"] / q["fast"] if q["fast"] > 0 else float("inf")
-                if (q["slow"] >= 1.5 * (1 - a) * eps * (1 - BOUND_RTOL)
-                        and q["fast"] <= 0.75 * eps * (1 + SEP_RTOL)):
-                    n_sep += cnt
-                if numerical:
-                    disc = max(disc, q["disc"])
-                if q["same"]:
-                    nsame += cnt
-                    same_L += cnt * bool(abs(q["slow"] - q["fast"]) <= 1e-9 * max(q["slow"], 1e-300))
-                    same_b += cnt * q["beta_equal"]
-                else:
-                    n21 += cnt
-                    r21.append(ratio)
-                    s21.append(q["slow"] / eps)
-                    f21.append(q["fast"] / eps)
-                    bs21.append(q["bound_slow"] / eps)
-                    bf21.append(q["bound_fast"] / eps)
-                    ok21 += [q["lemma_ok"]] * cnt
-            lo, hi = clopper_pearson(n_sep, trials, confidence)
-            nan = float("nan")
-            cells.append(Prop1Cell(
-                alpha=a, K=K, trials=trials, n_sep=n_sep, p_hat=n_sep / trials, ci=(lo, hi), n_21=n21,
-                ratio_21=float(np.mean(r21)) if r21 else nan, ratio_21_min=float(np.min(r21)) if r21 else nan,
-                test_slow_21=float(np.mean(s21)) if s21 else nan, test_fast_21=float(np.mean(f21)) if f21 else nan,
-                bound_slow_21=float(np.mean(bs21)) if bs21 else nan,
-                bound_fast_21=float(np.max(bf21)) if bf21 else nan,
-                lemma_ok_21=float(np.mean(ok21)) if ok21 else nan, n_same=nsame,
-                same_losses_equal=same_L / nsame if nsame else nan,
-                same_beta_equal=same_b / nsame if nsame else nan,
-                max_discrepancy=disc if numerical else nan))
+            per = {p: _pattern_outcome(p, a, bstar, eps, K, numerical) for p in distinct}
+            cells.append(_cell(a, K, per, counts, trials=trials, eps=eps, confidence=confidence, numerical=numerical))
     return Prop1MonteCarlo(cells=cells, alphas=alphas, Ks=Ks, eps=eps, trials=trials, seed=int(seed),
                            confidence=confidence, draws=draws)
+
+
+def _pattern_outcome(p, a, bstar, eps, K, numerical) -> dict:
+    """Both optimizers' test losses (and Lemma 2's bounds where it applies) for one multiset ``p`` of sample points."""
+    S = prop1_sample_covariance(np.array(p))
+    if len(set(p)) == 1:
+        return _same_x_case(S, bstar, eps, K, numerical)
+    r = lemma2(PROP1_SIGMA, S, bstar, np.zeros(2), eps=eps, alpha=a, K=K, n_small=1, numerical=numerical)
+    return dict(
+        slow=r.test_slow, fast=r.test_fast, bound_slow=r.bound_slow, bound_fast=r.bound_fast,
+        lemma_ok=r.conditions_hold and r.slow_bound_holds and r.fast_bound_holds,
+        disc=max(r.slow_discrepancy, r.fast_discrepancy) if numerical else float("nan"),
+        beta_equal=bool(np.allclose(r.beta_slow, r.beta_fast, rtol=1e-9, atol=1e-9 * np.abs(bstar).max())),
+        same=False)
+
+
+def _cell(a, K, per: dict, counts: dict, *, trials, eps, confidence, numerical) -> Prop1Cell:
+    """One (alpha, K) cell: the outcomes of the distinct draw patterns ``per``, weighted by their ``counts``."""
+    n_sep = 0
+    n21 = nsame = 0
+    r21, s21, f21, bs21, bf21, ok21 = [], [], [], [], [], []
+    same_L = same_b = 0
+    disc = 0.0
+    for p in per:
+        q = per[p]
+        cnt = counts[p]
+        ratio = q["slow"] / q["fast"] if q["fast"] > 0 else float("inf")
+        if (q["slow"] >= 1.5 * (1 - a) * eps * (1 - BOUND_RTOL)
+                and q["fast"] <= 0.75 * eps * (1 + SEP_RTOL)):
+            n_sep += cnt
+        if numerical:
+            disc = max(disc, q["disc"])
+        if q["same"]:
+            nsame += cnt
+            same_L += cnt * bool(abs(q["slow"] - q["fast"]) <= 1e-9 * max(q["slow"], 1e-300))
+            same_b += cnt * q["beta_equal"]
+        else:
+            n21 += cnt
+            r21.append(ratio)
+            s21.append(q["slow"] / eps)
+            f21.append(q["fast"] / eps)
+            bs21.append(q["bound_slow"] / eps)
+            bf21.append(q["bound_fast"] / eps)
+            ok21 += [q["lemma_ok"]] * cnt
+    lo, hi = clopper_pearson(n_sep, trials, confidence)
+    nan = float("nan")
+    return Prop1Cell(
+        alpha=a, K=K, trials=trials, n_sep=n_sep, p_hat=n_sep / trials, ci=(lo, hi), n_21=n21,
+        ratio_21=float(np.mean(r21)) if r21 else nan, ratio_21_min=float(np.min(r21)) if r21 else nan,
+        test_slow_21=float(np.mean(s21)) if s21 else nan, test_fast_21=float(np.mean(f21)) if f21 else nan,
+        bound_slow_21=float(np.mean(bs21)) if bs21 else nan,
+        bound_fast_21=float(np.max(bf21)) if bf21 else nan,
+        lemma_ok_21=float(np.mean(ok21)) if ok21 else nan, n_same=nsame,
+        same_losses_equal=same_L / nsame if nsame else nan,
+        same_beta_equal=same_b / nsame if nsame else nan,
+        max_discrepancy=disc if numerical else nan)
 
 
 def _same_x_case(S, bstar, eps, K, numerical):

@@ -329,19 +329,53 @@ def _landing(problems, etas, sigma, max_steps=50_000):
     return W, np.where(sim.status == "stopped", sim.stop_step, max_steps)
 
 
-def run_rate_law(config: RateLawConfig = RateLawConfig(), progress: bool = False) -> RateLawResult:
-    cfg = config.validate()
-    t0 = time.perf_counter()
+def _instances(cfg: RateLawConfig) -> tuple[np.ndarray, np.ndarray, list]:
+    """The cells (gamma, ||w0||, n), one row (cell, instance, gamma, ||w0||, n) per pair, and the problems."""
     cells = np.array([(g, w, n) for n in cfg.ns for g in cfg.gammas for w in cfg.w0_norms], dtype=float)
-    N = cfg.n_instances
-    seeds = INSTANCE_SEED_STRIDE * cfg.seed + np.arange(N)
+    seeds = INSTANCE_SEED_STRIDE * cfg.seed + np.arange(cfg.n_instances)
     problems, rows = [], []
     for c, (g, w, n) in enumerate(cells):
-        for i in range(N):
+        for i in range(cfg.n_instances):
             problems.append(Problem.generate(d=cfg.d, n=int(n), gamma=float(g), sigma=cfg.sigma,
                                              alpha_norm=cfg.alpha_norm, w0_norm=float(w), seed=int(seeds[i])))
             rows.append((c, i, g, w, n))
-    rows = np.array(rows, dtype=float)
+    return cells, np.array(rows, dtype=float), problems
+
+
+def _ode_times(landed, d0, kappa, eta, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The drift ODE's time to within ``tol`` of w_mn, at eta -> 0 and with each pair's eta."""
+    tau_ode = np.array([ode_drift_time(p, p.w0, tol,
+                                       tau_max=max(50.0, 20 * np.log(max(d, 1.01 * tol) / tol) / k)
+                                       if k > 0 else 50.0)
+                        for p, d, k in zip(landed, d0, kappa)])
+    tau_ode_eta = np.array([ode_drift_time(p, p.w0, tol, eta=e, tau_max=max(50.0, 3 * t) if np.isfinite(t) else 50.0,
+                                           rtol=1e-6, atol=1e-9) for p, e, t in zip(landed, eta, tau_ode)])
+    return tau_ode, tau_ode_eta
+
+
+def _sgd_groups(cfg: RateLawConfig, n_col, tau_ode, k_pred, problems) -> tuple[list, list]:
+    """Pairs grouped by similar predicted step counts within one n (a stacked model needs a common n), and each
+    group's step cap; pairs the eta -> 0 ODE never brings within tol are left out. Refuses too much work."""
+    groups = []
+    for n in cfg.ns:
+        sel = np.nonzero((n_col == n) & np.isfinite(tau_ode))[0]
+        if sel.size == 0:
+            continue
+        order = sel[np.argsort(k_pred[sel], kind="stable")]
+        k = max(1, min(cfg.n_groups // len(cfg.ns), sel.size // MIN_GROUP))
+        groups += [g for g in np.array_split(order, k) if g.size]
+    caps = [int(np.ceil(cfg.cap_factor * k_pred[grp].max())) for grp in groups]
+    check_work("cap_factor", sum(sgd_work(c * len(g), int(problems[g[0]].n), int(problems[g[0]].n) + 1)
+                                 for c, g in zip(caps, groups)),
+               f"SGD up to cap_factor x the predicted steps ({max(caps, default=0):.3g} steps at most)",
+               ("cap_factor", "n_instances"))
+    return groups, caps
+
+
+def run_rate_law(config: RateLawConfig = RateLawConfig(), progress: bool = False) -> RateLawResult:
+    cfg = config.validate()
+    t0 = time.perf_counter()
+    cells, rows, problems = _instances(cfg)
     P = len(problems)
     eta = np.array([cfg.lr_factor / landing_sharpness(p) for p in problems])
     t_land = time.perf_counter()
@@ -361,32 +395,14 @@ def run_rate_law(config: RateLawConfig = RateLawConfig(), progress: bool = False
     kappa = np.array([linear_rate(p) for p in landed])
     margin = np.array([flatness_margin(p) for p in landed])
     t_ode = time.perf_counter()
-    tau_ode = np.array([ode_drift_time(p, p.w0, cfg.tol,
-                                       tau_max=max(50.0, 20 * np.log(max(d, 1.01 * cfg.tol) / cfg.tol) / k)
-                                       if k > 0 else 50.0)
-                        for p, d, k in zip(landed, d0, kappa)])
-    tau_ode_eta = np.array([ode_drift_time(p, p.w0, cfg.tol, eta=e, tau_max=max(50.0, 3 * t) if np.isfinite(t) else 50.0,
-                                           rtol=1e-6, atol=1e-9) for p, e, t in zip(landed, eta, tau_ode)])
+    tau_ode, tau_ode_eta = _ode_times(landed, d0, kappa, eta, cfg.tol)
     t_ode = time.perf_counter() - t_ode
-    # SGD in groups of similar predicted step counts (within one n: a stacked model needs a common n)
-    # predicted steps: the eta -> 0 ODE's (pairs it never brings within tol are dropped from the SGD runs)
+    # SGD in groups of similar predicted step counts; predicted steps: the eta -> 0 ODE's
     k_pred = np.where(np.isfinite(tau_ode), tau_ode, 0.0) / eta**2
     tau_sgd, censored = np.full(P, np.nan), np.zeros(P, dtype=bool)
     status, steps = np.full(P, "not run", dtype="U10"), np.zeros(P, dtype=np.int64)
-    groups = []
     t_sgd = time.perf_counter()
-    for n in cfg.ns:
-        sel = np.nonzero((rows[:, 4] == n) & np.isfinite(tau_ode))[0]
-        if sel.size == 0:
-            continue
-        order = sel[np.argsort(k_pred[sel], kind="stable")]
-        k = max(1, min(cfg.n_groups // len(cfg.ns), sel.size // MIN_GROUP))
-        groups += [g for g in np.array_split(order, k) if g.size]
-    caps = [int(np.ceil(cfg.cap_factor * k_pred[grp].max())) for grp in groups]
-    check_work("cap_factor", sum(sgd_work(c * len(g), int(problems[g[0]].n), int(problems[g[0]].n) + 1)
-                                 for c, g in zip(caps, groups)),
-               f"SGD up to cap_factor x the predicted steps ({max(caps, default=0):.3g} steps at most)",
-               ("cap_factor", "n_instances"))
+    groups, caps = _sgd_groups(cfg, rows[:, 4], tau_ode, k_pred, problems)
     for gi, grp in enumerate(groups):
         cap = caps[gi]
         rec = max(1, int(0.01 * np.min(tau_ode[grp]) / np.max(eta[grp]) ** 2))   # every 1 % of the smallest tau
@@ -412,7 +428,6 @@ def run_rate_law(config: RateLawConfig = RateLawConfig(), progress: bool = False
                              noise_seed_rule="group g runs paths with offset g * P: SeedSequence(seed, spawn_key=(g P + j, 0))"),
                         cells, rows[:, 0].astype(int), rows[:, 1].astype(int), rows[:, 2], rows[:, 3],
                         rows[:, 4].astype(int), eta, land_steps, d0, kappa, margin, tau_ode, tau_ode_eta, tau_sgd,
-                        censored, status,
-                        steps, fits)
+                        censored, status, steps, fits)
     res.wall_time = time.perf_counter() - t0
     return res
