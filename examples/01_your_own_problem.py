@@ -18,8 +18,9 @@
 # budget of steps for every run), and compare with the quasistatic drift ODE, which predicts where each run sits
 # on the manifold of minima from its drift budget $\tau_S = \sum_k \eta_k^2$ alone.
 #
-# **Run time** (2 shared cores): about 5 s at the tested size (`LRDECAY_EXAMPLE_SIZE=small`, as the tests run it);
-# about 20 s at the size below (the default).
+# **Run time**, measured on 2 cores shared with other jobs (upper bounds): 25 s at the tested size
+# (`LRDECAY_EXAMPLE_SIZE=small`, as the tests run it); 90 s at the default size below, most of it numba compiling
+# the engine's kernels on a first run (13 s once they are cached).
 
 # %%
 import os

@@ -21,8 +21,9 @@
 # spread of the final test losses $\le 0.001 \times$ their mean) beside its $\gamma = 1$ counterpart, and asks
 # the drift ODE where Phase II ends for several $\gamma$.
 #
-# **Run time** (2 shared cores): about 10 s at the tested size (`LRDECAY_EXAMPLE_SIZE=small`); about 40 s at the
-# size below (the default; the report's `demo` job runs decay steps up to 100,000).
+# **Run time**, measured on 2 cores shared with other jobs (upper bounds): 30 s at the tested size
+# (`LRDECAY_EXAMPLE_SIZE=small`); 25 s at the default size below (the report's `demo` job runs decay steps up to
+# 100,000).
 
 # %%
 import os

@@ -26,8 +26,9 @@
 # $\min_\beta \sum_j c_j\beta_j$ subject to $X\beta = y$, $\beta \ge 0$ — a linear programme, solved below
 # independently with `scipy.optimize.linprog`. A late decay should then help when the target is sparse.
 #
-# **Run time** (2 shared cores, torch CPU): about 20 s at the tested size (`LRDECAY_EXAMPLE_SIZE=small`); about
-# 2 minutes at the size below (the default). Needs the `empirics` extra (torch).
+# **Run time**, measured on 2 cores shared with other jobs (upper bounds; torch CPU): 110 s at the tested size
+# (`LRDECAY_EXAMPLE_SIZE=small`; 12 s of CPU time); 150 s at the default size below. Needs the `empirics` extra
+# (torch).
 
 # %%
 import os

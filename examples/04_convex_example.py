@@ -22,8 +22,8 @@
 # flow's: the ratio tends to 2 as $\alpha \to 0$. Normalisation as in the source, with no factor $\frac12$:
 # $\hat L(\beta) = \|\beta - \beta^*\|_S^2$ and $L_{\mathcal D}(\beta) = \|\beta - \beta^*\|_\Sigma^2$.
 #
-# **Run time** (2 shared cores): about 5 s at the tested size (`LRDECAY_EXAMPLE_SIZE=small`, 2,000 draws); about
-# 15 s at the size below (the default, 10,000 draws as the report).
+# **Run time**, measured on 2 cores shared with other jobs (upper bounds): 20 s at the tested size
+# (`LRDECAY_EXAMPLE_SIZE=small`, 2,000 draws); 13 s at the default size below (10,000 draws, as the report).
 
 # %%
 import os

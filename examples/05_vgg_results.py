@@ -22,7 +22,8 @@
 # the late-decay table and the landscape. No training and no torch: point `RUN` at your own run directory
 # (`runs/cpu/sgd/seed_0`, …) to read yours.
 #
-# **Run time**: about 5 s, at the tested size and at any other (it reads saved files).
+# **Run time**, measured on 2 cores shared with other jobs (upper bounds): 17 s, at the tested size and at any
+# other (it reads saved files).
 
 # %%
 from pathlib import Path

@@ -20,8 +20,8 @@
 # of workers. Here the same grid runs serially and on a two-worker `LocalCluster`, and the arrays are compared bit
 # for bit.
 #
-# **Run time** (2 shared cores): about 15 s at the tested size (`LRDECAY_EXAMPLE_SIZE=small`; most of it starting
-# the cluster); about 1 minute at the size below (the default). Needs the `dask` extra.
+# **Run time**, measured on 2 cores shared with other jobs (upper bounds): 32 s at the tested size
+# (`LRDECAY_EXAMPLE_SIZE=small`); 56 s at the default size below. Needs the `dask` extra.
 
 # %%
 import os

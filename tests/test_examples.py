@@ -56,3 +56,18 @@ def test_example_runs_at_its_tested_size(path):
     took = time.perf_counter() - t0
     print(f"{path.name}: {took:.1f} s at the tested size")
     assert proc.returncode == 0, f"{path.name} failed after {took:.1f} s:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
+def test_recorded_outputs_name_their_files():
+    """``docs/update_examples.py``'s records (shown by the site while they match their notebook's source): each is
+    for an existing notebook, its digest is a SHA-256, and every figure it lists exists."""
+    import json
+
+    out = ROOT / "docs" / "examples_output"
+    for rec in sorted(out.glob("*.json")):
+        data = json.loads(rec.read_text(encoding="utf-8"))
+        assert (ROOT / "examples" / f"{rec.stem}.py").exists(), f"{rec.name}: no such notebook"
+        assert re.fullmatch(r"[0-9a-f]{64}", data["code_sha256"]) and data["seconds"] > 0
+        for cell in data["cells"].values():
+            for fig in cell["figures"]:
+                assert (out / fig).exists(), f"{rec.name}: missing {fig}"

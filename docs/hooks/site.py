@@ -116,11 +116,31 @@ def example_title(path: Path) -> str:
     return re.split(r"[:,]", m.group(1))[0].strip() if m else path.stem.replace("_", " ")
 
 
+def example_outputs(path: Path) -> dict | None:
+    """The outputs ``docs/update_examples.py`` recorded for ``path``, if they belong to its present code cells."""
+    import importlib.util
+    import json
+
+    rec = ROOT / "docs" / "examples_output" / f"{path.stem}.json"
+    if not rec.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("update_examples", ROOT / "docs" / "update_examples.py")
+    updater = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(updater)
+    data = json.loads(rec.read_text(encoding="utf-8"))
+    return data if data.get("code_sha256") == updater.code_digest(path) else None
+
+
 def example_markdown(path: Path) -> str:
-    """Markdown and code cells of a Jupytext percent-format file, in order, with a link to the file."""
+    """Markdown and code cells of a Jupytext percent-format file, in order, each code cell followed by its recorded
+    output (text and figures) where ``docs/update_examples.py`` recorded it for this very source."""
     import jupytext
 
     nb = jupytext.read(path, fmt="py:percent")
+    outputs = example_outputs(path)
+    note = (f"Outputs below: a run at the {outputs['size']} size ({outputs['seconds']:.0f} s), recorded by "
+            f"`python docs/update_examples.py`." if outputs else
+            "Outputs are not shown: run `python docs/update_examples.py` to record them for this version.")
     out = []
     for i, cell in enumerate(nb.cells):
         src = cell.source.strip("\n")
@@ -131,9 +151,14 @@ def example_markdown(path: Path) -> str:
             if i == 0:
                 out.append(f"*Source: `examples/{path.name}` (Jupytext percent format: `jupytext --to ipynb "
                            f"examples/{path.name}` makes a notebook; `python examples/{path.name}` runs it as a "
-                           f"script).*")
-        else:
-            out.append(f"```python\n{src}\n```")
+                           f"script). {note}*")
+            continue
+        out.append(f"```python\n{src}\n```")
+        cell_out = (outputs or {}).get("cells", {}).get(str(i))
+        if cell_out and cell_out["stdout"].strip():
+            out.append(f"```text\n{cell_out['stdout'].rstrip()}\n```")
+        for fig in (cell_out or {}).get("figures", []):
+            out.append(f"![output of the cell above](../examples_output/{fig})")
     return "\n\n".join(out) + "\n"
 
 
