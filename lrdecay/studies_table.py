@@ -89,8 +89,7 @@ class Study:
 
     Optional: ``show(result, config)`` prints it (default: its table); ``failed(result, config)`` returns
     ``(what diverged, the option to lower)`` or None; ``prepare(config)`` checks more before the output folder is
-    made; ``handler`` replaces the command's generic handler; ``extra(parser)`` adds options that are not
-    configuration fields."""
+    made."""
 
     key: str
     command: str | None
@@ -109,8 +108,6 @@ class Study:
     show: Callable | None = None
     failed: Callable | None = None
     prepare: Callable | None = None
-    handler: Callable | None = None
-    extra: Callable | None = None
 
     def config_class(self):
         return _attribute(STUDIES_PACKAGE, self.config)
@@ -119,11 +116,11 @@ class Study:
         return self.out or f"results/{self.key}"
 
     def configure(self, preset: bool | str | None = None, given: dict | None = None):
-        """The default configuration (the preset's when ``preset``) with the fields ``given`` replaced (lists as
-        tuples); not validated."""
+        """The default configuration with the fields ``given`` replaced (lists as tuples); not validated.
+        ``preset``: the name of a configuration method applied first, or True for the row's preset."""
         base = self.config_class()()
         if preset:
-            base = getattr(base, self.preset.method if self.preset else preset)()
+            base = getattr(base, preset if isinstance(preset, str) else self.preset.method)()
         return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in (given or {}).items()})
 
     def field_names(self) -> set[str]:
