@@ -11,8 +11,9 @@ weighted-l_{4/3} interpolator) or any function ``module:function`` returning one
 2. **Phase II and the late-decay sweep:** :func:`lrdecay.theory.studies.model_decay.run_model_decay` from the landing point:
    label-noise SGD rows decayed at fractions of the budget ``T = tau_max / eta^2`` against the drift ODE
    ``d theta / d tau = -(a/4) P_T grad tr H`` (the same rows, predictions and gaps as for the hand-written models).
-3. **End point:** :func:`lrdecay.theory.models.generic.drift_flow` from the landing point over ``long_tau_factor * tau_max``
-   with a stop at a drift speed ``1e-6`` of the start's; for ``diagonal3`` its distance to the l_{4/3} interpolator
+3. **End point:** :func:`lrdecay.theory.models.generic.drift_flow` continues the ODE of step 2 from its point at
+   ``tau_max`` to ``long_tau_factor * tau_max`` (the drift is integrated once), with a stop at a drift speed ``1e-6``
+   of the landing point's; for ``diagonal3`` its distance to the l_{4/3} interpolator
    (:func:`lrdecay.theory.models.generic_examples.min_l43_interpolator`) relative to the landing point's.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lrdecay.theory import io
+from lrdecay.theory.models import generic as _generic  # noqa: F401 - registers GenericModel for load
 from lrdecay.theory.studies.model_decay import ModelDecayStudy, run_model_decay
 from lrdecay.theory.validation import fraction, integer, numbers, positive
 
@@ -47,15 +49,16 @@ class DriftAnyConfig:
     model: str = "relu"                   # a name of EXAMPLES or "module:function"
     sigma: float = 1.0
     lr_factor: float = 0.5
-    tau_max: float = 4.0
+    tau_max: float = 60.0
     decay_fractions: tuple = (0.0, 0.25, 0.5, 1.0)
     factor: float = 0.1
     phase3_steps: int = 500
     paths: int = 4
-    long_tau_factor: float = 20.0
+    long_tau_factor: float = 5.0
     landing_steps: int = 5000
     landing_loss: float = 1e-4
-    ode_method: str = "auto"               # solve_ivp method of the drift: auto = LSODA for D <= 50, else RK45
+    ode_method: str = "auto"               # solve_ivp method of the drift, or "heun" (fixed step ode_step);
+    ode_step: float = 1.0                  # auto = LSODA for D <= 50, else heun
     n_records: int = 50
     seed: int = 0
 
@@ -75,19 +78,36 @@ class DriftAnyConfig:
         fraction("factor", self.factor)
         integer("phase3_steps", self.phase3_steps, 1)
         integer("paths", self.paths, 1)
-        positive("long_tau_factor", self.long_tau_factor)
+        if not positive("long_tau_factor", self.long_tau_factor) >= 1:
+            raise ValueError(f"long_tau_factor must be >= 1, got {self.long_tau_factor!r}")
+        positive("ode_step", self.ode_step)
         integer("landing_steps", self.landing_steps, 1)
         positive("landing_loss", self.landing_loss)
         integer("n_records", self.n_records, 2)
         integer("seed", self.seed, 0)
-        if self.ode_method not in ("auto", "RK45", "DOP853", "LSODA", "BDF", "Radau", "RK23"):
-            raise ValueError(f"ode_method must be a solve_ivp method (RK45, DOP853, LSODA, ...), got {self.ode_method!r}")
+        if self.ode_method not in ("auto", "heun", "RK45", "DOP853", "LSODA", "BDF", "Radau", "RK23"):
+            raise ValueError(f"ode_method must be 'auto', 'heun' or a solve_ivp method (RK45, DOP853, LSODA, ...), "
+                             f"got {self.ode_method!r}")
         return self
 
     def smoke(self) -> "DriftAnyConfig":
         """A tiny run (seconds)."""
         return replace(self, tau_max=1.0, phase3_steps=100, paths=2, decay_fractions=(0.0, 1.0), long_tau_factor=5.0,
                        n_records=10)
+
+    def realistic(self) -> "DriftAnyConfig":
+        """The size of the measured ReLU study of docs/drift_any.md (a few minutes on one core)."""
+        return replace(self, tau_max=400.0, paths=16, decay_fractions=(0.0, 0.125, 0.25, 0.5, 1.0),
+                       long_tau_factor=4.0, n_records=80)
+
+    def solver(self, dim: int):
+        """The drift ODE's method for a model of ``dim`` parameters: LSODA for ``dim <= 50`` (its Jacobian by finite
+        differences costs ``dim`` evaluations of the field), else Heun's method at the fixed step ``ode_step``, which
+        also crosses the kinks of a ReLU network's drift field where an error-controlled step stalls."""
+        from lrdecay.theory.fixed_step import fixed_step_heun
+
+        name = self.ode_method if self.ode_method != "auto" else ("LSODA" if dim <= 50 else "heun")
+        return fixed_step_heun(self.ode_step) if name == "heun" else name
 
     def build(self):
         """The model: the example's factory, or the entry point, called with ``seed`` and ``sigma``."""
@@ -116,6 +136,7 @@ class DriftAnyResult(io.Result):
     flow_status: str
     flow_tau_stop: float
     reference: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)     # wall seconds of the landing, the SGD rows and ODE, the long run
     wall_time: float = 0.0
 
     @property
@@ -163,21 +184,34 @@ def landing(model, lr_factor: float, max_steps: int, seed: int = 0, loss: float 
 
 
 def run_drift_any(config: DriftAnyConfig = DriftAnyConfig(), progress: bool = False) -> DriftAnyResult:
+    """Landing, the SGD rows against the drift ODE over ``[0, tau_max]``, and the drift continued from the ODE's point
+    at ``tau_max`` to ``long_tau_factor * tau_max`` (the drift is integrated once: the long run starts where the
+    ODE of the comparison ends; its speed stop is ``1e-6`` of the landing point's drift speed)."""
     from lrdecay.theory.models.generic import drift_flow
 
     cfg = config.validate()
     t0 = time.perf_counter()
     model = cfg.build()
     th_land, k_land = landing(model, cfg.lr_factor, cfg.landing_steps, cfg.seed, cfg.landing_loss)
-    # LSODA's Jacobian by finite differences costs D evaluations of the field: an explicit method for large D
-    method = cfg.ode_method if cfg.ode_method != "auto" else ("LSODA" if model.dim <= 50 else "RK45")
+    t1 = time.perf_counter()
+    method = cfg.solver(model.dim)
     st = run_model_decay(model, th_land, label=f"{model.name}, generic", lr_factor=cfg.lr_factor, tau_max=cfg.tau_max,
                          decay_fractions=cfg.decay_fractions, factor=cfg.factor, phase3_steps=cfg.phase3_steps,
                          paths=cfg.paths, seed=cfg.seed, long_tau_factor=1.0, n_records=cfg.n_records,
                          progress=progress, ode_method=method)
+    t2 = time.perf_counter()
     a = model.sigma**2 / model.n
-    fl = drift_flow(model, th_land, cfg.long_tau_factor * st.tau_max, a, n_eval=10, speed_rtol=1e-6,
-                    method=method)
+    keep = st.ode_tau <= st.tau_max
+    tau, test, trace = st.ode_tau[keep], st.ode_test[keep], st.ode_trace[keep]
+    theta_end, status, tau_stop = st.ode_theta_end, "time_limit", st.tau_max
+    if cfg.long_tau_factor > 1:
+        speed_tol = 1e-6 * float(np.linalg.norm(model.drift_velocity(st.theta_land, a)))
+        fl = drift_flow(model, st.ode_theta_end, (cfg.long_tau_factor - 1) * st.tau_max, a, n_eval=10,
+                        speed_tol=max(speed_tol, 1e-300), method=method)
+        tau = np.concatenate([tau, st.tau_max + fl.tau[1:]])
+        test, trace = np.concatenate([test, fl.test_loss[1:, 0]]), np.concatenate([trace, fl.trace[1:, 0]])
+        theta_end, status, tau_stop = fl.theta_end[0], str(fl.status[0]), st.tau_max + float(fl.tau_stop[0])
+    t3 = time.perf_counter()
     reference = {}
     if model.name == "diagonal3":
         from lrdecay.theory.models.generic_examples import min_l43_interpolator
@@ -185,6 +219,7 @@ def run_drift_any(config: DriftAnyConfig = DriftAnyConfig(), progress: bool = Fa
         ref = min_l43_interpolator(model.X, model.y)
         reference = {"beta_ref": ref.tolist(),
                      "test_ref": float(0.5 * np.sum((ref - model.y_test / np.sqrt(model.X.shape[1])) ** 2))}
+    timings = {"landing_s": t1 - t0, "sgd_and_ode_s": t2 - t1, "long_drift_s": t3 - t2}
     return DriftAnyResult(dict(io.config_to_dict(cfg), command="drift-any", landing_steps_run=k_land), st,
-                          fl.tau, fl.test_loss[:, 0], fl.trace[:, 0], fl.theta_end[0], str(fl.status[0]),
-                          float(fl.tau_stop[0]), reference, wall_time=time.perf_counter() - t0)
+                          tau, test, trace, theta_end, status, tau_stop, reference, timings,
+                          wall_time=time.perf_counter() - t0)

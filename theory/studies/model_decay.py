@@ -177,7 +177,9 @@ def run_model_decay(model: LinearReadoutModel, theta_land, *, label: str, lr_fac
                     n_records: int = 200, progress: bool = False, ode_method: str = "LSODA") -> ModelDecayStudy:
     """Run the rows and the ODE (see the module docstring). ``decay_fractions`` must end with 1. ``ode_method``: the
     ``solve_ivp`` method of the drift ODE (LSODA; an explicit one where the model's Jacobian by finite differences,
-    D evaluations of the field, is dear)."""
+    D evaluations of the field, is dear; or a :class:`scipy.integrate.OdeSolver` class such as
+    :func:`lrdecay.theory.fixed_step.fixed_step_heun`'s). ``long_tau_factor = 1``: no long run, its end point is the
+    ODE's at ``tau_max``."""
     lr_factor = positive("lr_factor", lr_factor)
     if lr_factor >= 2:
         raise ValueError(f"lr_factor must be in (0, 2), got {lr_factor!r}")
@@ -206,11 +208,15 @@ def run_model_decay(model: LinearReadoutModel, theta_land, *, label: str, lr_fac
     tau_eff = eta**2 * ks + (eta * factor) ** 2 * (total - ks)
     tau2 = np.unique(np.concatenate([eta**2 * rec[rec <= T], tau_eff]))
     ode = drift_ode(model, theta_land, float(tau2[-1]), a, tau_eval=tau2, method=ode_method)
-    long = drift_ode(model, theta_land, long_tau_factor * eta**2 * T, a, n_eval=2, method=ode_method)
     i_T = int(np.searchsorted(ode.tau, eta**2 * T))
+    if long_tau_factor == 1.0:                        # the long run would repeat the ODE up to tau_max
+        long_tau, long_theta = float(ode.tau[i_T]), ode.theta[i_T]
+    else:
+        long = drift_ode(model, theta_land, long_tau_factor * eta**2 * T, a, n_eval=2, method=ode_method)
+        long_tau, long_theta = float(long.tau[-1]), long.theta[-1]
     cfg = dict(lr_factor=float(lr_factor), tau_max=float(tau_max), decay_fractions=fr.tolist(), factor=float(factor),
                phase3_steps=int(phase3_steps), paths=int(paths), seed=int(seed), a=float(a),
                long_tau_factor=float(long_tau_factor), sim_message=sim.message, ode_status=ode.status,
                ode_off_manifold=ode.off_manifold)
     return ModelDecayStudy(label, model, theta_land, float(eta), ks, sim, ode.tau, ode.test_loss, ode.trace, ode.beta,
-                           ode.theta[i_T], float(long.tau[-1]), long.theta[-1], cfg)
+                           ode.theta[i_T], long_tau, long_theta, cfg)
