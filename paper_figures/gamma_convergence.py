@@ -20,11 +20,30 @@ def make_figure(result, out_stem):
     res = as_result(result, GammaStudyResult)
     rows = res.summary()
     c = res.config
-    g = res.gammas
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
 
     # (a) fractions
-    ax = axes[0]
+    _draw_fractions(axes[0], res, rows)
+
+    # (b) tau to converge (gammas evenly spaced, labelled with converged/total)
+    _draw_tau(axes[1], res, rows)
+
+    # (c) median distance along M
+    _draw_distance(axes[2], res)
+
+    fig.suptitle(r"Large-LR label-noise SGD on $f(w;x) = \|w\|^\gamma\, w^\top x$"
+                 + f": d = {c['d']}, n = {c['n']}, σ = {c['sigma']:g}, "
+                 + (f"η = {c['lr_factor']:g}/" + r"$\lambda_{\max}$" + " at landing" if c.get("eta") is None
+                    else f"fixed η = {c['eta']:g}")
+                 + f", tol = {c['tol']:g}", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_stem)
+
+
+def _draw_fractions(ax, res, rows):
+    """Panel (a): the fraction of instances converged, with the bound, the flatness condition and the drift
+    prediction."""
+    c, g = res.config, res.gammas
     gg = np.linspace(0, max(g.max(), 1e-9) * 1.02, 300)
     ax.plot(gg, source_bound(gg), color="k", lw=1.5, label="bound 1 − exp(−0.1γ²)")
     frac = np.array([r["fraction"] for r in rows])
@@ -48,8 +67,10 @@ def make_figure(result, out_stem):
     ax.set_title(f"(a) convergence to $w_{{mn}}$ ({c['n_instances']} instances per γ)", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
 
-    # (b) tau to converge (gammas evenly spaced, labelled with converged/total)
-    ax = axes[1]
+
+def _draw_tau(ax, res, rows):
+    """Panel (b): each converged path's drift time, and the median with quartiles, per gamma."""
+    g = res.gammas
     rng = np.random.default_rng(0)
     x = np.arange(len(g))
     any_tau = False
@@ -80,8 +101,10 @@ def make_figure(result, out_stem):
     ax.set_title("(b) drift time to reach $w_{mn}$", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
 
-    # (c) median distance along M
-    ax = axes[2]
+
+def _draw_distance(ax, res):
+    """Panel (c): the median relative distance along M to w_mn against the step."""
+    c, g = res.config, res.gammas
     steps = np.maximum(res.record_steps, 1)
     cmap = plt.get_cmap("viridis")
     for i, gamma in enumerate(g):
@@ -95,11 +118,3 @@ def make_figure(result, out_stem):
     ax.set_ylabel("median ‖retract(w) − $w_{mn}$‖ / ‖$w_{mn}$‖")
     ax.set_title("(c) distance along M (converged paths frozen)", fontsize=10)
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-
-    fig.suptitle(r"Large-LR label-noise SGD on $f(w;x) = \|w\|^\gamma\, w^\top x$"
-                 + f": d = {c['d']}, n = {c['n']}, σ = {c['sigma']:g}, "
-                 + (f"η = {c['lr_factor']:g}/" + r"$\lambda_{\max}$" + " at landing" if c.get("eta") is None
-                    else f"fixed η = {c['eta']:g}")
-                 + f", tol = {c['tol']:g}", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, out_stem)

@@ -73,18 +73,7 @@ def make_figure(result_path_or_data, out_stem) -> list[Path]:
     ax.plot(slow[:, 0], slow[:, 1], color=c_slow, lw=2, label="gradient flow")
     ax.plot(*b_slow, "o", color=c_slow, ms=8, mec="k", label=f"end: test loss {L_slow / eps:.2f} ε")
 
-    ax = axes[1]
-    ax.plot(gd[:, 0], gd[:, 1], "--", color=c_fast, lw=1.0, alpha=0.8, marker="o", ms=4,
-            label=f"{K} GD steps, η = 1/γ₁ = {eta:.3g}")
-    # iterates that coincide (the top coordinate oscillates) share one label
-    groups: dict = {}
-    for i, p in enumerate(gd):
-        groups.setdefault((round(float(p[0]), 9), round(float(p[1]), 9)), []).append(i)
-    for (px, py), idx in groups.items():
-        ax.annotate("k = " + ", ".join(map(str, idx)), (px, py), textcoords="offset points",
-                    xytext=(0, -13), ha="center", fontsize=7, color=c_fast)
-    ax.plot(flow2[:, 0], flow2[:, 1], color=c_fast, lw=2.6, label="then gradient flow")
-    ax.plot(*b_fast, "s", color=c_fast, ms=8, mec="k", label=f"end: test loss {L_fast / eps:.2f} ε")
+    _draw_annealed(axes[1], gd, flow2, b_fast, K=K, eta=eta, L_fast=L_fast, eps=eps, color=c_fast)
 
     for ax in axes[:2]:
         ax.plot(*bs, "*", color="k", ms=11, label="β*")
@@ -94,10 +83,44 @@ def make_figure(result_path_or_data, out_stem) -> list[Path]:
         ax.set_ylim(y[0], y[-1])
 
     # (c): zoom on the train-loss ellipse; test-loss landscape with both end points
-    ax = axes[2]
+    _draw_zoom(fig, axes[2], S, Sig, bs, b_slow, b_fast, L_slow=L_slow, L_fast=L_fast, eps=eps,
+               extent=(x[-1] - x[0], y[-1] - y[0]), colors=(c_slow, c_fast, c_eps))
+
+    for ax in axes:
+        ax.set_xlabel("β₁")
+        ax.set_ylabel("β₂")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=7.5, frameon=False)
+    alpha = float(d["fig_alpha"]) if "fig_alpha" in d else None
+    note = (f"\n(a) ends at {L_slow / eps:.2f}ε, not 1.5ε: 1.5ε is the α → 0 limit, and here Lemma 2's condition "
+            f"holds with α = {alpha:.2g} (bound 1.5(1−α)ε = {1.5 * (1 - alpha):.2f}ε)" if alpha is not None else "")
+    fig.suptitle("Nakkiran (2020), Figure 1 — train loss (2/3)(β₁−β₁*)² + (1/3)(β₂−β₂*)², "
+                 "test loss ½(β₁−β₁*)² + ½(β₂−β₂*)²; both runs stop at train loss ε" + note, fontsize=10)
+    return save_figure(fig, out_stem)
+
+
+def _draw_annealed(ax, gd, flow2, b_fast, *, K, eta, L_fast, eps, color) -> None:
+    """Panel (b): the K large GD steps (coinciding iterates share one label), then gradient flow to eps."""
+    ax.plot(gd[:, 0], gd[:, 1], "--", color=color, lw=1.0, alpha=0.8, marker="o", ms=4,
+            label=f"{K} GD steps, η = 1/γ₁ = {eta:.3g}")
+    # iterates that coincide (the top coordinate oscillates) share one label
+    groups: dict = {}
+    for i, p in enumerate(gd):
+        groups.setdefault((round(float(p[0]), 9), round(float(p[1]), 9)), []).append(i)
+    for (px, py), idx in groups.items():
+        ax.annotate("k = " + ", ".join(map(str, idx)), (px, py), textcoords="offset points",
+                    xytext=(0, -13), ha="center", fontsize=7, color=color)
+    ax.plot(flow2[:, 0], flow2[:, 1], color=color, lw=2.6, label="then gradient flow")
+    ax.plot(*b_fast, "s", color=color, ms=8, mec="k", label=f"end: test loss {L_fast / eps:.2f} ε")
+
+
+def _draw_zoom(fig, ax, S, Sig, bs, b_slow, b_fast, *, L_slow, L_fast, eps, extent, colors) -> None:
+    """Panel (c): the test-loss landscape around the train-loss ellipse, with both end points, in the
+    shape (``extent``: width, height) of panels (a) and (b)."""
+    c_slow, c_fast, c_eps = colors
     gmin = float(np.linalg.eigvalsh(S)[0])
     hy = 1.35 * np.sqrt(eps / gmin) if gmin > 0 else 1.0  # a bit more than the ellipse's long semi-axis
-    hx = hy * (x[-1] - x[0]) / (y[-1] - y[0])  # same shape as panels (a) and (b)
+    hx = hy * extent[0] / extent[1]  # same shape as panels (a) and (b)
     xz = np.linspace(bs[0] - hx, bs[0] + hx, 300)
     yz = np.linspace(bs[1] - hy, bs[1] + hy, 300)
     Z1, Z2 = np.meshgrid(xz, yz)
@@ -114,15 +137,3 @@ def make_figure(result_path_or_data, out_stem) -> list[Path]:
     ax.set_ylim(yz[0], yz[-1])
     fig.colorbar(cf, ax=ax, shrink=0.55, label="test loss $L_\\mathcal{D}(\\beta)$")
     ax.set_title("(c) test-loss landscape (zoom)")
-
-    for ax in axes:
-        ax.set_xlabel("β₁")
-        ax.set_ylabel("β₂")
-        ax.set_aspect("equal")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=7.5, frameon=False)
-    alpha = float(d["fig_alpha"]) if "fig_alpha" in d else None
-    note = (f"\n(a) ends at {L_slow / eps:.2f}ε, not 1.5ε: 1.5ε is the α → 0 limit, and here Lemma 2's condition "
-            f"holds with α = {alpha:.2g} (bound 1.5(1−α)ε = {1.5 * (1 - alpha):.2f}ε)" if alpha is not None else "")
-    fig.suptitle("Nakkiran (2020), Figure 1 — train loss (2/3)(β₁−β₁*)² + (1/3)(β₂−β₂*)², "
-                 "test loss ½(β₁−β₁*)² + ½(β₂−β₂*)²; both runs stop at train loss ε" + note, fontsize=10)
-    return save_figure(fig, out_stem)

@@ -78,9 +78,6 @@ def draw(arr: dict, cfg: dict, stem, levels: str = "linear", constant_loss: floa
     A, B = np.meshgrid(a, b, indexing="ij")
     coords, path = arr["coords"], arr["path"]
     evr = arr["explained_variance_ratio"]
-    labels, decay_epochs = cfg["labels"], cfg["decay_epochs"]
-    sub_cmap = plt.get_cmap("autumn")
-    n_sub = max(len(decay_epochs), 1)
     span_a, span_b = np.ptp(a), np.ptp(b)
     ratio = span_b / span_a if span_a > 0 else 1.0
     equal = 0.25 <= ratio <= 4.0
@@ -104,21 +101,7 @@ def draw(arr: dict, cfg: dict, stem, levels: str = "linear", constant_loss: floa
         cb.set_ticklabels([f"{t:.3g}" for t in lev[::4]])
         cb.minorticks_off()
         cb.set_label(f"{split} loss ({levels} levels)")
-        m = np.flatnonzero((path == 0) & shown)
-        m = m[np.argsort(arr["step"][m])]
-        ax.plot(coords[m, 0], coords[m, 1], "-", color="black", lw=1.5,
-                label="main path (large lr" + (", from landing)" if post else ")"))
-        ax.plot(coords[m, 0], coords[m, 1], ".", color="black", ms=3)
-        if arr["step"][m[0]] == 0:
-            ax.plot(coords[m[0], 0], coords[m[0], 1], "o", mfc="white", mec="black", ms=6, label="initialisation")
-        for i, e in enumerate(decay_epochs, start=1):
-            s = np.flatnonzero((path == i) & shown)
-            if not len(s):
-                continue
-            s = s[np.argsort(arr["step"][s])]
-            c = sub_cmap(0.1 + 0.75 * (i - 1) / max(n_sub - 1, 1))
-            ax.plot(coords[s, 0], coords[s, 1], "-", color=c, lw=1.3, label=f"decay at epoch {e}")
-            ax.plot(coords[s[-1], 0], coords[s[-1], 1], "*", color=c, mec="black", mew=0.5, ms=12)
+        _draw_paths(ax, arr, cfg, shown, post)
         if split == "train" and post:
             after = np.flatnonzero((path == 0) & np.asarray(arr["fit"], bool))
             level = VALLEY_LEVEL * float(np.median(arr["proj_train_loss"][after]))
@@ -144,7 +127,44 @@ def draw(arr: dict, cfg: dict, stem, levels: str = "linear", constant_loss: floa
             handles.setdefault(name, h)
     fig.legend(list(handles.values()), [h.get_label() if k in ("valley", "const") else k for k, h in handles.items()],
                loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
-    # the checkpoints' own losses beside the contours' values at their projections
+    _draw_checkpoint_losses(side, arr, order)
+    d = arr["distance"]
+    surface = "curved sheet" if cfg["landscape"]["curved"] else "plane"
+    stretch = "equal axis scales" if equal else f"axes not to scale: PC2 span / PC1 span = {ratio:.2g}"
+    fig.suptitle(f"{cfg['train']['arch']} width {cfg['train']['width']}, seed {cfg.get('seed')}: {cfg['n_checkpoints']} "
+                 f"checkpoints of {cfg['n_parameters']:,} parameters, {len(a)} × {len(b)} grid, {stretch}; "
+                 f"distance off the {surface}: median {np.median(d):.3g}, max {d.max():.3g} "
+                 f"(span in the plane {np.ptp(coords[:, :2], axis=0).max():.3g})", fontsize=9)
+    return save_figure(fig, stem)
+
+
+
+def _draw_paths(ax, arr: dict, cfg: dict, shown, post: bool) -> None:
+    """The main path (from its initialisation, or from landing when the plane was fitted there) and each
+    subpath, with its end marked, on one contour panel."""
+    coords, path, decay_epochs = arr["coords"], arr["path"], cfg["decay_epochs"]
+    sub_cmap = plt.get_cmap("autumn")
+    n_sub = max(len(decay_epochs), 1)
+    m = np.flatnonzero((path == 0) & shown)
+    m = m[np.argsort(arr["step"][m])]
+    ax.plot(coords[m, 0], coords[m, 1], "-", color="black", lw=1.5,
+            label="main path (large lr" + (", from landing)" if post else ")"))
+    ax.plot(coords[m, 0], coords[m, 1], ".", color="black", ms=3)
+    if arr["step"][m[0]] == 0:
+        ax.plot(coords[m[0], 0], coords[m[0], 1], "o", mfc="white", mec="black", ms=6, label="initialisation")
+    for i, e in enumerate(decay_epochs, start=1):
+        s = np.flatnonzero((path == i) & shown)
+        if not len(s):
+            continue
+        s = s[np.argsort(arr["step"][s])]
+        c = sub_cmap(0.1 + 0.75 * (i - 1) / max(n_sub - 1, 1))
+        ax.plot(coords[s, 0], coords[s, 1], "-", color=c, lw=1.3, label=f"decay at epoch {e}")
+        ax.plot(coords[s[-1], 0], coords[s[-1], 1], "*", color=c, mec="black", mew=0.5, ms=12)
+
+
+def _draw_checkpoint_losses(side, arr: dict, order) -> None:
+    """The side panel: the checkpoints' own losses beside the contours' values at their projections."""
+    path = arr["path"]
     idx = np.arange(len(order))
     for split, c in (("train", "tab:green"), ("test", "tab:purple")):
         if f"ckpt_{split}_loss" in arr:
@@ -157,14 +177,6 @@ def draw(arr: dict, cfg: dict, stem, levels: str = "linear", constant_loss: floa
     side.set_ylabel("loss")
     side.set_title("true loss vs contour value", fontsize=10)
     side.legend(fontsize=7)
-    d = arr["distance"]
-    surface = "curved sheet" if cfg["landscape"]["curved"] else "plane"
-    stretch = "equal axis scales" if equal else f"axes not to scale: PC2 span / PC1 span = {ratio:.2g}"
-    fig.suptitle(f"{cfg['train']['arch']} width {cfg['train']['width']}, seed {cfg.get('seed')}: {cfg['n_checkpoints']} "
-                 f"checkpoints of {cfg['n_parameters']:,} parameters, {len(a)} × {len(b)} grid, {stretch}; "
-                 f"distance off the {surface}: median {np.median(d):.3g}, max {d.max():.3g} "
-                 f"(span in the plane {np.ptp(coords[:, :2], axis=0).max():.3g})", fontsize=9)
-    return save_figure(fig, stem)
 
 
 if __name__ == "__main__":  # pragma: no cover
