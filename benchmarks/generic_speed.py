@@ -47,6 +47,48 @@ def interleaved(fns: dict, repeats: int, warmup: int = 1):
     return {k: med(v) for k, v in cpu.items()}, {k: med(v) for k, v in wall.items()}, outs
 
 
+def relu_drift(res: dict, repeats: int) -> list:
+    """The ReLU teacher-student network's drift velocity (D = 240, n = 40, one point): the trace gradient one sample
+    at a time against the whole-batch ``jacrev`` it replaced, torch's QR against numpy's for the tangent projection,
+    the whole velocity, and Heun steps of the drift (``lrdecay.theory.fixed_step``) over a drift time of 40."""
+    import torch
+    from scipy.integrate import solve_ivp
+
+    from lrdecay.theory.fixed_step import fixed_step_heun
+    from lrdecay.theory.models.generic_examples import relu_teacher_student
+
+    m = relu_teacher_student()
+    old = relu_teacher_student()
+    old._separable = lambda: False                    # the whole-batch Jacobian of before
+    old._build()
+    th = m.theta0 + 0.01 * np.random.default_rng(0).standard_normal(m.dim)
+    T = torch.as_tensor(th[None])
+    g, J = m._trace_grad(T)
+    Jn, gn = J.numpy(), g.numpy()
+
+    def numpy_tangent():
+        q, _ = np.linalg.qr(np.swapaxes(Jn, -1, -2))
+        return gn - np.einsum("...dn,...n->...d", q, np.einsum("...dn,...d->...n", q, gn))
+    a = m.sigma**2 / m.n
+    parts = {"trace gradient, one sample at a time": lambda: m._trace_grad(T),
+             "trace gradient, whole batch (before)": lambda: old._trace_grad(T),
+             "tangent projection, torch QR": lambda: m._tangent(Jn, gn),
+             "tangent projection, numpy QR (before)": numpy_tangent,
+             "drift velocity": lambda: m.drift_velocity(th, a)}
+    med, _, outs = interleaved(parts, repeats)
+    lines = ["ReLU network (D = 240, n = 40), one point (CPU time): " + ", ".join(
+        f"{k} {1e3 * v:.2f} ms" for k, v in med.items())]
+    res.update({f"relu_{k}": v for k, v in med.items()})
+    res["relu_trace_grad_max_diff"] = float(np.max(np.abs(outs["trace gradient, one sample at a time"][0].numpy()
+                                                          - outs["trace gradient, whole batch (before)"][0].numpy())))
+    c = time.process_time()
+    sol = solve_ivp(lambda _t, w: m.drift_velocity(w, a), (0.0, 40.0), th, method=fixed_step_heun(1.0))
+    res["relu_heun_tau40_s"], res["relu_heun_tau40_nfev"] = time.process_time() - c, int(sol.nfev)
+    lines.append(f"  Heun (step 1) over tau in [0, 40]: {res['relu_heun_tau40_s']:.2f} s, {sol.nfev} evaluations "
+                 f"(trace gradients equal to {res['relu_trace_grad_max_diff']:.1e})")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and rounds")
@@ -98,6 +140,7 @@ def main(argv=None) -> int:
                 fn()
             res[f"part_P{P}_{name}"] = (time.process_time() - t) / reps
         lines.append("  per step (CPU time): " + ", ".join(f"{k} {1e6 * res[f'part_P{P}_{k}']:.0f} us" for k in parts))
+    lines += relu_drift(res, repeats)
     text = "\n".join(lines)
     print(text)
     out = Path(a.out)
