@@ -253,7 +253,8 @@ def _plateau_models():
     T = TwoLayerLinear.generate(d=5, n=3, hidden=2, sigma=1e-3, seed=1)
     P = Problem.generate(d=8, n=4, gamma=1.0, sigma=1e-3, seed=1)
     return [("diagonal", D), ("two-layer", T), ("main model", _MainPlateau(P)),
-            ("diagonal, generic", ge.from_linear_readout(D)), ("main model, generic", ge.from_problem(P))]
+            ("diagonal, generic", ge.from_linear_readout(D)), ("two-layer, generic", ge.from_linear_readout(T)),
+            ("main model, generic", ge.from_problem(P))]
 
 
 @pytest.mark.parametrize("name, M", _plateau_models(), ids=lambda v: v if isinstance(v, str) else "")

@@ -159,6 +159,8 @@ class DriftAnyResult(io.Result):
                  f"long drift run ({self.flow_status} at tau = {self.flow_tau_stop:.4g}): test loss "
                  f"{self.flow_test[0]:.4g} -> {self.flow_test[-1]:.4g}, trace {self.flow_trace[0]:.4g} -> "
                  f"{self.flow_trace[-1]:.4g}"]
+        if self.timings:
+            lines.append("wall time: " + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f} s" for k, v in self.timings.items()))
         if self.end_gap is not None:
             lines.append(f"end point: distance to the l_(4/3) interpolator {100 * self.end_gap:.3g} % of the landing's "
                          f"(test loss there {self.reference['test_ref']:.4g})")
