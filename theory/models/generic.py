@@ -333,8 +333,9 @@ class GenericModel:
 
     @staticmethod
     def _tangent(J, V):
-        """``V - Q Q^T V`` with ``Q`` from the QR factorisation of ``J^T`` (batched; torch's QR, which at ``D`` in the
-        hundreds is one to two orders of magnitude faster than numpy's batched one on a shared machine)."""
+        """``V - Q Q^T V`` with ``Q`` from the QR factorisation of ``J^T`` (batched; torch's QR, single-threaded here:
+        numpy's batched QR through OpenBLAS's default threads took up to hundreds of ms a call at ``D = 240`` on a
+        loaded machine, against below 1 ms with one thread)."""
         torch = _torch()
         Jt = torch.as_tensor(np.asarray(J, dtype=float))
         Vt = torch.as_tensor(np.asarray(V, dtype=float))
@@ -429,7 +430,8 @@ class GenericModel:
         P = T.shape[0]
         vs = (-torch.as_tensor(np.asarray(dt, dtype=float)).reshape(-1, 1) / self.n).expand(P, 1).contiguous()
         noise = torch.zeros((P, self.n), dtype=torch.float64) if xi is None else (
-            torch.as_tensor(np.asarray(noise_coef, dtype=float)).reshape(-1, 1) * torch.as_tensor(xi)
+            torch.as_tensor(np.asarray(noise_coef, dtype=float)).reshape(-1, 1)
+            * torch.as_tensor(np.asarray(xi, dtype=float))
             / float(np.sqrt(self.n))).expand(P, self.n).contiguous()
         dW, L = self._sgd_step(T, vs, noise)
         return dW.numpy(), L.numpy()
