@@ -358,9 +358,10 @@ def run_landscape(out_dir, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.Cif
         return _run_landscape(Path(out_dir), tcfg, lcfg, data, progress)
 
 
-def _run_landscape(out_dir: Path, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.CifarTensors,
-                   progress: bool) -> dict:
-    tr = collect_trajectories(out_dir)
+def _fit_surface(out_dir: Path, tr: dict, lcfg: LandscapeConfig):
+    """The checkpoints the PCA is fitted to (all, or the main path from landing on), the PCA with every
+    checkpoint projected, the curved sheet (or ``None``) and each checkpoint's distance off the surface;
+    returns ``(fit, fit_used, land_step, pca, sheet, distance)``."""
     main_res = Path(out_dir) / "main" / "result.json"
     land_step = None
     if main_res.exists():
@@ -379,14 +380,29 @@ def _run_landscape(out_dir: Path, tcfg: TrainConfig, lcfg: LandscapeConfig, data
     p = PCA(p0.mean, p0.components, p0.singular_values, coords, sq)
     q = fit_sheet(coords[fit]) if lcfg.curved else None
     dist = p.distance_to_sheet(q) if lcfg.curved else p.distance_to_plane()
-    ax, bx = grid_axes(coords[fit], lcfg.grid, lcfg.margin)
-    A, B = np.meshgrid(ax, bx, indexing="ij")
+    return fit, fit_used, land_step, p, q, dist
 
+
+def _eval_sets(data: D.CifarTensors, lcfg: LandscapeConfig):
+    """The class-balanced train and test subsets the landscape is evaluated on, and their indices."""
     dev = data.device
     itr = D.balanced_indices(data.y_train.cpu().numpy(), lcfg.train_size, None, lcfg.seed)
     ite = D.balanced_indices(data.y_test.cpu().numpy(), lcfg.test_size, None, lcfg.seed + 1)
     sets = {"train": (data.x_train[torch.as_tensor(itr, device=dev)], data.y_train[torch.as_tensor(itr, device=dev)]),
             "test": (data.x_test[torch.as_tensor(ite, device=dev)], data.y_test[torch.as_tensor(ite, device=dev)])}
+    return sets, itr, ite
+
+
+def _run_landscape(out_dir: Path, tcfg: TrainConfig, lcfg: LandscapeConfig, data: D.CifarTensors,
+                   progress: bool) -> dict:
+    tr = collect_trajectories(out_dir)
+    fit, fit_used, land_step, p, q, dist = _fit_surface(out_dir, tr, lcfg)
+    coords = p.coords
+    ax, bx = grid_axes(coords[fit], lcfg.grid, lcfg.margin)
+    A, B = np.meshgrid(ax, bx, indexing="ij")
+
+    dev = data.device
+    sets, itr, ite = _eval_sets(data, lcfg)
     model = build_model(tcfg.arch, tcfg.width, tcfg.batch_norm, tcfg.dropout, num_classes=tcfg.num_classes,
                         init=tcfg.init).to(dev)
     if tcfg.batch_norm:
