@@ -20,7 +20,8 @@ from pathlib import Path
 from lrdecay.empirics import analysis as A
 from lrdecay.theory.io import load_json
 
-from .base import MISSING, NOT_APPLICABLE, SUPPORTED, Judgement, caption, claim, interval_word, verdict
+from .base import (MISSING, NOT_APPLICABLE, NOT_ESTABLISHED, SUPPORTED, Judgement, caption, claim, interval_word,
+                   verdict)
 
 GATE = (f"judged only where vgg.regime and the generalization gate hold (test loss ≥ "
         f"{100 * A.GATE_MIN_RELATIVE_MARGIN:.0f} % and > {A.GATE_MIN_SE:g} s.e. below the constant predictor's on "
@@ -227,6 +228,12 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
                     f"{t['main_test_min']:.4f}, at epoch {t['main_test_min_epoch']} and is at {t['main_test_end']:.4f} "
                     "at its end: a decay freezes the iterate near where the main path is, so the subpaths follow the "
                     "main path's own test loss.")
+            if word == NOT_ESTABLISHED and s["n_seeds"] >= 2 and s["basis"] == "seeds":
+                p_obs = A.slope_power(s["slope"], s["slope_sd"], s["n_seeds"])
+                need = next((n for n in range(s["n_seeds"], 51) if A.slope_power(s["slope"], s["slope_sd"], n) >= 0.8),
+                            None)
+                note += (f" At the observed slope and scatter the test has power {p_obs:.2f} at {s['n_seeds']} seeds"
+                         + (f"; power 0.8 would need {need} seeds, fixed before the run." if need else "."))
         vals = {f"decay_{e}": float(x) for e, x in zip(t["decay_epochs"], t["test_loss_mean"])}
         vals.update(slope=s["slope"], slope_low=lo, slope_high=hi, relative_change=s["relative_change"])
         return Judgement(v, measured, vals, note)
@@ -255,6 +262,10 @@ def register(prefix: str, job: str, section: str, what: str, caveat: str) -> Non
             why = []
             if v["contained_fraction"] < A.VALLEY_MIN_CONTAINED:
                 why.append("the path leaves the low-loss set for part of its course")
+                if v["loss_ratio_after_landing"] > A.VALLEY_LEVEL:
+                    why.append(f"the path's own train loss varies by a factor {v['loss_ratio_after_landing']:.1f} "
+                               f"after landing (the noise keeps it oscillating), more than the level's "
+                               f"{A.VALLEY_LEVEL:g}× the median admits")
             if v["sides_touched"] < 2:
                 why.append("the low-loss set is an island inside the window, not a valley through it")
             if v["area_fraction"] > A.VALLEY_MAX_AREA:
