@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lrdecay.theory.engine.records import RUNNING, Status, StopWhen
+from lrdecay.theory.engine.records import Status, StopWhen
 
 _BLOCK_BYTES = 16 * 2**20  # noise drawn in blocks of at most this many bytes per chunk
 
@@ -131,18 +131,21 @@ class Backend:
         self.plan, self.P = plan, P
         self.status = np.zeros(P, dtype=np.int8)
         self.stop_step = np.full(P, -1, dtype=np.int64)
+        self.active = np.ones(P, dtype=bool)      # status == RUNNING, kept up to date by end()
 
     def running(self) -> np.ndarray:
-        return self.status == RUNNING
+        """The mask of the paths still running (do not modify it)."""
+        return self.active
 
     def any_running(self) -> bool:
         return bool(self.running().any())
 
     def end(self, mask: np.ndarray, k: int, code: Status) -> None:
         """End the running paths of ``mask`` at step ``k`` with status ``code``."""
-        mask = mask & self.running()
+        mask = mask & self.active
         self.status[mask] = code
         self.stop_step[mask] = k
+        self.active[mask] = False
 
     def horizon(self, k: int) -> int:
         """The step after the stream block holding step ``k`` (drawn now if it is not yet)."""

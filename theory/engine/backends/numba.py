@@ -83,6 +83,7 @@ class SegmentBackend(Backend):
                             plan.stop_loss is not None, int(k), int(K), int(k - s.k0) if K else 0,
                             self.status, self.stop_step, rs, rr, self.rec_out)
         self.ri = hi
+        self.active = self.status == kn.ACTIVE       # the kernel ends paths in place
 
     def finish(self):
         return self.W, self.status, self.stop_step

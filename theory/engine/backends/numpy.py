@@ -24,6 +24,7 @@ class NumpyBackend(Backend):
         self.sqrt_n = math.sqrt(n) if n else None
         b = plan.noise.batch_size
         self.zeros_xi = np.zeros((self.P, b)) if b is not None else None
+        self.per_step = [(c, c.code) for c in plan.per_step]     # the stop rules tested every step
 
     def horizon(self, k: int) -> int:
         if self.streams.cover(k, self.running()):      # step-major copies: xi[j] is one step's (P, q) block
@@ -43,13 +44,12 @@ class NumpyBackend(Backend):
                 return
             dW, loss = self._increment(j)
             if loss is not None:
-                for c in self.plan.per_step:
-                    self.end(c.mask(loss, k, self.P), k, c.code)
+                for c, code in self.per_step:
+                    self.end(c.mask(loss, k, self.P), k, code)
             W_new = self.W + dW
             # a row sum is finite iff every entry is (short of overflow)
             self.end(~np.isfinite(np.einsum("ij->i", W_new)), k, Status.DIVERGED)
-            running = self.running()
-            self.W = W_new if running.all() else np.where(running[:, None], W_new, self.W)
+            self.W = W_new if self.active.all() else np.where(self.active[:, None], W_new, self.W)
             k += 1
 
     def _increment(self, j: int):
