@@ -65,6 +65,7 @@ CANDIDATES = {
     "cpu_w05": (dict(_CPU, epochs=600, width=0.5), 450),
     "cpu_do05": (dict(_CPU, epochs=600, dropout=0.5), 450),
     "cpu_flip_w05": (dict(_CPU, epochs=600, augment="flip", width=0.5), 450),
+    "cpu_flip_w05_lr05": (dict(_CPU, epochs=600, augment="flip", width=0.5, lr=0.05), 450),
     "c5_n2500_aug": (dict(classes=5, train_size=2500, augment=True, batch_size=125, epochs=200, ckpt_every=200,
                           decay_epochs=(), eval_every=5), 150),
 }
