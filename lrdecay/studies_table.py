@@ -382,6 +382,13 @@ STUDIES = (
                    Option("lr_factor", "eta lambda_max, in (0, 2)"), Option("tau_max", "Phase II drift time"),
                    Option("paths", "paths per decay time"), Option("seed", "instance and noise seed")),
           preset=SMOKE, prepare=lambda cfg: cfg.build()),
+    # the report's runs of drift-any on its two built-in examples (their sizes: lrdecay.report.jobs.SIZES)
+    Study("relu_drift", None, "drift_any:DriftAnyConfig", "drift_any:run_drift_any", "drift_any.npz",
+          (Figure("drift_any", "drift_any"),), preset=SMOKE,
+          help="two-layer ReLU teacher-student network given only as f(theta, X): SGD against its drift ODE"),
+    Study("diagonal3_drift", None, "drift_any:DriftAnyConfig", "drift_any:run_drift_any", "drift_any.npz",
+          (Figure("drift_any", "drift_any"),), preset=SMOKE,
+          help="depth-3 diagonal network given only as f(theta, X): the drift's end point"),
 )
 
 BY_KEY = {s.key: s for s in STUDIES}

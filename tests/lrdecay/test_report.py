@@ -18,6 +18,7 @@ from lrdecay.theory.studies.cyclic import CyclicStudy
 from lrdecay.theory.studies.decay import DecaySweep, ScheduleComparison
 from lrdecay.theory.studies.diagonal import DiagonalStudy
 from lrdecay.theory.studies.discrete_eta import DiscreteEtaStudy
+from lrdecay.theory.studies.drift_any import DriftAnyResult
 from lrdecay.theory.studies.gamma import GammaStudyResult
 from lrdecay.theory.studies.landscape import LandscapeStudy
 from lrdecay.theory.studies.rate_law import RateLawResult
@@ -41,6 +42,7 @@ EXPECTED_SMOKE = {
     "gamma.bound": NOT_TESTABLE, "gamma.flatness": NOT_APPLICABLE, "gamma.zero": PASS,
     "gamma.rate_law": PASS, "schedules.cyclic": PASS, "phase2.discrete_eta": PASS, "models.diagonal": PASS,
     "models.diagonal.late_decay": PASS, "models.two_layer": PASS, "models.two_layer.late_decay": PASS,
+    "models.relu.drift": NOT_TESTABLE, "models.relu.late_decay": NOT_TESTABLE, "models.diagonal3.end_point": PASS,
     "convex.prop1_probability": NOT_TESTABLE, "convex.prop1_ratio": PASS, "convex.lemma2": PASS,
     "convex.figure1": PASS, "vgg.regime": FAIL, "vgg.generalization": FAIL, "vgg.late_decay": NOT_APPLICABLE,
     "vgg.valley": NOT_APPLICABLE, "vgg.test_minimum": NOT_APPLICABLE, "vgg.curvature": NOT_APPLICABLE,
@@ -330,7 +332,27 @@ def _two_layer_reverse(s):
     ft[-1] = ft[-1].reshape(len(s.decay_steps), s.paths)[::-1].reshape(-1)
 
 
+def _drift_any(d, fn):
+    p = d / "drift_any.npz"
+    r = DriftAnyResult.load(p)
+    fn(r)
+    r.save(p)
+
+
+def _ode_travels_further(r, factor=200.0):
+    """The drift ODE's test loss moved ``factor`` times as far from its start as it does: SGD does not follow."""
+    st = r.study
+    st.ode_test = st.ode_test[0] + factor * (st.ode_test - st.ode_test[0])
+
+
+def _drift_stays(r):
+    r.flow_theta_end = r.study.theta_land.copy()
+
+
 DOCTORS = {
+    "models.relu.drift": lambda d: _drift_any(d, _ode_travels_further),
+    "models.relu.late_decay": lambda d: _drift_any(d, _ode_travels_further),
+    "models.diagonal3.end_point": lambda d: _drift_any(d, _drift_stays),
     "gamma.rate_law": _rate_law_slow,
     "schedules.cyclic": _cyclic_beyond_budget,
     "phase2.discrete_eta": _discrete_eta_flat,

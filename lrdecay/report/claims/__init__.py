@@ -1,10 +1,10 @@
 """The report's claims, one module per group; importing this package registers them all, in reading
-order (model → Phase I → II → III → gamma → open questions → convex → VGG → symbolic)."""
+order (model → Phase I → II → III → gamma → open questions → models given as code → convex → VGG → symbolic)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import core, landscape, drift, demo, gamma, open_questions, convex, vgg, symbolic  # noqa: F401  (registration order)
+from . import core, landscape, drift, demo, gamma, open_questions, any_model, convex, vgg, symbolic  # noqa: F401  (registration order)
 from .base import REGISTRY, Claim, judge_one
 
 
