@@ -6,19 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from lrdecay.empirics import data as D
 from lrdecay.empirics import profiles as P
 
-from tests.empirics.helpers import tiny_arrays
-from tests.empirics.test_profiles import TINY_CURV, TINY_LAND, TINY_TRAIN
-
-
-@pytest.fixture(scope="module")
-def datadir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cifar")
-    a = tiny_arrays(100, 40)
-    D.write_python_batches(d, a.x_train, a.y_train, a.x_test, a.y_test)
-    return d
+from tests.empirics.test_profiles import TINY_CURV, TINY_LAND, TINY_TRAIN, datadir  # noqa: F401 - the fixture
 
 
 def _files(out):

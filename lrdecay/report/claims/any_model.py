@@ -9,6 +9,7 @@ from lrdecay.theory.studies import drift_any as da
 from lrdecay.theory.studies.diagonal import DIRECTION_SE
 
 from .base import NOT_APPLICABLE, NOT_TESTABLE, Judgement, caption, claim, load, verdict
+from .open_questions import decay_follows_ode
 
 caption("relu_drift/figures/drift_any.png",
         "Two-layer ReLU teacher–student network given only as f(θ, X) (240 parameters, 40 samples): the test loss "
@@ -95,9 +96,7 @@ def relu_late_decay(d):
         return Judgement(NOT_TESTABLE, f"the ODE's predicted change {change:+.3g} is within {TRAVEL_SE:g} s.e. of the "
                                        f"final test losses' difference ({se:.3g}): a longer run is needed",
                          {"late_minus_early": diff, "se": se})
-    sign = np.sign(change)
-    gaps = np.abs(st.decay_gaps)
-    ok = bool(np.all(gaps <= da.DECAY_TOL)) and np.sign(diff) == sign and abs(diff) > DIRECTION_SE * se
+    ok, diff, se, gaps = decay_follows_ode(st, da.DECAY_TOL, DIRECTION_SE)
     m = st.final_test.mean(1)
     measured = (f"final test {m[0]:.4f} (decay at 0) → {m[-1]:.4f} (no decay), latest − earliest {diff:+.4f} ± "
                 f"{se:.4f}; ODE {st.predicted_final[0]:.4f} → {st.predicted_final[-1]:.4f}; positions against the ODE "

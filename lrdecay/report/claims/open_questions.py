@@ -221,6 +221,17 @@ def diagonal(d):
     return Judgement(verdict(ok), "; ".join(parts), vals)
 
 
+def decay_follows_ode(c, decay_tol: float, direction_se: float) -> tuple[bool, float, float, np.ndarray]:
+    """The late-decay check of a model-decay study ``c``: every frozen position within ``decay_tol`` × the travel of
+    the ODE at its row's drift time, and the latest minus the earliest decay's final test loss beyond
+    ``direction_se`` standard errors with the ODE's sign. Returns ``(ok, latest − earliest, its s.e., |gaps|)``."""
+    diff, se = c.late_minus_early()
+    sign = np.sign(c.predicted_final[-1] - c.predicted_final[0])
+    gaps = np.abs(c.decay_gaps)
+    ok = bool(np.all(gaps <= decay_tol)) and np.sign(diff) == sign and abs(diff) > direction_se * se
+    return ok, diff, se, gaps
+
+
 @claim("models.diagonal.late_decay", section="other models", source="[derived]",
        statement="Diagonal network: a later decay helps when the test minimum is the trace-minimising point (sparse β*, "
                  "recovered by ℓ1) and hurts when it is the minimum-ℓ2 point (β* in the row space of X); the decay "
@@ -236,10 +247,8 @@ def diagonal_decay(d):
         return None
     parts, vals, ok = [], {}, True
     for t, c in st.cases.items():
-        diff, se = c.late_minus_early()
-        sign = np.sign(c.predicted_final[-1] - c.predicted_final[0])
-        gaps = np.abs(c.decay_gaps)
-        ok &= bool(np.all(gaps <= dg.DECAY_TOL)) and np.sign(diff) == sign and abs(diff) > dg.DIRECTION_SE * se
+        ok_t, diff, se, gaps = decay_follows_ode(c, dg.DECAY_TOL, dg.DIRECTION_SE)
+        ok &= ok_t
         m = c.final_test.mean(1)
         parts.append(f"{t}: final test {m[0]:.4f} (decay at 0) → {m[-1]:.4f} (at T), ODE {c.predicted_final[0]:.4f} → "
                      f"{c.predicted_final[-1]:.4f}, max gap {100 * gaps.max():.1f} %")
