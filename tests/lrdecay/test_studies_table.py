@@ -62,7 +62,7 @@ def test_options_reach_the_configuration_with_their_types():
 def test_the_reports_study_jobs_are_the_tables_rows_in_order():
     assert list(JOBS) == ["core", "symbolic", *[s.key for s in JOB_STUDIES], "empirics", "vgg_long"]
     assert [s.key for s in JOB_STUDIES] == ["demo", "drift", "convex", "landscape", "gamma", "rate_law", "cyclic",
-                                           "discrete_eta", "diagonal", "two_layer"]
+                                           "discrete_eta", "diagonal", "two_layer", "relu_drift", "diagonal3_drift"]
 
 
 @pytest.mark.parametrize("size", sorted(SIZES))
