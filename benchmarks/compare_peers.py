@@ -91,7 +91,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lrdecay.theory import model as M  # noqa: E402
+from lrdecay.theory.models import nonlinear as M  # noqa: E402
 from lrdecay.theory.problem import Problem  # noqa: E402
 from lrdecay.theory.engine import path_generators, simulate  # noqa: E402
 from engine_speed import interleaved  # noqa: E402  (benchmarks/ is the script's directory)

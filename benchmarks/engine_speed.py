@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from lrdecay.theory import model as M
+from lrdecay.theory.models import nonlinear as M
 from lrdecay.theory.engine import path_generators, simulate
 from lrdecay.theory.problem import Problem
 from lrdecay.theory.reduction import Reduction
