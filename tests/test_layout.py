@@ -278,6 +278,7 @@ def test_benchmark_and_example_imports_resolve():
     """Every ``from lrdecay... import name`` in benchmarks/ and examples/ names a module or attribute that exists
     (scripts the default run does not execute must not go stale when a module moves)."""
     import importlib
+    import importlib.util
 
     bad = []
     for f in sorted([*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "examples").glob("*.py")]):
