@@ -138,7 +138,9 @@ def register(subparsers) -> None:
 
 
 # ----------------------------------------------------------------------------- parsing overrides
-def _parse_value(default, text: str, name: str):
+def _parse_value(default, text: str, name: str, words_ok: bool = False):
+    """``text`` typed like ``default``; ``words_ok``: a flag field that also takes words (its annotation names
+    ``str``, e.g. ``augment``), which its configuration's ``validate`` then checks."""
     t = text.strip()
     if t.lower() in ("none", "null"):
         return None
@@ -147,6 +149,8 @@ def _parse_value(default, text: str, name: str):
             return True
         if t.lower() in ("0", "false", "no", "off"):
             return False
+        if words_ok:
+            return t
         raise ValueError(f"{name}: expected true or false, got {text!r}")
     try:
         if isinstance(default, tuple):
@@ -168,6 +172,7 @@ def parse_overrides(items: list[str]) -> tuple[dict, dict, dict]:
 
     groups = {"": TrainConfig(), "landscape.": LandscapeConfig(), "curvature.": CurvatureConfig()}
     names = {k: {f.name for f in fields(v)} for k, v in groups.items()}
+    words = {k: {f.name for f in fields(v) if "str" in str(f.type)} for k, v in groups.items()}
     out = {k: {} for k in groups}
     for item in items:
         if "=" not in item:
@@ -180,7 +185,7 @@ def parse_overrides(items: list[str]) -> tuple[dict, dict, dict]:
             what = f"{prefix[:-1]} setting" if prefix else "setting"
             raise ValueError(f"--set: unknown {what} {k!r}; known: {sorted(names[prefix])}"
                              + ("" if prefix else " and landscape.FIELD, curvature.FIELD"))
-        out[prefix][k] = _parse_value(getattr(groups[prefix], k), val, key)
+        out[prefix][k] = _parse_value(getattr(groups[prefix], k), val, key, k in words[prefix])
     return out[""], out["landscape."], out["curvature."]
 
 

@@ -88,6 +88,17 @@ def test_profile_command_runs_and_reuses(datadir, tmp_path, capsys):
     assert "authors" in capsys.readouterr().out
 
 
+def test_set_takes_the_words_a_flag_field_accepts():
+    """augment is true, false or "flip": --set passes the word to the configuration, which checks it."""
+    tr, _, _ = C.parse_overrides(["augment=flip", "batch_norm=no"])
+    assert tr == {"augment": "flip", "batch_norm": False}
+    assert P.resolve("quick", tr, None, None, None).train.validate().augment == "flip"
+    with pytest.raises(ValueError, match="^batch_norm: expected true or false, got 'flip'$"):
+        C.parse_overrides(["batch_norm=flip"])
+    with pytest.raises(ValueError, match="^augment: expected true \\(crop \\+ flip\\), false or \"flip\""):
+        P.resolve("quick", C.parse_overrides(["augment=sideways"])[0], None, None, None).train.validate()
+
+
 def test_profile_workers_refused_before_any_work(datadir, tmp_path):
     with pytest.raises(ValueError, match="^--workers: expected an integer >= 1, got 0$"):
         run(["empirics", "profile", "quick", "--out", str(tmp_path / "w"), "--data", str(datadir), "--workers", "0"])
