@@ -22,7 +22,7 @@ caption("diagonal3_drift/figures/drift_any.png",
         "interpolator.")
 
 
-def _relu(d):
+def _drift_result(d):
     return load(da.DriftAnyResult, d / "drift_any.npz")
 
 
@@ -50,7 +50,7 @@ def _sgd_se(st) -> float:
        job="relu_drift", figure="relu_drift/figures/drift_any.png",
        flips="an ODE that travels 50 times further than SGD does")
 def relu_drift(d):
-    r = _relu(d)
+    r = _drift_result(d)
     if r is None:
         return None
     st = r.study
@@ -86,7 +86,7 @@ def relu_drift(d):
        job="relu_drift", figure="relu_drift/figures/drift_any.png",
        flips="an ODE that travels 50 times further than SGD does")
 def relu_late_decay(d):
-    r = _relu(d)
+    r = _drift_result(d)
     if r is None:
         return None
     st = r.study
@@ -112,7 +112,7 @@ def relu_late_decay(d):
        job="diagonal3_drift", figure="diagonal3_drift/figures/drift_any.png",
        flips="a long drift run that stays at the landing point")
 def diagonal3_end(d):
-    r = _relu(d)
+    r = _drift_result(d)
     if r is None:
         return None
     eg = r.end_gap
